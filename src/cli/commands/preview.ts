@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { problemsForRealSend } from '../../config.js';
+import { normaliseAddress } from '../../domain/address.js';
+import { ConfigError, InputError } from '../../domain/errors.js';
+import { ExitCode } from '../../domain/exit-codes.js';
+import { domainOf, messageIdFor } from '../../domain/message-id.js';
+import type { ClaimedDelivery, Newsletter, VerifiedBody } from '../../domain/types.js';
+import type { OutgoingMessage } from '../../engine/ports.js';
+import type { Store } from '../../engine/store.js';
+import type { Context } from '../context.js';
+import { templatesRootOf, withStore } from '../context.js';
+import { printError, printJson, println } from '../output.js';
+import { parseId, requireNewsletter } from './newsletters.js';
+
+/** Builds the body as send-due would (or uses the stored one) and personalises it for one recipient. */
+async function personaliseFor(context: Context, store: Store, newsletter: Newsletter, recipientEmail: string | undefined) {
+  const body = await bodyOf(context, store, newsletter);
+  const recipient = await chooseRecipient(store, newsletter, recipientEmail);
+  const { preparePersonaliser } = await import('../../render/personalise.js');
+  const personalise = preparePersonaliser(body, {
+    newsletterId: newsletter.id,
+    baseUrl: context.config.baseUrl ?? 'https://newsletter.invalid',
+    secret: context.config.secret ?? 'preview-placeholder-secret-not-for-sending',
+    listNames: newsletter.lists,
+  });
+  return { message: personalise(recipient), body };
+}
+
+async function bodyOf(context: Context, store: Store, newsletter: Newsletter): Promise<VerifiedBody> {
+  if (newsletter.body) return newsletter.body;
+  const { buildBody } = await import('../../render/build.js');
+  return buildBody(newsletter, {
+    templatesRoot: templatesRootOf(newsletter.templatePath),
+    knownFields: ['email', 'name', 'unsubscribe_url', ...(await store.knownFieldNames())],
+    defaultFrom: context.config.from,
+  });
+}
+
+async function chooseRecipient(store: Store, newsletter: Newsletter, email: string | undefined): Promise<ClaimedDelivery> {
+  let subscriber = null;
+  if (email !== undefined) {
+    const parsed = normaliseAddress(email);
+    if (!parsed.ok) throw new InputError(`--recipient "${email}" is not a usable address: ${parsed.problem}`);
+    subscriber = await store.getSubscriber(parsed.address);
+    if (!subscriber) throw new InputError(`There is no subscriber ${parsed.address}.`);
+  } else {
+    for (const list of newsletter.lists) {
+      subscriber = (await store.listSubscribers({ list, afterId: 0, limit: 1 }))[0] ?? null;
+      if (subscriber) break;
+    }
+  }
+  const fallback = { id: 0, email: 'subscriber@example.org', address: 'subscriber@example.org', name: 'Subscriber', fields: {} };
+  const s = subscriber ?? fallback;
+  return {
+    deliveryId: 0,
+    newsletterId: newsletter.id,
+    subscriberId: s.id,
+    email: s.email,
+    address: s.address,
+    name: s.name,
+    fields: s.fields,
+    messageId: messageIdFor(newsletter.id, s.address, domainOf(newsletter.body?.from ?? newsletter.from ?? 'localhost')),
+    attempts: 0,
+  };
+}
+
+export async function previewCommand(
+  context: Context,
+  id: string,
+  options: { toFile: string; recipient?: string; json?: boolean },
+): Promise<void> {
+  const newsletterId = parseId(id);
+  const { message } = await withStore(context, { readonly: true }, async (store) =>
+    personaliseFor(context, store, await requireNewsletter(store, newsletterId), options.recipient),
+  );
+  const file = path.resolve(context.cwd, options.toFile);
+  writeFileSync(file, message.html);
+  if (options.json) printJson({ file, to: message.to, subject: message.subject, textLength: message.text.length });
+  else println(`Wrote ${file} (for ${message.to}, subject "${message.subject}").`);
+}
+
+/** One copy to one address through the configured transport. The ledger is never touched. */
+export async function testSendCommand(context: Context, id: string, options: { to: string; recipient?: string }): Promise<void> {
+  const to = normaliseAddress(options.to);
+  if (!to.ok) throw new InputError(`--to "${options.to}" is not a usable address: ${to.problem}`);
+  const transportSpec = context.config.transport;
+  if (!transportSpec) throw new ConfigError('test-send needs a transport:', problemsForRealSend(context.config).slice(0, 1));
+  const newsletterId = parseId(id);
+  const { message } = await withStore(context, { readonly: true }, async (store) =>
+    personaliseFor(context, store, await requireNewsletter(store, newsletterId), options.recipient),
+  );
+  const testMessage: OutgoingMessage = {
+    ...message,
+    to: to.email,
+    subject: `[test] ${message.subject}`,
+    messageId: `<test.${randomUUID()}@${domainOf(message.from)}>`,
+  };
+  const { createTransport } = await import('../../transport/index.js');
+  const transport = await createTransport(transportSpec, { maxConnections: 1, timeoutMs: context.config.smtpTimeoutMs });
+  try {
+    const outcome = await transport.send(testMessage);
+    if (outcome.kind === 'sent') {
+      println(`Sent a test of newsletter ${newsletterId} to ${to.email}: ${outcome.reply}`);
+      return;
+    }
+    printError(`The test message was not sent (${outcome.kind}): ${outcome.reply}`, []);
+    process.exitCode = outcome.kind === 'retry' ? ExitCode.transient : outcome.kind === 'fatal' ? ExitCode.config : ExitCode.partlyFailed;
+  } finally {
+    await transport.close();
+  }
+}

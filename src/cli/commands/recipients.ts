@@ -1,0 +1,143 @@
+import { normaliseAddress } from '../../domain/address.js';
+import { InputError } from '../../domain/errors.js';
+import type { SubscriberInput } from '../../engine/store.js';
+import { readRecipientsCsv } from '../../import/csv-recipients.js';
+import type { Context } from '../context.js';
+import { withStore } from '../context.js';
+import { isTerminal, printJson, println, table, time, warn } from '../output.js';
+
+const MAX_REPORTED = 20;
+
+interface ImportOptions {
+  list?: string;
+  skipInvalid?: boolean;
+  json?: boolean;
+}
+
+/**
+ * One transaction: the CSV streams into the database and any fatal problem (or any invalid row,
+ * unless --skip-invalid) rolls everything back, so a bad file changes nothing.
+ */
+export async function importCommand(context: Context, file: string, options: ImportOptions): Promise<void> {
+  if (options.list !== undefined) validateListName(options.list);
+  const invalid: { line: number; problem: string }[] = [];
+  const duplicates: { line: number; firstLine: number; address: string }[] = [];
+  let fieldNames: string[] = [];
+  const events = readRecipientsCsv(file);
+  // The header comes first; read it before the transaction so that its field names are known.
+  const first = await events.next();
+  if (first.done || first.value.kind !== 'header') throw new InputError(`${file} has no header row.`);
+  fieldNames = first.value.fields;
+
+  async function* rows(): AsyncGenerator<SubscriberInput> {
+    for await (const event of events) {
+      if (event.kind === 'row') yield { email: event.email, address: event.address, name: event.name, fields: event.fields };
+      else if (event.kind === 'invalid') invalid.push(event);
+      else if (event.kind === 'duplicate') duplicates.push(event);
+    }
+    if (invalid.length > 0 && !options.skipInvalid) {
+      throw new InputError(
+        `${file}: ${invalid.length} invalid ${invalid.length === 1 ? 'row' : 'rows'}; nothing was imported.`,
+        [
+          ...invalid.slice(0, MAX_REPORTED).map((row) => `line ${row.line}: ${row.problem}`),
+          ...(invalid.length > MAX_REPORTED ? [`… and ${invalid.length - MAX_REPORTED} more`] : []),
+          'Fix these rows, or pass --skip-invalid to import the valid rows only.',
+        ],
+      );
+    }
+  }
+
+  const summary = await withStore(context, {}, (store) =>
+    store.importSubscribers(rows(), { list: options.list ?? null, fieldNames, now: Date.now() }),
+  );
+  if (options.json) {
+    printJson({ ...summary, fields: fieldNames, invalid, duplicates });
+    return;
+  }
+  println(
+    `Imported ${summary.created + summary.updated} subscribers from ${file}: ${summary.created} new, ${summary.updated} updated` +
+      (options.list ? `, ${summary.addedToList} added to list "${options.list}".` : '.'),
+  );
+  for (const row of invalid.slice(0, MAX_REPORTED)) warn(`line ${row.line} skipped: ${row.problem}`);
+  if (invalid.length > MAX_REPORTED) warn(`… and ${invalid.length - MAX_REPORTED} more invalid rows skipped`);
+  for (const row of duplicates.slice(0, MAX_REPORTED)) {
+    warn(`line ${row.line}: ${row.address} already appeared on line ${row.firstLine}; the later row updated it`);
+  }
+}
+
+export async function addCommand(
+  context: Context,
+  email: string,
+  options: { name: string; list?: string[]; field?: string[] },
+): Promise<void> {
+  const address = parseAddress(email);
+  const fields: Record<string, string> = {};
+  for (const pair of options.field ?? []) {
+    const match = /^([a-z_][a-z0-9_]*)=(.*)$/s.exec(pair);
+    if (!match) throw new InputError(`--field "${pair}" must be key=value with a lower-case key, e.g. city=London.`);
+    fields[match[1] as string] = match[2] as string;
+  }
+  if (/[\r\n\0]/.test(options.name)) throw new InputError('--name must be one line.');
+  for (const list of options.list ?? []) validateListName(list);
+  const { created } = await withStore(context, {}, (store) =>
+    store.addSubscriber({ ...address, name: options.name, fields }, options.list ?? [], Date.now()),
+  );
+  println(`${created ? 'Added' : 'Updated'} ${address.email}.`);
+}
+
+export async function removeCommand(context: Context, email: string): Promise<void> {
+  const { address } = parseAddress(email);
+  const removed = await withStore(context, {}, (store) => store.removeSubscriber(address));
+  if (!removed) throw new InputError(`There is no subscriber ${address}.`);
+  println(`Removed ${address}. Deliveries already recorded for it stay in the ledger.`);
+}
+
+export async function unsubscribeCommand(context: Context, email: string): Promise<void> {
+  const { address } = parseAddress(email);
+  const result = await withStore(context, {}, async (store) => {
+    if (!(await store.getSubscriber(address))) return null;
+    return store.unsubscribe(address, Date.now());
+  });
+  if (result === null) throw new InputError(`There is no subscriber ${address}.`);
+  println(result ? `Unsubscribed ${address}.` : `${address} was already unsubscribed.`);
+}
+
+export async function listCommand(
+  context: Context,
+  options: { list?: string; lists?: boolean; limit: string; json?: boolean },
+): Promise<void> {
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit <= 0) throw new InputError(`--limit "${options.limit}" must be a whole number above 0.`);
+  await withStore(context, { readonly: true }, async (store) => {
+    if (options.lists) {
+      const lists = await store.lists();
+      if (options.json) printJson(lists);
+      else println(table(['list', 'members'], lists.map((l) => [l.name, l.members])));
+      return;
+    }
+    const subscribers = await store.listSubscribers({ list: options.list, afterId: 0, limit });
+    if (options.json) {
+      printJson(subscribers);
+      return;
+    }
+    println(
+      table(
+        ['email', 'name', 'status', 'lists', 'added'],
+        subscribers.map((s) => [s.email, s.name, s.status, s.lists.join(','), time(s.createdAt)]),
+      ),
+    );
+    if (subscribers.length === limit && isTerminal()) println(`(first ${limit}; use --limit to see more)`);
+  });
+}
+
+function parseAddress(raw: string): { email: string; address: string } {
+  const result = normaliseAddress(raw);
+  if (!result.ok) throw new InputError(`"${raw}" is not a usable address: ${result.problem}`);
+  return { email: result.email, address: result.address };
+}
+
+function validateListName(name: string): void {
+  if (!/^[\w.-]{1,64}$/.test(name)) {
+    throw new InputError(`List name "${name}" is not allowed.`, ['Use letters, digits, dot, dash and underscore (at most 64).']);
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * `send-due`: cron's command. Quiet when all went well and stdout is not a terminal; a clear
+ * message on stderr and a documented exit code when something needs a person.
+ */
+import { hostname } from 'node:os';
+import { problemsForRealSend } from '../../config.js';
+import { ConfigError } from '../../domain/errors.js';
+import { ExitCode } from '../../domain/exit-codes.js';
+import { describeTransport } from '../../domain/transport-spec.js';
+import { dryRun } from '../../engine/dry-run.js';
+import type { EngineEvent } from '../../engine/events.js';
+import { type SendDueResult, sendDue } from '../../engine/send-due.js';
+import { StopController } from '../../engine/stop.js';
+import { isProcessAlive } from '../../host/process.js';
+import { acquireRunLock } from '../../host/run-lock.js';
+import type { Context } from '../context.js';
+import { templatesRootOf, withStore } from '../context.js';
+import { currentHost } from '../host-identity.js';
+import { isTerminal, printJson, println, printError, warn } from '../output.js';
+import { parseId } from './newsletters.js';
+
+interface SendDueOptions {
+  dryRun?: boolean;
+  newsletter?: string;
+  maxMessages?: number;
+  maxSeconds?: number;
+  json?: boolean;
+}
+
+const loadRender = async () => {
+  const [{ buildBody }, { preparePersonaliser }] = await Promise.all([
+    import('../../render/build.js'),
+    import('../../render/personalise.js'),
+  ]);
+  return { buildBody, preparePersonaliser };
+};
+
+export async function sendDueCommand(context: Context, options: SendDueOptions): Promise<void> {
+  if (options.newsletter !== undefined && !options.dryRun) {
+    throw new ConfigError('--newsletter only goes with --dry-run; a real run sends whatever is due.');
+  }
+  if (options.dryRun) return dryRunCommand(context, options);
+
+  const { config } = context;
+  const problems = problemsForRealSend(config);
+  if (problems.length > 0) throw new ConfigError('send-due cannot send with this configuration:', problems);
+  const host = currentHost(config);
+  const stop = new StopController();
+  const verbose = context.global.verbose === true && !options.json;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.reason === 'signal') {
+      // A second signal: the operator means it. Claimed rows of this run become `unknown` later.
+      process.stderr.write(`newsletter: second ${signal}, aborting at once\n`);
+      process.exit(ExitCode.interrupted);
+    }
+    stop.stop('signal', `received ${signal}`);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const dbPath = config.database.kind === 'sqlite' ? config.database.path : 'postgres';
+  let result: SendDueResult;
+  try {
+    result = await withStore(context, {}, (store) =>
+      sendDue({
+        config,
+        store,
+        hostId: host.hostId,
+        hostname: hostname(),
+        pid: process.pid,
+        now: Date.now,
+        stop,
+        events: (event) => {
+          if (verbose) describeEvent(event);
+        },
+        acquireLock: (onCompromised) => acquireRunLock({ databasePath: dbPath, lockDir: config.lockDir, onCompromised }),
+        isProcessAlive,
+        loadRender,
+        loadTransport: async () => {
+          const { createTransport } = await import('../../transport/index.js');
+          return createTransport(config.transport!, {
+            maxConnections: config.connections,
+            timeoutMs: config.smtpTimeoutMs,
+          });
+        },
+        maxMessages: options.maxMessages ?? null,
+        maxSeconds: options.maxSeconds ?? null,
+        templatesRoot: (newsletter) => templatesRootOf(newsletter.templatePath),
+      }),
+    );
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+
+  const exitCode = exitCodeOf(result);
+  process.exitCode = exitCode;
+  if (options.json) {
+    printJson({ ...result, transport: describeTransport(config.transport!), exitCode });
+    return;
+  }
+  if (result.idle) {
+    if (isTerminal() || verbose) println('Nothing is due.');
+    return;
+  }
+  const summary =
+    `run ${result.runId}: ${result.counts.sent} sent, ${result.counts.failed} failed, ${result.counts.retry} to retry, ` +
+    `${result.counts.unknown} unknown, ${result.counts.skipped} skipped`;
+  if (exitCode === ExitCode.ok) {
+    if ((isTerminal() || verbose) && !context.global.quiet) {
+      println(summary);
+      for (const n of result.newsletters) println(`  newsletter ${n.id} (${n.subject}): ${n.result}`);
+    }
+    return;
+  }
+  // Something needs a person: say it on stderr, which cron mails.
+  printError(`send-due ${stopText(result)}`, [
+    summary,
+    ...result.newsletters
+      .filter((n) => n.result === 'build-failed')
+      .map((n) => `newsletter ${n.id} (${n.subject}) failed to build: ${n.reason ?? ''}`),
+    ...(result.expired.unknown > 0
+      ? [`${result.expired.unknown} deliveries of crashed runs are now unknown: see \`newsletter status\` and \`newsletter reconcile\`.`]
+      : []),
+    ...(result.counts.unknown > 0 ? ['Unknown deliveries are never resent on their own: settle them with `newsletter reconcile`.'] : []),
+  ]);
+}
+
+function exitCodeOf(result: SendDueResult): number {
+  switch (result.stopReason) {
+    case 'lease-lost':
+    case 'lock-compromised':
+      return ExitCode.lostLease;
+    case 'signal':
+      return ExitCode.interrupted;
+    case 'fatal':
+      return ExitCode.config;
+    default:
+      break;
+  }
+  const buildFailed = result.newsletters.some((n) => n.result === 'build-failed');
+  if (buildFailed || result.counts.failed > 0 || result.counts.unknown > 0 || result.expired.unknown > 0) {
+    return ExitCode.partlyFailed;
+  }
+  if (result.stopReason === 'throttled' || result.stopReason === 'unreachable') return ExitCode.transient;
+  return ExitCode.ok;
+}
+
+function stopText(result: SendDueResult): string {
+  switch (result.stopReason) {
+    case 'lease-lost':
+      return `stopped: it lost its lease (${result.stopDetail}); its late writes were refused.`;
+    case 'lock-compromised':
+      return `stopped: its run lock was taken or removed (${result.stopDetail}).`;
+    case 'signal':
+      return `stopped on a signal; in-flight messages were recorded and the rest waits for the next run.`;
+    case 'fatal':
+      return `stopped: the transport refused to work (${result.stopDetail}). Claimed recipients went back to retry; fix the configuration.`;
+    case 'throttled':
+      return `stopped: the SMTP server is throttling (${result.stopDetail}); the next run continues.`;
+    case 'unreachable':
+      return `stopped: the SMTP server is unreachable (${result.stopDetail}); the next run continues.`;
+    default:
+      return 'finished, but some recipients need attention.';
+  }
+}
+
+function describeEvent(event: EngineEvent): void {
+  process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+}
+
+async function dryRunCommand(context: Context, options: SendDueOptions): Promise<void> {
+  const newsletterId = options.newsletter === undefined ? null : parseId(options.newsletter);
+  const result = await withStore(context, { readonly: true }, (store) =>
+    dryRun({
+      config: context.config,
+      store,
+      now: Date.now,
+      loadRender,
+      counting: async () => (await import('../../transport/index.js')).createCountingTransport(),
+      templatesRoot: (newsletter) => templatesRootOf(newsletter.templatePath),
+      newsletterId,
+    }),
+  );
+  const ok = result.newsletters.every((n) => n.ok);
+  process.exitCode = ok ? ExitCode.ok : ExitCode.partlyFailed;
+  if (options.json) {
+    printJson({ dryRun: true, ok, ...result });
+    return;
+  }
+  if (result.newsletters.length === 0) {
+    if (isTerminal() || context.global.verbose) println('Dry run: nothing is due.');
+    return;
+  }
+  for (const n of result.newsletters) {
+    const line = `newsletter ${n.id} (${n.subject}, ${n.status}): would send ${n.wouldSend}, skip ${n.wouldSkip}${n.retry ? `, retry ${n.retry}` : ''}${n.unknown ? `, ${n.unknown} unknown` : ''}`;
+    if (n.ok) {
+      if (isTerminal() || context.global.verbose) println(`ok  ${line}`);
+    } else {
+      printError(`dry run: ${line}`, n.problems);
+    }
+  }
+  const missing = problemsForRealSend(context.config);
+  if (missing.length > 0 && (isTerminal() || context.global.verbose)) {
+    for (const problem of missing) warn(`a real send would refuse: ${problem}`);
+  }
+}

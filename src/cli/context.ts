@@ -1,0 +1,83 @@
+/**
+ * What every command needs: the configuration (read once, every problem at once), the store
+ * (opened the way the command needs it), and the output mode.
+ */
+import path from 'node:path';
+import { type Config, loadConfig } from '../config.js';
+import { DatabaseError } from '../domain/errors.js';
+import type { Store } from '../engine/store.js';
+
+export interface GlobalOptions {
+  envFile?: string;
+  database?: string;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export interface Context {
+  config: Config;
+  cwd: string;
+  global: GlobalOptions;
+}
+
+export function createContext(global: GlobalOptions): Context {
+  const cwd = process.cwd();
+  const config = loadConfig({
+    cwd,
+    env: process.env,
+    envFile: global.envFile ?? null,
+    overrides: { database: global.database },
+  });
+  return { config, cwd, global };
+}
+
+export interface OpenStoreOptions {
+  /** init only. */
+  create?: boolean;
+  /** Dry runs and read-only views. */
+  readonly?: boolean;
+  /** Everything but init: refuse a schema older (or newer) than the code. */
+  requireCurrentSchema?: boolean;
+}
+
+export async function openStore(context: Context, options: OpenStoreOptions = {}): Promise<Store> {
+  const target = context.config.database;
+  if (target.kind === 'postgres') {
+    throw new DatabaseError('PostgreSQL databases are not supported by this version yet.', [
+      'Use a SQLite file path for NEWSLETTER_DATABASE.',
+    ]);
+  }
+  const { SqliteStore } = await import('../store/sqlite/sqlite-store.js');
+  const store = SqliteStore.open(target.path, {
+    create: options.create ?? false,
+    readonly: options.readonly ?? false,
+    busyTimeoutMs: context.config.busyTimeoutMs,
+  });
+  if (options.requireCurrentSchema ?? true) {
+    const { current, latest } = await store.schemaVersion();
+    if (current !== latest) {
+      await store.close();
+      throw new DatabaseError(
+        current < latest
+          ? `The database ${target.path} has schema version ${current}; this newsletter needs ${latest}.`
+          : `The database ${target.path} has schema version ${current}, newer than this newsletter (${latest}).`,
+        [current < latest ? 'Run `newsletter init` to migrate it (it is safe to run again).' : 'Upgrade newsletter on this host.'],
+      );
+    }
+  }
+  return store;
+}
+
+/** Runs `fn` with an open store and always closes it. */
+export async function withStore<T>(context: Context, options: OpenStoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(context, options);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export function templatesRootOf(templatePath: string): string {
+  return path.dirname(templatePath);
+}

@@ -1,0 +1,49 @@
+/**
+ * The entry point, and the only place where errors become exit codes and the process exits.
+ */
+import { CommanderError } from 'commander';
+import { NewsletterError } from '../domain/errors.js';
+import { ExitCode } from '../domain/exit-codes.js';
+import { printError } from './output.js';
+import { buildProgram } from './program.js';
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? ExitCode.ok : Number(process.exitCode);
+  } catch (error) {
+    return exitCodeFor(error);
+  }
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // Help and version are successes; commander already printed its own message otherwise.
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+      return ExitCode.ok;
+    }
+    return ExitCode.usage;
+  }
+  if (error instanceof NewsletterError) {
+    printError(error.message, error.details);
+    return error.exitCode;
+  }
+  const code = (error as { code?: string }).code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+    printError(`The database failed: ${(error as Error).message} (${code}).`, [
+      'If another program is writing to it, try again; `newsletter doctor` checks the database.',
+    ]);
+    return ExitCode.database;
+  }
+  printError(`Unexpected failure: ${(error as Error)?.stack ?? String(error)}`, [
+    'This is a bug in newsletter; please report it with the command you ran.',
+  ]);
+  return ExitCode.internal;
+}
+
+const code = await main(process.argv);
+// Flush stdout/stderr before leaving: cron pipes them, and a pipe write may still be pending.
+process.exitCode = code;
+// If a library left a handle open (a socket, a timer), do not let it keep cron's process alive.
+setTimeout(() => process.exit(code), 2000).unref();

@@ -1,0 +1,253 @@
+/**
+ * Configuration: `.env` (or --env-file), then the environment, then flags. Every problem is
+ * collected and reported at once, before any work, each saying what to do.
+ * Secrets (SMTP password, token secret, database password) stay in this object and are never
+ * printed: `redactor()` masks them in anything that might be shown.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { ConfigError } from './domain/errors.js';
+import { parseDuration, parseDurationList } from './domain/duration.js';
+import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
+
+export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+export interface Config {
+  database: DatabaseTarget;
+  transport: TransportSpec | null;
+  from: string | null;
+  baseUrl: string | null;
+  secret: string | null;
+  /** Messages per second, for the whole run. */
+  rate: number;
+  /** Delays between attempts after a 4xx; after the last one the delivery fails. */
+  retryAfter: number[];
+  /** How long a run's claims last without renewal. */
+  leaseMs: number;
+  hostIdOverride: string | null;
+  /** Where the run lock lives; beside the database by default. */
+  lockDir: string | null;
+  /** Recipients claimed per transaction: also the most that can end `unknown` after a crash. */
+  batchSize: number;
+  /** SMTP connections kept open at once. */
+  connections: number;
+  smtpTimeoutMs: number;
+  /** How long SQLite waits for another writer before giving up. */
+  busyTimeoutMs: number;
+  /** Where the .env values came from, for doctor. */
+  envFile: string | null;
+}
+
+export interface LoadConfigOptions {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** --env-file: must exist. Without it, `.env` in cwd is read when present. */
+  envFile?: string | null | undefined;
+  /** Flags that override both. */
+  overrides?: { database?: string | undefined };
+}
+
+const DEFAULTS = {
+  database: './newsletter.db',
+  rate: 10,
+  retryAfter: '1m,5m,30m,2h,6h',
+  lease: '60s',
+  batchSize: 20,
+  connections: 3,
+  smtpTimeout: '60s',
+  busyTimeout: '5s',
+};
+
+export function loadConfig(options: LoadConfigOptions): Config {
+  const problems: string[] = [];
+  const fileValues = readEnvFile(options, problems);
+  const values: Record<string, string | undefined> = { ...fileValues };
+  for (const [key, value] of Object.entries(options.env)) {
+    if (key.startsWith('NEWSLETTER_') && value !== undefined) values[key] = value;
+  }
+  if (options.overrides?.database) values.NEWSLETTER_DATABASE = options.overrides.database;
+  const get = (key: string): string | null => {
+    const value = values[key]?.trim();
+    return value ? value : null;
+  };
+
+  const database = parseDatabase(get('NEWSLETTER_DATABASE') ?? DEFAULTS.database, options.cwd, problems);
+
+  let transport: TransportSpec | null = null;
+  const transportValue = get('NEWSLETTER_TRANSPORT');
+  if (transportValue) {
+    const parsed = parseTransport(transportValue);
+    if ('error' in parsed) problems.push(`NEWSLETTER_TRANSPORT ${parsed.error}.`);
+    else transport = parsed.kind === 'file' ? { ...parsed, dir: path.resolve(options.cwd, parsed.dir) } : parsed;
+  }
+
+  const from = get('NEWSLETTER_FROM');
+  if (from && /[\r\n\0\u2028\u2029]/.test(from)) {
+    problems.push('NEWSLETTER_FROM contains a line break; it must be one line, e.g. "News <news@example.org>".');
+  } else if (from && !/@/.test(from)) {
+    problems.push(`NEWSLETTER_FROM "${from}" has no address; use e.g. "News <news@example.org>".`);
+  }
+
+  const baseUrl = get('NEWSLETTER_BASE_URL');
+  if (baseUrl && !isHttpUrl(baseUrl)) {
+    problems.push(`NEWSLETTER_BASE_URL "${baseUrl}" is not an http(s) URL; use e.g. https://example.org/newsletter.`);
+  }
+
+  const secret = get('NEWSLETTER_SECRET');
+  if (secret && secret.length < 16) {
+    problems.push('NEWSLETTER_SECRET is shorter than 16 characters; generate one with `openssl rand -hex 32`.');
+  }
+
+  const rate = positiveNumber(get('NEWSLETTER_RATE'), DEFAULTS.rate, 'NEWSLETTER_RATE', 'messages per second, e.g. 10', problems);
+  const retryValue = get('NEWSLETTER_RETRY_AFTER') ?? DEFAULTS.retryAfter;
+  const retryAfter = parseDurationList(retryValue);
+  if (!retryAfter) {
+    problems.push(`NEWSLETTER_RETRY_AFTER "${retryValue}" is not a list of durations; use e.g. 1m,5m,30m,2h.`);
+  }
+  const leaseMs = duration(get('NEWSLETTER_LEASE') ?? DEFAULTS.lease, 'NEWSLETTER_LEASE', problems);
+  if (leaseMs !== null && leaseMs < 1000) problems.push('NEWSLETTER_LEASE must be at least 1s.');
+  const smtpTimeoutMs = duration(get('NEWSLETTER_SMTP_TIMEOUT') ?? DEFAULTS.smtpTimeout, 'NEWSLETTER_SMTP_TIMEOUT', problems);
+  const busyTimeoutMs = duration(get('NEWSLETTER_BUSY_TIMEOUT') ?? DEFAULTS.busyTimeout, 'NEWSLETTER_BUSY_TIMEOUT', problems);
+  const batchSize = positiveInteger(get('NEWSLETTER_BATCH'), DEFAULTS.batchSize, 'NEWSLETTER_BATCH', problems);
+  const connections = positiveInteger(get('NEWSLETTER_SMTP_CONNECTIONS'), DEFAULTS.connections, 'NEWSLETTER_SMTP_CONNECTIONS', problems);
+  const lockDirValue = get('NEWSLETTER_LOCK_DIR');
+
+  if (problems.length > 0) {
+    throw new ConfigError(
+      `The configuration has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:`,
+      problems,
+    );
+  }
+  return {
+    database: database as DatabaseTarget,
+    transport,
+    from,
+    baseUrl,
+    secret,
+    rate,
+    retryAfter: retryAfter as number[],
+    leaseMs: leaseMs as number,
+    hostIdOverride: get('NEWSLETTER_HOST_ID'),
+    lockDir: lockDirValue ? path.resolve(options.cwd, lockDirValue) : null,
+    batchSize,
+    connections,
+    smtpTimeoutMs: smtpTimeoutMs as number,
+    busyTimeoutMs: busyTimeoutMs as number,
+    envFile: fileValues === null ? null : envFilePath(options),
+  };
+}
+
+/** What a real send needs beyond a valid configuration; every missing piece at once. */
+export function problemsForRealSend(config: Config): string[] {
+  const problems: string[] = [];
+  if (!config.transport) {
+    problems.push(
+      'NEWSLETTER_TRANSPORT is not set: real sends never fall back to anything. Set smtp://user:pass@host:587, sendmail, or file:./outbox.',
+    );
+  }
+  if (!config.secret) {
+    problems.push('NEWSLETTER_SECRET is not set: it signs unsubscribe links. Generate one with `openssl rand -hex 32`.');
+  }
+  if (!config.baseUrl) {
+    problems.push('NEWSLETTER_BASE_URL is not set: unsubscribe links need it, e.g. https://example.org/newsletter.');
+  }
+  return problems;
+}
+
+/** Masks every secret of the configuration in a text that may be shown or stored. */
+export function redactor(config: Config): (text: string) => string {
+  const secrets = [config.secret, config.transport?.kind === 'smtp' ? config.transport.password : null];
+  if (config.database.kind === 'postgres') {
+    try {
+      secrets.push(decodeURIComponent(new URL(config.database.url).password) || null);
+    } catch {
+      // an unparseable URL was already reported
+    }
+  }
+  const present = secrets.filter((secret): secret is string => !!secret && secret.length >= 3);
+  return (text) => present.reduce((out, secret) => out.split(secret).join('***'), text);
+}
+
+export function describeDatabase(target: DatabaseTarget): string {
+  if (target.kind === 'sqlite') return target.path;
+  try {
+    const url = new URL(target.url);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+function envFilePath(options: LoadConfigOptions): string {
+  return path.resolve(options.cwd, options.envFile ?? '.env');
+}
+
+function readEnvFile(options: LoadConfigOptions, problems: string[]): Record<string, string> | null {
+  const file = envFilePath(options);
+  if (!options.envFile && !existsSync(file)) return null;
+  try {
+    return parseDotenv(readFileSync(file));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    problems.push(
+      code === 'ENOENT'
+        ? `--env-file ${file} does not exist; check the path in your crontab line.`
+        : `Cannot read ${file} (${code ?? (error as Error).message}); check its permissions.`,
+    );
+    return null;
+  }
+}
+
+function parseDatabase(value: string, cwd: string, problems: string[]): DatabaseTarget | null {
+  if (/^postgres(ql)?:\/\//.test(value)) {
+    try {
+      new URL(value);
+      return { kind: 'postgres', url: value };
+    } catch {
+      problems.push('NEWSLETTER_DATABASE is not a valid postgres:// URL.');
+      return null;
+    }
+  }
+  if (/^[a-z]+:\/\//i.test(value)) {
+    problems.push(`NEWSLETTER_DATABASE "${value}" is neither a file path nor a postgres:// URL.`);
+    return null;
+  }
+  return { kind: 'sqlite', path: path.resolve(cwd, value) };
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
+function duration(value: string, name: string, problems: string[]): number | null {
+  const ms = parseDuration(value);
+  if (ms === null) problems.push(`${name} "${value}" is not a duration; use e.g. 30s, 5m or 2h.`);
+  return ms;
+}
+
+function positiveNumber(value: string | null, fallback: number, name: string, hint: string, problems: string[]): number {
+  if (value === null) return fallback;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0) {
+    problems.push(`${name} "${value}" must be a positive number (${hint}).`);
+    return fallback;
+  }
+  return number;
+}
+
+function positiveInteger(value: string | null, fallback: number, name: string, problems: string[]): number {
+  if (value === null) return fallback;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0) {
+    problems.push(`${name} "${value}" must be a whole number above 0.`);
+    return fallback;
+  }
+  return number;
+}

@@ -1,0 +1,24 @@
+/**
+ * `--at WHEN`: an ISO 8601 date-time (`2026-12-01T09:00`, `2026-12-01 09:00Z`), `now`, or a
+ * relative `+10m` / `in 2h`. A date-time without a zone is local time, as `date` shows it.
+ */
+import { parseDuration } from './duration.js';
+import type { Millis } from './types.js';
+
+export function parseWhen(value: string, now: Millis): Millis | null {
+  const text = value.trim();
+  if (text === 'now') return now;
+  const relative = /^(?:\+|in\s+)(.+)$/i.exec(text);
+  if (relative) {
+    const ms = parseDuration(relative[1] as string);
+    return ms === null ? null : now + ms;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(text)) return null;
+  const normalised = text.replace(' ', 'T');
+  const ms = Date.parse(/T/.test(normalised) ? normalised : `${normalised}T00:00`);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+export function formatTime(ms: Millis | null): string {
+  return ms === null ? '' : new Date(ms).toISOString();
+}

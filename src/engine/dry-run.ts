@@ -1,0 +1,134 @@
+/**
+ * `send-due --dry-run`: the same path as a real run against a read-only view. Every due
+ * newsletter (or the one named) is built and verified, every pending recipient's message is
+ * personalised and handed to a transport that only counts. Nothing is written, no lock is taken
+ * and no SMTP server is needed: CI uses it to prove a newsletter will go out.
+ */
+import type { Config } from '../config.js';
+import { BuildError, InputError } from '../domain/errors.js';
+import { domainOf, messageIdFor } from '../domain/message-id.js';
+import type { Millis, Newsletter } from '../domain/types.js';
+import type { Transport } from './ports.js';
+import type { RenderModule } from './send-due.js';
+import type { Store } from './store.js';
+
+export interface DryRunDeps {
+  config: Config;
+  store: Store;
+  now: () => Millis;
+  loadRender: () => Promise<RenderModule>;
+  counting: () => Promise<Transport>;
+  templatesRoot: (newsletter: Newsletter) => string;
+  /** Check this newsletter whatever its status or time (a draft, or one scheduled for later). */
+  newsletterId: number | null;
+  pageSize?: number;
+}
+
+export interface DryRunNewsletter {
+  id: number;
+  subject: string;
+  status: Newsletter['status'];
+  ok: boolean;
+  problems: string[];
+  wouldSend: number;
+  wouldSkip: number;
+  /** Rows already in the ledger as `retry`: they go out again when due. */
+  retry: number;
+  unknown: number;
+}
+
+export interface DryRunResult {
+  newsletters: DryRunNewsletter[];
+}
+
+/** Used only when the configuration has none: nothing is sent, but links must still be built. */
+const PLACEHOLDER_SECRET = 'dry-run-placeholder-secret-not-for-sending';
+const PLACEHOLDER_BASE_URL = 'https://newsletter.invalid';
+
+export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
+  const targets = await chooseNewsletters(deps);
+  const result: DryRunResult = { newsletters: [] };
+  if (targets.length === 0) return result;
+  const render = await deps.loadRender();
+  const transport = await deps.counting();
+  const knownFields = ['email', 'name', 'unsubscribe_url', ...(await deps.store.knownFieldNames())];
+  try {
+    for (const newsletter of targets) {
+      const counts = await deps.store.counts(newsletter.id);
+      const report: DryRunNewsletter = {
+        id: newsletter.id,
+        subject: newsletter.subject,
+        status: newsletter.status,
+        ok: true,
+        problems: [],
+        wouldSend: 0,
+        wouldSkip: 0,
+        retry: counts.retry,
+        unknown: counts.unknown,
+      };
+      result.newsletters.push(report);
+      let body = newsletter.body;
+      if (!body || newsletter.status !== 'sending') {
+        try {
+          body = await render.buildBody(newsletter, {
+            templatesRoot: deps.templatesRoot(newsletter),
+            knownFields,
+            defaultFrom: deps.config.from,
+          });
+        } catch (error) {
+          if (!(error instanceof BuildError)) throw error;
+          report.ok = false;
+          report.problems.push(error.message, ...error.details);
+          continue;
+        }
+      }
+      if ((await deps.store.audienceSize(newsletter.lists)) === 0) {
+        report.ok = false;
+        report.problems.push(`Its lists (${newsletter.lists.join(', ')}) have no recipients.`);
+      }
+      const personalise = render.preparePersonaliser(body, {
+        newsletterId: newsletter.id,
+        baseUrl: deps.config.baseUrl ?? PLACEHOLDER_BASE_URL,
+        secret: deps.config.secret ?? PLACEHOLDER_SECRET,
+        listNames: newsletter.lists,
+      });
+      const fromDomain = domainOf(body.from);
+      let after = 0;
+      for (;;) {
+        const page = await deps.store.pendingRecipients(newsletter.id, newsletter.lists, after, deps.pageSize ?? 1000);
+        if (page.length === 0) break;
+        for (const recipient of page) {
+          after = Math.max(after, recipient.subscriberId ?? after);
+          if (recipient.skipReason) {
+            report.wouldSkip += 1;
+            continue;
+          }
+          const message = personalise({
+            ...recipient,
+            deliveryId: 0,
+            attempts: 0,
+            messageId: messageIdFor(newsletter.id, recipient.address, fromDomain),
+          });
+          const outcome = await transport.send(message);
+          if (outcome.kind === 'sent') report.wouldSend += 1;
+          else {
+            report.ok = false;
+            report.problems.push(`${recipient.address}: ${outcome.reply}`);
+          }
+        }
+      }
+    }
+  } finally {
+    await transport.close();
+  }
+  return result;
+}
+
+async function chooseNewsletters(deps: DryRunDeps): Promise<Newsletter[]> {
+  if (deps.newsletterId !== null) {
+    const newsletter = await deps.store.getNewsletter(deps.newsletterId);
+    if (!newsletter) throw new InputError(`There is no newsletter ${deps.newsletterId}.`, ['See them all with `newsletter list`.']);
+    return [newsletter];
+  }
+  return [...(await deps.store.dueNewsletters(deps.now())), ...(await deps.store.sendingNewsletters())];
+}

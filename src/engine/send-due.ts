@@ -1,0 +1,400 @@
+/**
+ * One run of `send-due` (see README.md beside this file for the walk-through):
+ * guard → lock → register → expire dead runs → build and begin due newsletters → claim, send,
+ * record, renew, repeat → complete from the ledger → close the run.
+ */
+import type { Config } from '../config.js';
+import { decideWrite } from '../domain/decide.js';
+import { BuildError, CloneRefusedError, LockHeldError } from '../domain/errors.js';
+import { domainOf, messageIdFor } from '../domain/message-id.js';
+import { RateLimiter } from '../domain/rate-limiter.js';
+import type { ClaimedDelivery, Millis, Newsletter, RunCounts, SendOutcome } from '../domain/types.js';
+import type { EventSink } from './events.js';
+import type { BuildBody, Personaliser, PreparePersonaliser, Transport } from './ports.js';
+import { type StopController, type StopReason } from './stop.js';
+import type { OutcomeWrite, Store } from './store.js';
+
+export interface RenderModule {
+  buildBody: BuildBody;
+  preparePersonaliser: PreparePersonaliser;
+}
+
+export interface RunLockHandle {
+  readonly compromised: Error | null;
+  release(): Promise<void>;
+}
+
+export interface SendDueDeps {
+  config: Config;
+  store: Store;
+  hostId: string;
+  hostname: string;
+  pid: number;
+  now: () => Millis;
+  stop: StopController;
+  events: EventSink;
+  /** Takes the run lock without waiting; null when another run holds it. */
+  acquireLock: (onCompromised: (error: Error) => void) => Promise<RunLockHandle | null>;
+  /** Is this process (on this host) still running? Used to end the runs of crashed processes at once. */
+  isProcessAlive: (pid: number) => boolean;
+  /** Loaded only when something is due: MJML and nodemailer are slow to load. */
+  loadRender: () => Promise<RenderModule>;
+  loadTransport: () => Promise<Transport>;
+  maxMessages: number | null;
+  maxSeconds: number | null;
+  templatesRoot: (newsletter: Newsletter) => string;
+}
+
+export interface NewsletterReport {
+  id: number;
+  subject: string;
+  result: 'began' | 'build-failed' | 'taken-by-another-run' | 'sent' | 'continuing' | 'cancelled';
+  reason?: string;
+}
+
+export interface SendDueResult {
+  idle: boolean;
+  runId: number | null;
+  counts: RunCounts;
+  newsletters: NewsletterReport[];
+  stopReason: StopReason | null;
+  stopDetail: string | null;
+  /** Outcome writes refused by the fence (this run had lost its claim). */
+  refusedWrites: number;
+  expired: { runs: number; unknown: number };
+}
+
+export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
+  const { store, config } = deps;
+  const result: SendDueResult = {
+    idle: false,
+    runId: null,
+    counts: { sent: 0, failed: 0, retry: 0, unknown: 0, skipped: 0 },
+    newsletters: [],
+    stopReason: null,
+    stopDetail: null,
+    refusedWrites: 0,
+    expired: { runs: 0, unknown: 0 },
+  };
+
+  await guardAgainstClone(deps);
+
+  // Nothing due and nothing sending: leave without a lock, a run row or loading anything heavy.
+  const startNow = deps.now();
+  if ((await store.dueNewsletters(startNow)).length === 0 && (await store.sendingNewsletters()).length === 0) {
+    result.idle = true;
+    return result;
+  }
+
+  const lock = await deps.acquireLock((error) => deps.stop.stop('lock-compromised', error.message));
+  if (!lock) {
+    throw new LockHeldError('Another send-due run holds the lock on this database; nothing was done.', [
+      'It will carry on where this one would have. `newsletter runs` shows who is running.',
+    ]);
+  }
+
+  const run = await store.registerRun({
+    hostId: deps.hostId,
+    hostname: deps.hostname,
+    pid: deps.pid,
+    now: deps.now(),
+    leaseMs: config.leaseMs,
+  });
+  result.runId = run.id;
+  deps.events({ type: 'run-started', runId: run.id, hostId: deps.hostId, pid: deps.pid });
+  const lease = new LeaseKeeper(store, run.id, deps, run.leaseUntil);
+  let transport: Transport | null = null;
+  let error: unknown = null;
+  try {
+    result.expired = await expireDeadRuns(deps, run.id);
+    const render = await deps.loadRender();
+    await beginDueNewsletters(deps, render, run.id, result);
+    const sending = await store.sendingNewsletters();
+    const deadline = deps.maxSeconds === null ? null : deps.now() + deps.maxSeconds * 1000;
+    const budget = { messages: deps.maxMessages, deadline };
+    const limiter = new RateLimiter(config.rate, deps.now());
+    for (const newsletter of sending) {
+      if (deps.stop.stopped) break;
+      transport ??= await deps.loadTransport();
+      const report = await sendNewsletter(deps, render, transport, limiter, lease, run.id, newsletter, budget, result);
+      result.newsletters.push(report);
+    }
+  } catch (thrown) {
+    error = thrown;
+  } finally {
+    lease.stopTimer();
+    await transport?.close().catch(() => undefined);
+    result.stopReason = deps.stop.reason;
+    result.stopDetail = deps.stop.detail;
+    const outcome = error ? 'error' : (deps.stop.reason ?? 'ok');
+    await store
+      .finishRun(run.id, outcome, result.counts, error ? String((error as Error).message ?? error) : deps.stop.detail, deps.now())
+      .catch(() => undefined);
+    deps.events({ type: 'run-ended', runId: run.id, outcome });
+    await lock.release().catch(() => undefined);
+  }
+  if (error) throw error;
+  return result;
+}
+
+/** Promise 4: a SQLite database copied to a cloned server refuses to send there. */
+async function guardAgainstClone(deps: SendDueDeps): Promise<void> {
+  if (deps.store.kind !== 'sqlite') return;
+  const bound = await deps.store.getMeta('host_id');
+  if (bound === deps.hostId) return;
+  throw new CloneRefusedError(
+    bound
+      ? `This database is bound to host ${bound}, but this is host ${deps.hostId}: refusing to send.`
+      : `This database is not bound to any host (this is host ${deps.hostId}): refusing to send.`,
+    [
+      'If this server is a clone (restored from an image or a backup), its copy of the database must not send:',
+      'the original may be sending the same newsletter. If this host really is the one that should send now,',
+      'run `newsletter host adopt` here (and stop the cron line on the other host). `--dry-run` works anywhere.',
+    ],
+  );
+}
+
+async function expireDeadRuns(deps: SendDueDeps, ownRunId: number): Promise<{ runs: number; unknown: number }> {
+  const live = await deps.store.liveRuns();
+  // A run of this host whose process is gone is dead now; waiting for its lease would only delay.
+  const dead = live
+    .filter((run) => run.id !== ownRunId && run.hostId === deps.hostId && run.hostname === deps.hostname)
+    .filter((run) => !deps.isProcessAlive(run.pid))
+    .map((run) => run.id);
+  const expired = await deps.store.expireRuns(deps.now(), dead);
+  if (expired.runs > 0) deps.events({ type: 'runs-expired', ...expired });
+  return expired;
+}
+
+/**
+ * Build and verify each due newsletter, then compare-and-set scheduled → sending with the body in
+ * one transaction. Nothing here sets a flag that a later step trusts: the next step reads the
+ * newsletters that are `sending` (with their stored body) back from the database.
+ */
+async function beginDueNewsletters(deps: SendDueDeps, render: RenderModule, runId: number, result: SendDueResult) {
+  const knownFields = ['email', 'name', 'unsubscribe_url', ...(await deps.store.knownFieldNames())];
+  for (const newsletter of await deps.store.dueNewsletters(deps.now())) {
+    if (deps.stop.stopped) return;
+    try {
+      const body = await render.buildBody(newsletter, {
+        templatesRoot: deps.templatesRoot(newsletter),
+        knownFields,
+        defaultFrom: deps.config.from,
+      });
+      if (await deps.store.beginSending(newsletter.id, body, runId, deps.now())) {
+        deps.events({ type: 'newsletter-built', newsletterId: newsletter.id, subject: newsletter.subject });
+        result.newsletters.push({ id: newsletter.id, subject: newsletter.subject, result: 'began' });
+      } else {
+        deps.events({ type: 'newsletter-taken-by-another-run', newsletterId: newsletter.id });
+      }
+    } catch (error) {
+      if (!(error instanceof BuildError)) throw error;
+      const reason = [error.message, ...error.details].join('\n');
+      if (await deps.store.markBuildFailed(newsletter.id, reason, deps.now())) {
+        deps.events({ type: 'newsletter-build-failed', newsletterId: newsletter.id, reason });
+        result.newsletters.push({ id: newsletter.id, subject: newsletter.subject, result: 'build-failed', reason });
+      }
+    }
+  }
+}
+
+interface Budget {
+  messages: number | null;
+  deadline: Millis | null;
+}
+
+async function sendNewsletter(
+  deps: SendDueDeps,
+  render: RenderModule,
+  transport: Transport,
+  limiter: RateLimiter,
+  lease: LeaseKeeper,
+  runId: number,
+  newsletter: Newsletter,
+  budget: Budget,
+  result: SendDueResult,
+): Promise<NewsletterReport> {
+  const { store, config } = deps;
+  const body = newsletter.body;
+  if (!body) throw new Error(`newsletter ${newsletter.id} is sending without a stored body`);
+  const report: NewsletterReport = { id: newsletter.id, subject: newsletter.subject, result: 'continuing' };
+  const personalise = render.preparePersonaliser(body, {
+    newsletterId: newsletter.id,
+    baseUrl: config.baseUrl ?? '',
+    secret: config.secret ?? '',
+    listNames: newsletter.lists,
+  });
+  const fromDomain = domainOf(body.from);
+  let after = 0;
+  for (;;) {
+    checkBudget(deps, budget);
+    if (deps.stop.stopped) return report;
+    if (!(await lease.renewIfDue())) return report;
+    const limit = budget.messages === null ? config.batchSize : Math.min(config.batchSize, budget.messages);
+    const claim = await store.claimBatch({
+      newsletterId: newsletter.id,
+      runId,
+      limit,
+      now: deps.now(),
+      afterSubscriberId: after,
+      makeMessageId: (address) => messageIdFor(newsletter.id, address, fromDomain),
+    });
+    if (!claim.stillSending) {
+      report.result = 'cancelled';
+      return report;
+    }
+    after = claim.lastSubscriberId;
+    result.counts.skipped += claim.skipped;
+    if (claim.claimed.length === 0 && claim.skipped === 0) {
+      if (await store.completeIfDone(newsletter.id, deps.now())) {
+        report.result = 'sent';
+        deps.events({ type: 'newsletter-sent', newsletterId: newsletter.id });
+      }
+      return report;
+    }
+    deps.events({ type: 'batch-claimed', newsletterId: newsletter.id, claimed: claim.claimed.length, skipped: claim.skipped });
+    if (budget.messages !== null) budget.messages -= claim.claimed.length;
+    await sendBatch(deps, transport, limiter, lease, runId, newsletter.id, claim.claimed, personalise, result);
+  }
+}
+
+function checkBudget(deps: SendDueDeps, budget: Budget): void {
+  if (budget.messages !== null && budget.messages <= 0) deps.stop.stop('budget', 'reached --max-messages');
+  if (budget.deadline !== null && deps.now() >= budget.deadline) deps.stop.stop('budget', 'reached --max-seconds');
+}
+
+/**
+ * Sends one claimed batch with up to `connections` messages in flight, at the configured rate,
+ * then records every outcome in one transaction. A message is only handed to the transport while
+ * this run's lease is known to be valid; once the run must stop, the rest of the batch is released
+ * back to `retry` untouched (it was never sent, so it is not `unknown`).
+ */
+async function sendBatch(
+  deps: SendDueDeps,
+  transport: Transport,
+  limiter: RateLimiter,
+  lease: LeaseKeeper,
+  runId: number,
+  newsletterId: number,
+  batch: ClaimedDelivery[],
+  personalise: Personaliser,
+  result: SendDueResult,
+): Promise<void> {
+  const writes: OutcomeWrite[] = [];
+  const notSent: number[] = [];
+  let next = 0;
+
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const delivery = batch[next];
+      if (!delivery) return;
+      next += 1;
+      if (deps.stop.stopped || !lease.validFor(deps.now())) {
+        if (!lease.validFor(deps.now())) deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
+        notSent.push(delivery.deliveryId);
+        continue;
+      }
+      const wait = limiter.reserve(deps.now());
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (deps.stop.stopped) {
+        notSent.push(delivery.deliveryId);
+        continue;
+      }
+      const outcome = await sendOne(transport, personalise, delivery);
+      if (outcome.kind === 'fatal') {
+        deps.stop.stop('fatal', outcome.reply);
+        notSent.push(delivery.deliveryId);
+        continue;
+      }
+      if (outcome.kind === 'retry' && outcome.throttled) deps.stop.stop('throttled', outcome.reply);
+      if (outcome.kind === 'retry' && outcome.unreachable) deps.stop.stop('unreachable', outcome.reply);
+      writes.push(decideWrite(delivery, outcome, deps.config.retryAfter, deps.now()));
+    }
+  };
+  const workers = Math.max(1, Math.min(deps.config.connections, batch.length));
+  await Promise.all(Array.from({ length: workers }, worker));
+
+  const recorded = await deps.store.recordOutcomes(runId, writes, deps.now());
+  result.refusedWrites += recorded.refused;
+  if (recorded.refused > 0) deps.stop.stop('lease-lost', `${recorded.refused} outcome writes were refused: another run took over`);
+  const tally = { sent: 0, failed: 0, retry: 0, unknown: 0 };
+  for (const write of writes) tally[write.state] += 1;
+  if (recorded.refused === 0) {
+    for (const key of ['sent', 'failed', 'retry', 'unknown'] as const) result.counts[key] += tally[key];
+  }
+  if (notSent.length > 0) await deps.store.releaseClaims(runId, notSent, deps.now());
+  deps.events({ type: 'outcomes-recorded', newsletterId, ...tally, refused: recorded.refused });
+}
+
+async function sendOne(transport: Transport, personalise: Personaliser, delivery: ClaimedDelivery): Promise<SendOutcome> {
+  try {
+    return await transport.send(personalise(delivery));
+  } catch (error) {
+    // A transport must classify, not throw; if one throws anyway we cannot know how far it got.
+    return { kind: 'unknown', reply: `transport error: ${(error as Error).message}` };
+  }
+}
+
+/**
+ * Renews the run's lease in the database, on a timer and between batches. `validFor(now)` is the
+ * local view used before handing each message over: a message is only sent while the last renewal
+ * that the database accepted still covers it, with a margin.
+ */
+class LeaseKeeper {
+  private validUntil: Millis;
+  private lastRenewal: Millis;
+  private timer: NodeJS.Timeout | null;
+  private lost = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly runId: number,
+    private readonly deps: SendDueDeps,
+    leaseUntil: Millis,
+  ) {
+    this.validUntil = leaseUntil;
+    this.lastRenewal = deps.now();
+    const every = Math.max(250, Math.floor(deps.config.leaseMs / 3));
+    this.timer = setInterval(() => void this.renew(), every);
+    this.timer.unref();
+  }
+
+  private get margin(): number {
+    return Math.min(5000, Math.floor(this.deps.config.leaseMs / 4));
+  }
+
+  validFor(now: Millis): boolean {
+    return !this.lost && now < this.validUntil - this.margin;
+  }
+
+  async renewIfDue(): Promise<boolean> {
+    if (this.lost) return false;
+    if (this.deps.now() - this.lastRenewal < this.deps.config.leaseMs / 3) return this.validFor(this.deps.now());
+    return this.renew();
+  }
+
+  async renew(): Promise<boolean> {
+    if (this.lost) return false;
+    const now = this.deps.now();
+    let renewed: boolean;
+    try {
+      renewed = await this.store.renewLease(this.runId, now, this.deps.config.leaseMs);
+    } catch {
+      // A busy database: keep the old lease; validFor() stops sending before it runs out.
+      return this.validFor(now);
+    }
+    if (!renewed) {
+      this.lost = true;
+      this.deps.stop.stop('lease-lost', 'this run was ended by another run after its lease expired');
+      return false;
+    }
+    this.validUntil = now + this.deps.config.leaseMs;
+    this.lastRenewal = now;
+    return true;
+  }
+
+  stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The Store: everything the engine and the commands need from the database, as one async
+ * interface so that SQLite (one host) and PostgreSQL (several hosts) keep the same promises.
+ * The contract tests in test/integration/store-contract.test.ts run against every implementation.
+ *
+ * The store is deliberately dumb about policy: the engine decides states (src/domain), the store
+ * writes them atomically and fenced.
+ */
+import type {
+  ClaimedDelivery,
+  Delivery,
+  DeliveryCounts,
+  DeliveryState,
+  Millis,
+  Newsletter,
+  NewsletterStatus,
+  PendingRecipient,
+  RunCounts,
+  RunInfo,
+  Subscriber,
+  VerifiedBody,
+} from '../domain/types.js';
+
+export interface SubscriberInput {
+  email: string;
+  address: string;
+  name: string;
+  fields: Record<string, string>;
+}
+
+export interface ImportSummary {
+  created: number;
+  updated: number;
+  /** Memberships added to the list (0 without --list). */
+  addedToList: number;
+}
+
+export interface NewNewsletter {
+  subject: string;
+  templatePath: string;
+  from: string | null;
+  lists: string[];
+  scheduledAt: Millis | null;
+}
+
+export interface RunRegistration {
+  hostId: string;
+  hostname: string;
+  pid: number;
+  now: Millis;
+  leaseMs: number;
+}
+
+/** A row's new state, decided by the engine, written only if this run still holds the claim. */
+export interface OutcomeWrite {
+  deliveryId: number;
+  state: Exclude<DeliveryState, 'claimed' | 'skipped'>;
+  attempts: number;
+  nextAttemptAt: Millis | null;
+  smtpReply: string | null;
+  queueId: string | null;
+  /** Set when the reply means the address must never be mailed again (5.1.x). */
+  suppressAddress: { address: string; reason: string } | null;
+}
+
+export interface ClaimRequest {
+  newsletterId: number;
+  runId: number;
+  limit: number;
+  now: Millis;
+  /** Only subscribers with a larger id are considered new: a hint within one run, never the truth. */
+  afterSubscriberId: number;
+  makeMessageId: (address: string) => string;
+}
+
+export interface ClaimResult {
+  claimed: ClaimedDelivery[];
+  /** Rows written as `skipped` (unsubscribed or suppressed) in the same transaction. */
+  skipped: number;
+  /** Largest subscriber id looked at, for the next claim's hint. */
+  lastSubscriberId: number;
+  /** False when the newsletter is no longer `sending` (cancelled): claim nothing more. */
+  stillSending: boolean;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+
+  // schema and meta
+  schemaVersion(): Promise<{ current: number; latest: number }>;
+  migrate(): Promise<{ from: number; to: number }>;
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+  recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void>;
+
+  // subscribers and lists
+  /** One transaction: any error thrown by `rows` (or the store) imports nothing. */
+  importSubscribers(
+    rows: AsyncIterable<SubscriberInput>,
+    options: { list: string | null; fieldNames: string[]; now: Millis },
+  ): Promise<ImportSummary>;
+  addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }>;
+  removeSubscriber(address: string): Promise<boolean>;
+  unsubscribe(address: string, now: Millis): Promise<boolean>;
+  unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null>;
+  getSubscriber(address: string): Promise<Subscriber | null>;
+  listSubscribers(filter: { list?: string | undefined; afterId: number; limit: number }): Promise<Subscriber[]>;
+  knownFieldNames(): Promise<string[]>;
+  lists(): Promise<{ name: string; members: number }[]>;
+  audienceSize(lists: string[]): Promise<number>;
+
+  // newsletters
+  createNewsletter(input: NewNewsletter, now: Millis): Promise<Newsletter>;
+  getNewsletter(id: number): Promise<Newsletter | null>;
+  listNewsletters(): Promise<Newsletter[]>;
+  /** draft|scheduled → scheduled at `at`. Returns the status it found when it refused. */
+  scheduleNewsletter(id: number, at: Millis, now: Millis): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
+  cancelNewsletter(id: number, now: Millis): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
+  counts(newsletterId: number): Promise<DeliveryCounts>;
+  deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }): Promise<Delivery[]>;
+
+  // runs, leases
+  registerRun(registration: RunRegistration): Promise<RunInfo>;
+  /** False when the run was ended by someone else (its lease expired): stop at once. */
+  renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean>;
+  liveRuns(): Promise<RunInfo[]>;
+  /** Ends runs whose lease expired before `now` or that are listed dead; their claims become `unknown`. */
+  expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }>;
+  finishRun(runId: number, outcome: string, counts: RunCounts, error: string | null, now: Millis): Promise<void>;
+  listRuns(limit: number): Promise<RunInfo[]>;
+
+  // the send pipeline
+  dueNewsletters(now: Millis): Promise<Newsletter[]>;
+  /** Compare-and-set scheduled → sending, storing the verified body, in one transaction. */
+  beginSending(newsletterId: number, body: VerifiedBody, runId: number, now: Millis): Promise<boolean>;
+  /** Compare-and-set scheduled → failed with the reason. */
+  markBuildFailed(newsletterId: number, reason: string, now: Millis): Promise<boolean>;
+  sendingNewsletters(): Promise<Newsletter[]>;
+  claimBatch(request: ClaimRequest): Promise<ClaimResult>;
+  /** Writes outcomes in one transaction, each fenced by run id and state `claimed`. */
+  recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<{ applied: number; refused: number }>;
+  /** Rows this run claimed go back to `retry`, due now, attempts unchanged (a fatal transport error). */
+  releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number>;
+  /** sending → sent when no recipient is left to claim and no row is `claimed` or `retry`. */
+  completeIfDone(newsletterId: number, now: Millis): Promise<boolean>;
+
+  // dry run (read-only) and operators
+  pendingRecipients(newsletterId: number | null, lists: string[], afterSubscriberId: number, limit: number): Promise<PendingRecipient[]>;
+  reconcile(
+    newsletterId: number,
+    action: 'mark-sent' | 'resend',
+    addresses: string[] | null,
+    now: Millis,
+  ): Promise<{ changed: number; notUnknown: string[] }>;
+  suppress(address: string, reason: string, source: string, now: Millis): Promise<void>;
+}

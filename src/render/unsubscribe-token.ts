@@ -1,0 +1,89 @@
+/**
+ * Unsubscribe tokens: `v1.<subscriberId>.<newsletterId>.<mac>`, the mac being base64url
+ * HMAC-SHA256 under NEWSLETTER_SECRET. No database row per token: the link in every message can
+ * be checked by `newsletter unsubscribe` or `serve` with nothing but the secret.
+ *
+ * The ids are in the clear (they are not secret; forging is what must be impossible). The purpose
+ * is inside the mac, so a future token of another kind under the same secret can never be
+ * replayed as an unsubscribe, and the version lets the format change without accepting old forms
+ * by accident.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+const VERSION = 'v1';
+const PURPOSE = 'unsubscribe';
+const ID = /^(?:0|[1-9][0-9]{0,15})$/;
+const MAC = /^[A-Za-z0-9_-]{43}$/; // 32 bytes of base64url, unpadded
+const TOKEN_SHAPE = /^v1\.[0-9]+\.[0-9]+\.[A-Za-z0-9_-]+$/;
+
+export interface UnsubscribeTarget {
+  subscriberId: number;
+  newsletterId: number;
+}
+
+export function createUnsubscribeToken(secret: string, target: UnsubscribeTarget): string {
+  const { subscriberId, newsletterId } = target;
+  if (!isId(subscriberId) || !isId(newsletterId)) {
+    throw new RangeError(
+      `unsubscribe token ids must be non-negative integers: ${subscriberId}, ${newsletterId}`,
+    );
+  }
+  return `${VERSION}.${subscriberId}.${newsletterId}.${macOf(secret, subscriberId, newsletterId)}`;
+}
+
+/**
+ * The ids a token was made for, or null for anything not made with this secret: malformed,
+ * tampered, another version. Never throws: its input comes from strangers on the internet.
+ * An empty secret verifies nothing (a server started without one must not accept forgeries).
+ */
+export function verifyUnsubscribeToken(secret: string, token: string): UnsubscribeTarget | null {
+  if (secret === '' || typeof token !== 'string' || token.length > 200) return null;
+  const parts = token.split('.');
+  if (parts.length !== 4) return null;
+  const [version, sid, nid, mac] = parts as [string, string, string, string];
+  if (version !== VERSION || !ID.test(sid) || !ID.test(nid) || !MAC.test(mac)) return null;
+  const subscriberId = Number(sid);
+  const newsletterId = Number(nid);
+  if (!isId(subscriberId) || !isId(newsletterId)) return null;
+  const expected = Buffer.from(macOf(secret, subscriberId, newsletterId));
+  const given = Buffer.from(mac);
+  // timingSafeEqual throws on unequal lengths; the length is public (always 43) anyway.
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
+  return { subscriberId, newsletterId };
+}
+
+/**
+ * What an operator pastes into `newsletter unsubscribe`: a bare token, or the whole link from a
+ * message (`https://…/u/TOKEN`, maybe with a trailing slash or a query). Returns the token, not
+ * yet verified, or null if the input is neither.
+ */
+export function parseUnsubscribeInput(tokenOrUrl: string): string | null {
+  const input = tokenOrUrl.trim();
+  if (TOKEN_SHAPE.test(input)) return input;
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    return null;
+  }
+  const match = /\/u\/([^/]+)\/?$/.exec(url.pathname);
+  if (match?.[1] === undefined) return null;
+  let token: string;
+  try {
+    token = decodeURIComponent(match[1]);
+  } catch {
+    return null;
+  }
+  return TOKEN_SHAPE.test(token) ? token : null;
+}
+
+function macOf(secret: string, subscriberId: number, newsletterId: number): string {
+  // Newline-separated fields cannot run into each other: (1, 23) and (12, 3) sign different text.
+  return createHmac('sha256', secret)
+    .update(`${VERSION}\n${PURPOSE}\n${subscriberId}\n${newsletterId}`)
+    .digest('base64url');
+}
+
+function isId(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}

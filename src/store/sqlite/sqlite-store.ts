@@ -1,0 +1,700 @@
+/**
+ * The SQLite Store. better-sqlite3 is synchronous; the async interface is kept so that the engine
+ * runs unchanged on PostgreSQL. Every read-then-write runs in `BEGIN IMMEDIATE`, which takes the
+ * database's single write lock up front: two processes can never both read "not yet claimed" and
+ * then both claim.
+ */
+import type Database from 'better-sqlite3';
+import { InputError } from '../../domain/errors.js';
+import type {
+  ClaimedDelivery,
+  Delivery,
+  DeliveryCounts,
+  DeliveryState,
+  Millis,
+  Newsletter,
+  PendingRecipient,
+  RunCounts,
+  RunInfo,
+  Subscriber,
+  VerifiedBody,
+} from '../../domain/types.js';
+import type {
+  ClaimRequest,
+  ClaimResult,
+  ImportSummary,
+  NewNewsletter,
+  OutcomeWrite,
+  RunRegistration,
+  Store,
+  SubscriberInput,
+} from '../../engine/store.js';
+import { currentVersion, latestVersion, migrate } from './migrate.js';
+import { type OpenOptions, openSqlite } from './open.js';
+import {
+  type DeliveryRow,
+  NEWSLETTER_SELECT,
+  type NewsletterRow,
+  type RunRow,
+  SUBSCRIBER_SELECT,
+  type SubscriberRow,
+  toDelivery,
+  toNewsletter,
+  toRun,
+  toSubscriber,
+} from './rows.js';
+
+/** The audience of newsletter :nl, as a condition on subscriber `s`. */
+const IN_AUDIENCE = `EXISTS (SELECT 1 FROM newsletter_lists nl JOIN memberships m ON m.list_id = nl.list_id
+                             WHERE nl.newsletter_id = :nl AND m.subscriber_id = s.id)`;
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly file: string;
+  private readonly db: Database.Database;
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.db = db;
+  }
+
+  static open(file: string, options: OpenOptions): SqliteStore {
+    return new SqliteStore(file, openSqlite(file, options));
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  // ---- schema and meta -------------------------------------------------------------------
+
+  async schemaVersion(): Promise<{ current: number; latest: number }> {
+    return { current: currentVersion(this.db), latest: latestVersion() };
+  }
+
+  async migrate(): Promise<{ from: number; to: number }> {
+    return migrate(this.db, this.file, Date.now());
+  }
+
+  async getMeta(key: string): Promise<string | null> {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value ?? null;
+  }
+
+  async setMeta(key: string, value: string): Promise<void> {
+    this.db
+      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+      .run(key, value);
+  }
+
+  async recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void> {
+    this.db.prepare('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)').run(now, kind, JSON.stringify(detail));
+  }
+
+  // ---- subscribers and lists ---------------------------------------------------------------
+
+  async importSubscribers(
+    rows: AsyncIterable<SubscriberInput>,
+    options: { list: string | null; fieldNames: string[]; now: Millis },
+  ): Promise<ImportSummary> {
+    const summary: ImportSummary = { created: 0, updated: 0, addedToList: 0 };
+    // The rows arrive asynchronously (a streamed CSV), so the transaction is opened by hand and
+    // spans the awaits; nothing else uses this connection meanwhile. Any error rolls back all.
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const listId = options.list === null ? null : this.ensureList(options.list, options.now);
+      const addField = this.db.prepare('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
+      for (const name of options.fieldNames) addField.run(name);
+      for await (const row of rows) {
+        const { created, id } = this.upsertSubscriber(row, options.now);
+        if (created) summary.created += 1;
+        else summary.updated += 1;
+        if (listId !== null && this.addMembership(listId, id, options.now)) summary.addedToList += 1;
+      }
+      this.db.exec('COMMIT');
+      return summary;
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  async addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }> {
+    return this.db
+      .transaction(() => {
+        const { created, id } = this.upsertSubscriber(input, now);
+        const addField = this.db.prepare('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
+        for (const name of Object.keys(input.fields)) addField.run(name);
+        for (const list of lists) this.addMembership(this.ensureList(list, now), id, now);
+        return { created };
+      })
+      .immediate();
+  }
+
+  async removeSubscriber(address: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM subscribers WHERE address = ?').run(address).changes === 1;
+  }
+
+  async unsubscribe(address: string, now: Millis): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? WHERE address = ? AND status = 'active'",
+      )
+      .run(now, now, address);
+    return result.changes === 1;
+  }
+
+  async unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null> {
+    const row = this.db.prepare('SELECT address FROM subscribers WHERE id = ?').get(subscriberId) as
+      | { address: string }
+      | undefined;
+    if (!row) return null;
+    return { address: row.address, changed: await this.unsubscribe(row.address, now) };
+  }
+
+  async getSubscriber(address: string): Promise<Subscriber | null> {
+    const row = this.db.prepare(`${SUBSCRIBER_SELECT} WHERE s.address = ?`).get(address) as SubscriberRow | undefined;
+    return row ? toSubscriber(row) : null;
+  }
+
+  async listSubscribers(filter: { list?: string | undefined; afterId: number; limit: number }): Promise<Subscriber[]> {
+    const rows = filter.list
+      ? this.db
+          .prepare(
+            `${SUBSCRIBER_SELECT} WHERE s.id > ? AND s.id IN (SELECT m.subscriber_id FROM memberships m
+               JOIN lists l ON l.id = m.list_id WHERE l.name = ?) ORDER BY s.id LIMIT ?`,
+          )
+          .all(filter.afterId, filter.list, filter.limit)
+      : this.db.prepare(`${SUBSCRIBER_SELECT} WHERE s.id > ? ORDER BY s.id LIMIT ?`).all(filter.afterId, filter.limit);
+    return (rows as SubscriberRow[]).map(toSubscriber);
+  }
+
+  async knownFieldNames(): Promise<string[]> {
+    return (this.db.prepare('SELECT name FROM field_names ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+  }
+
+  async lists(): Promise<{ name: string; members: number }[]> {
+    return this.db
+      .prepare(
+        `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members
+         FROM lists l ORDER BY l.name`,
+      )
+      .all() as { name: string; members: number }[];
+  }
+
+  async audienceSize(lists: string[]): Promise<number> {
+    if (lists.length === 0) return 0;
+    const row = this.db
+      .prepare(
+        `SELECT count(DISTINCT m.subscriber_id) AS n FROM memberships m JOIN lists l ON l.id = m.list_id
+         WHERE l.name IN (SELECT value FROM json_each(?))`,
+      )
+      .get(JSON.stringify(lists)) as { n: number };
+    return row.n;
+  }
+
+  private ensureList(name: string, now: Millis): number {
+    this.db.prepare('INSERT OR IGNORE INTO lists (name, created_at) VALUES (?, ?)').run(name, now);
+    return (this.db.prepare('SELECT id FROM lists WHERE name = ?').get(name) as { id: number }).id;
+  }
+
+  private addMembership(listId: number, subscriberId: number, now: Millis): boolean {
+    return (
+      this.db
+        .prepare('INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)')
+        .run(listId, subscriberId, now).changes === 1
+    );
+  }
+
+  /** Insert or update by normalised address. An import never re-subscribes someone who left. */
+  private upsertSubscriber(input: SubscriberInput, now: Millis): { created: boolean; id: number } {
+    const existing = this.db.prepare('SELECT id, fields FROM subscribers WHERE address = ?').get(input.address) as
+      | { id: number; fields: string }
+      | undefined;
+    if (existing) {
+      const fields = { ...(JSON.parse(existing.fields) as Record<string, string>), ...input.fields };
+      this.db
+        .prepare('UPDATE subscribers SET email = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?')
+        .run(input.email, input.name, JSON.stringify(fields), now, existing.id);
+      return { created: false, id: existing.id };
+    }
+    const result = this.db
+      .prepare(
+        'INSERT INTO subscribers (email, address, name, fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(input.email, input.address, input.name, JSON.stringify(input.fields), now, now);
+    return { created: true, id: Number(result.lastInsertRowid) };
+  }
+
+  // ---- newsletters ---------------------------------------------------------------------------
+
+  async createNewsletter(input: NewNewsletter, now: Millis): Promise<Newsletter> {
+    const id = this.db
+      .transaction(() => {
+        const listIds = input.lists.map((name) => {
+          const row = this.db.prepare('SELECT id FROM lists WHERE name = ?').get(name) as { id: number } | undefined;
+          if (!row) throw new InputError(`There is no list named "${name}".`, ['See the lists with `newsletter recipients list --lists`.']);
+          return row.id;
+        });
+        const result = this.db
+          .prepare(
+            `INSERT INTO newsletters (subject, template_path, from_address, status, scheduled_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            input.subject,
+            input.templatePath,
+            input.from,
+            input.scheduledAt === null ? 'draft' : 'scheduled',
+            input.scheduledAt,
+            now,
+            now,
+          );
+        const newsletterId = Number(result.lastInsertRowid);
+        const link = this.db.prepare('INSERT INTO newsletter_lists (newsletter_id, list_id) VALUES (?, ?)');
+        for (const listId of listIds) link.run(newsletterId, listId);
+        return newsletterId;
+      })
+      .immediate();
+    return (await this.getNewsletter(id)) as Newsletter;
+  }
+
+  async getNewsletter(id: number): Promise<Newsletter | null> {
+    const row = this.db.prepare(`${NEWSLETTER_SELECT} WHERE n.id = ?`).get(id) as NewsletterRow | undefined;
+    return row ? toNewsletter(row) : null;
+  }
+
+  async listNewsletters(): Promise<Newsletter[]> {
+    return (this.db.prepare(`${NEWSLETTER_SELECT} ORDER BY n.id`).all() as NewsletterRow[]).map(toNewsletter);
+  }
+
+  async scheduleNewsletter(id: number, at: Millis, now: Millis) {
+    return this.transition(id, ['draft', 'scheduled'], () =>
+      this.db
+        .prepare("UPDATE newsletters SET status = 'scheduled', scheduled_at = ?, updated_at = ? WHERE id = ?")
+        .run(at, now, id),
+    );
+  }
+
+  async cancelNewsletter(id: number, now: Millis) {
+    return this.transition(id, ['draft', 'scheduled', 'sending'], () => {
+      this.db.prepare("UPDATE newsletters SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?").run(now, now, id);
+      // Rows waiting for a retry will never be claimed now: record why. Rows a live run holds
+      // (`claimed`) are left for that run to record; recipients never claimed stay `pending`.
+      this.db
+        .prepare(
+          "UPDATE deliveries SET state = 'skipped', reason = 'newsletter cancelled', updated_at = ? WHERE newsletter_id = ? AND state = 'retry'",
+        )
+        .run(now, id);
+    });
+  }
+
+  private transition(id: number, from: string[], apply: () => void): { ok: true } | { ok: false; status: Newsletter['status'] } {
+    return this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(id) as { status: string } | undefined;
+        if (!row) throw new InputError(`There is no newsletter ${id}.`, ['See them all with `newsletter list`.']);
+        if (!from.includes(row.status)) return { ok: false as const, status: row.status as Newsletter['status'] };
+        apply();
+        return { ok: true as const };
+      })
+      .immediate();
+  }
+
+  async counts(newsletterId: number): Promise<DeliveryCounts> {
+    return this.db.transaction(() => this.countsNow(newsletterId)).deferred();
+  }
+
+  private countsNow(newsletterId: number): DeliveryCounts {
+    const counts: DeliveryCounts = { audience: 0, pending: 0, claimed: 0, sent: 0, failed: 0, retry: 0, unknown: 0, skipped: 0 };
+    const rows = this.db
+      .prepare('SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = ? GROUP BY state')
+      .all(newsletterId) as { state: DeliveryState; n: number }[];
+    for (const row of rows) counts[row.state] = row.n;
+    counts.pending = this.pendingCount(newsletterId);
+    counts.audience = counts.pending + rows.reduce((sum, row) => sum + row.n, 0);
+    return counts;
+  }
+
+  private pendingCount(newsletterId: number): number {
+    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(newsletterId) as { status: string } | undefined;
+    if (!status || ['sent', 'failed'].includes(status.status)) return 0;
+    const row = this.db
+      .prepare(
+        `SELECT count(*) AS n FROM subscribers s WHERE ${IN_AUDIENCE}
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)`,
+      )
+      .get({ nl: newsletterId }) as { n: number };
+    return row.n;
+  }
+
+  async deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }): Promise<Delivery[]> {
+    const rows = filter.state
+      ? this.db
+          .prepare('SELECT * FROM deliveries WHERE newsletter_id = ? AND state = ? ORDER BY id LIMIT ?')
+          .all(newsletterId, filter.state, filter.limit)
+      : this.db.prepare('SELECT * FROM deliveries WHERE newsletter_id = ? ORDER BY id LIMIT ?').all(newsletterId, filter.limit);
+    return (rows as DeliveryRow[]).map(toDelivery);
+  }
+
+  // ---- runs and leases -----------------------------------------------------------------------
+
+  async registerRun(registration: RunRegistration): Promise<RunInfo> {
+    const result = this.db
+      .prepare('INSERT INTO runs (host_id, hostname, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?)')
+      .run(registration.hostId, registration.hostname, registration.pid, registration.now, registration.now + registration.leaseMs);
+    return toRun(this.db.prepare('SELECT * FROM runs WHERE id = ?').get(Number(result.lastInsertRowid)) as RunRow);
+  }
+
+  async renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean> {
+    // A run that another run has ended (its lease had expired) cannot bring itself back: the
+    // `ended_at IS NULL` condition is what makes a lost lease final.
+    return (
+      this.db.prepare('UPDATE runs SET lease_until = ? WHERE id = ? AND ended_at IS NULL').run(now + leaseMs, runId).changes === 1
+    );
+  }
+
+  async liveRuns(): Promise<RunInfo[]> {
+    return (this.db.prepare('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[]).map(toRun);
+  }
+
+  async expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }> {
+    return this.db
+      .transaction(() => {
+        const expired = this.db
+          .prepare(
+            `SELECT id FROM runs WHERE ended_at IS NULL
+               AND (lease_until < ? OR id IN (SELECT value FROM json_each(?)))`,
+          )
+          .all(now, JSON.stringify(deadRunIds)) as { id: number }[];
+        let unknown = 0;
+        for (const { id } of expired) {
+          // Claimed rows of a run that is gone: the message may or may not have been handed over.
+          // `unknown` is never resent on its own (promise 1); an operator settles it (reconcile).
+          const changed = this.db
+            .prepare(
+              `UPDATE deliveries SET state = 'unknown', updated_at = ?,
+                 reason = 'the run that claimed it ended without recording an outcome'
+               WHERE run_id = ? AND state = 'claimed'`,
+            )
+            .run(now, id).changes;
+          unknown += changed;
+          this.db
+            .prepare(
+              `UPDATE runs SET ended_at = ?, outcome = 'lost', unknown = unknown + ?,
+                 error = 'lease expired or process gone; its claims became unknown' WHERE id = ?`,
+            )
+            .run(now, changed, id);
+        }
+        return { runs: expired.length, unknown };
+      })
+      .immediate();
+  }
+
+  async finishRun(runId: number, outcome: string, counts: RunCounts, error: string | null, now: Millis): Promise<void> {
+    this.db
+      .prepare(
+        `UPDATE runs SET ended_at = coalesce(ended_at, ?), outcome = CASE WHEN ended_at IS NULL THEN ? ELSE outcome END,
+           sent = ?, failed = ?, retry = ?, unknown = unknown + ?, skipped = ?, error = coalesce(error, ?)
+         WHERE id = ?`,
+      )
+      .run(now, outcome, counts.sent, counts.failed, counts.retry, counts.unknown, counts.skipped, error, runId);
+  }
+
+  async listRuns(limit: number): Promise<RunInfo[]> {
+    return (this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as RunRow[]).map(toRun);
+  }
+
+  // ---- the send pipeline ---------------------------------------------------------------------
+
+  async dueNewsletters(now: Millis): Promise<Newsletter[]> {
+    return (
+      this.db
+        .prepare(`${NEWSLETTER_SELECT} WHERE n.status = 'scheduled' AND n.scheduled_at <= ? ORDER BY n.scheduled_at, n.id`)
+        .all(now) as NewsletterRow[]
+    ).map(toNewsletter);
+  }
+
+  async beginSending(newsletterId: number, body: VerifiedBody, runId: number, now: Millis): Promise<boolean> {
+    // Compare-and-set: the body and the status change land together or not at all. Exactly one
+    // row changes for exactly one run; every other run sees 0 and leaves the newsletter alone.
+    const result = this.db
+      .prepare(
+        `UPDATE newsletters SET status = 'sending', body = ?, started_at = ?, started_by_run = ?, updated_at = ?
+         WHERE id = ? AND status = 'scheduled'`,
+      )
+      .run(JSON.stringify(body), now, runId, now, newsletterId);
+    return result.changes === 1;
+  }
+
+  async markBuildFailed(newsletterId: number, reason: string, now: Millis): Promise<boolean> {
+    const result = this.db
+      .prepare(
+        `UPDATE newsletters SET status = 'failed', failure_reason = ?, finished_at = ?, updated_at = ?
+         WHERE id = ? AND status = 'scheduled'`,
+      )
+      .run(reason, now, now, newsletterId);
+    return result.changes === 1;
+  }
+
+  async sendingNewsletters(): Promise<Newsletter[]> {
+    return (this.db.prepare(`${NEWSLETTER_SELECT} WHERE n.status = 'sending' ORDER BY n.id`).all() as NewsletterRow[]).map(
+      toNewsletter,
+    );
+  }
+
+  async claimBatch(request: ClaimRequest): Promise<ClaimResult> {
+    return this.db.transaction(() => this.claimNow(request)).immediate();
+  }
+
+  /**
+   * The claim. Runs inside BEGIN IMMEDIATE, so it holds the only write lock while it reads
+   * "who is left" and inserts their rows: no other process can claim in between. The UNIQUE
+   * (newsletter_id, address) key would reject a second claim anyway; the lock just means we
+   * never hit it. Retries that are due go first, then new recipients in subscriber-id order.
+   * The commit (synchronous=FULL) reaches the disk before the engine opens any SMTP conversation.
+   */
+  private claimNow(request: ClaimRequest): ClaimResult {
+    const { newsletterId: nl, runId, now } = request;
+    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(nl) as { status: string } | undefined;
+    if (status?.status !== 'sending') return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: false };
+
+    const claimed: ClaimedDelivery[] = [];
+    let skipped = 0;
+
+    const dueRetries = this.db
+      .prepare(
+        `SELECT d.id, d.subscriber_id, d.address, d.message_id, d.attempts, s.email, s.name, s.fields, s.status,
+                sup.reason AS suppressed
+         FROM deliveries d
+         LEFT JOIN subscribers s ON s.address = d.address
+         LEFT JOIN suppressions sup ON sup.address = d.address
+         WHERE d.newsletter_id = ? AND d.state = 'retry' AND d.next_attempt_at <= ?
+         ORDER BY d.next_attempt_at, d.id LIMIT ?`,
+      )
+      .all(nl, now, request.limit) as ClaimCandidate[];
+    for (const row of dueRetries) {
+      const skipReason = reasonToSkip(row);
+      if (skipReason) {
+        this.db
+          .prepare("UPDATE deliveries SET state = 'skipped', reason = ?, updated_at = ? WHERE id = ?")
+          .run(skipReason, now, row.id);
+        skipped += 1;
+        continue;
+      }
+      this.db
+        .prepare("UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?")
+        .run(runId, now, now, row.id);
+      claimed.push(toClaimed(nl, row, row.id, row.message_id, row.attempts));
+    }
+
+    let lastSubscriberId = request.afterSubscriberId;
+    const room = request.limit - dueRetries.length;
+    if (room > 0) {
+      const fresh = this.db
+        .prepare(
+          `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
+           FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
+           WHERE s.id > :after AND ${IN_AUDIENCE}
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
+           ORDER BY s.id LIMIT :room`,
+        )
+        .all({ nl, after: request.afterSubscriberId, room }) as ClaimCandidate[];
+      const insert = this.db.prepare(
+        `INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const row of fresh) {
+        lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
+        const messageId = request.makeMessageId(row.address);
+        const skipReason = reasonToSkip(row);
+        if (skipReason) {
+          insert.run(nl, row.subscriber_id, row.address, 'skipped', runId, messageId, skipReason, now, now);
+          skipped += 1;
+          continue;
+        }
+        const result = insert.run(nl, row.subscriber_id, row.address, 'claimed', runId, messageId, null, now, now);
+        claimed.push(toClaimed(nl, row, Number(result.lastInsertRowid), messageId, 0));
+      }
+    }
+    return { claimed, skipped, lastSubscriberId, stillSending: true };
+  }
+
+  async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<{ applied: number; refused: number }> {
+    return this.db
+      .transaction(() => {
+        // The fence: a row changes only while it is still `claimed` by this very run. A run whose
+        // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
+        const update = this.db.prepare(
+          `UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, smtp_reply = ?, queue_id = ?,
+             reason = ?, updated_at = ?
+           WHERE id = ? AND run_id = ? AND state = 'claimed'`,
+        );
+        const suppress = this.db.prepare(
+          'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
+        );
+        let applied = 0;
+        for (const write of writes) {
+          const reason = write.state === 'failed' || write.state === 'unknown' ? write.smtpReply : null;
+          const changes = update.run(
+            write.state,
+            write.attempts,
+            write.nextAttemptAt,
+            write.smtpReply,
+            write.queueId,
+            reason,
+            now,
+            write.deliveryId,
+            runId,
+          ).changes;
+          applied += changes;
+          if (changes === 1 && write.suppressAddress) {
+            suppress.run(write.suppressAddress.address, write.suppressAddress.reason, 'smtp', now);
+          }
+        }
+        return { applied, refused: writes.length - applied };
+      })
+      .immediate();
+  }
+
+  async releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number> {
+    return this.db
+      .transaction(() => {
+        const update = this.db.prepare(
+          `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, updated_at = ?
+           WHERE id = ? AND run_id = ? AND state = 'claimed'`,
+        );
+        return deliveryIds.reduce((sum, id) => sum + update.run(now, now, id, runId).changes, 0);
+      })
+      .immediate();
+  }
+
+  async completeIfDone(newsletterId: number, now: Millis): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        // Completion is read from the ledger, never from a counter: nobody left to claim, and no
+        // row still claimed or waiting for a retry.
+        const open = this.db
+          .prepare("SELECT count(*) AS n FROM deliveries WHERE newsletter_id = ? AND state IN ('claimed', 'retry')")
+          .get(newsletterId) as { n: number };
+        if (open.n > 0 || this.pendingCount(newsletterId) > 0) return false;
+        const result = this.db
+          .prepare("UPDATE newsletters SET status = 'sent', finished_at = ?, updated_at = ? WHERE id = ? AND status = 'sending'")
+          .run(now, now, newsletterId);
+        return result.changes === 1;
+      })
+      .immediate();
+  }
+
+  // ---- dry run and operators -----------------------------------------------------------------
+
+  async pendingRecipients(
+    newsletterId: number | null,
+    lists: string[],
+    afterSubscriberId: number,
+    limit: number,
+  ): Promise<PendingRecipient[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
+         FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
+         WHERE s.id > :after
+           AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id
+                       WHERE m.subscriber_id = s.id AND l.name IN (SELECT value FROM json_each(:lists)))
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
+         ORDER BY s.id LIMIT :limit`,
+      )
+      .all({ after: afterSubscriberId, lists: JSON.stringify(lists), nl: newsletterId ?? -1, limit }) as ClaimCandidate[];
+    return rows.map((row) => ({
+      newsletterId: newsletterId ?? 0,
+      subscriberId: row.subscriber_id,
+      email: row.email ?? row.address,
+      address: row.address,
+      name: row.name ?? '',
+      fields: row.fields ? (JSON.parse(row.fields) as Record<string, string>) : {},
+      skipReason: reasonToSkip(row),
+    }));
+  }
+
+  async reconcile(newsletterId: number, action: 'mark-sent' | 'resend', addresses: string[] | null, now: Millis) {
+    return this.db
+      .transaction(() => {
+        const targets = addresses
+          ? addresses
+          : (
+              this.db
+                .prepare("SELECT address FROM deliveries WHERE newsletter_id = ? AND state = 'unknown'")
+                .all(newsletterId) as { address: string }[]
+            ).map((r) => r.address);
+        // Only `unknown` rows can be settled: an operator cannot turn a `sent` into a resend.
+        const update =
+          action === 'mark-sent'
+            ? this.db.prepare(
+                `UPDATE deliveries SET state = 'sent', reason = 'marked sent by an operator (reconcile)', updated_at = ?
+                 WHERE newsletter_id = ? AND address = ? AND state = 'unknown'`,
+              )
+            : this.db.prepare(
+                `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, reason = 'resend requested by an operator (reconcile)'
+                 WHERE newsletter_id = ? AND address = ? AND state = 'unknown'`,
+              );
+        let changed = 0;
+        const notUnknown: string[] = [];
+        for (const address of targets) {
+          const changes = update.run(now, newsletterId, address).changes;
+          changed += changes;
+          if (changes === 0) notUnknown.push(address);
+        }
+        if (action === 'resend' && changed > 0) {
+          // A `sent` newsletter whose unknowns are resent goes back to `sending` so that runs pick it up.
+          this.db
+            .prepare("UPDATE newsletters SET status = 'sending', finished_at = NULL, updated_at = ? WHERE id = ? AND status = 'sent'")
+            .run(now, newsletterId);
+        }
+        this.db
+          .prepare('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)')
+          .run(now, 'reconcile', JSON.stringify({ newsletterId, action, changed, addresses }));
+        return { changed, notUnknown };
+      })
+      .immediate();
+  }
+
+  async suppress(address: string, reason: string, source: string, now: Millis): Promise<void> {
+    this.db
+      .prepare('INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)')
+      .run(address, reason, source, now);
+  }
+}
+
+interface ClaimCandidate {
+  id: number;
+  subscriber_id: number | null;
+  email: string | null;
+  address: string;
+  name: string | null;
+  fields: string | null;
+  status: string | null;
+  suppressed: string | null;
+  message_id: string;
+  attempts: number;
+}
+
+function reasonToSkip(row: ClaimCandidate): string | null {
+  if (row.suppressed) return `suppressed: ${row.suppressed}`;
+  if (row.status === 'unsubscribed') return 'unsubscribed';
+  if (row.status === null) return 'subscriber removed';
+  return null;
+}
+
+function toClaimed(nl: number, row: ClaimCandidate, deliveryId: number, messageId: string, attempts: number): ClaimedDelivery {
+  return {
+    deliveryId,
+    newsletterId: nl,
+    subscriberId: row.subscriber_id,
+    email: row.email ?? row.address,
+    address: row.address,
+    name: row.name ?? '',
+    fields: row.fields ? (JSON.parse(row.fields) as Record<string, string>) : {},
+    messageId,
+    attempts,
+  };
+}

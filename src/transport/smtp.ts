@@ -1,0 +1,168 @@
+/**
+ * SMTP through nodemailer's pool, with the phase of every message tracked here.
+ *
+ * Why our own phase tracking: nodemailer reports most failures as command `CONN`, whether the
+ * connection died during the envelope or after the final ".". Only the second may have been
+ * delivered (`unknown`); the first is safe to retry. So each message goes out as `raw` bytes we
+ * composed, and a 'stream' plugin wraps the very stream nodemailer pipes into the DATA
+ * dot-stuffer: that stream is read only after the server's 354, and its 'end' fires once its
+ * last byte has been handed over. The terminating "." is written only after that 'end', so a
+ * failure before it cannot have been accepted (`before-data`); any failure after it without a
+ * 4xx/5xx reply may have been (`data-sent` → unknown). Watching the raw input instead would be
+ * wrong: nodemailer buffers it eagerly, before the envelope is even sent.
+ *
+ * `maxRequeues: 0`: the pool must never resend a message on its own; the ledger decides.
+ */
+import { PassThrough, type Readable, pipeline } from 'node:stream';
+import nodemailer from 'nodemailer';
+import { classifySmtpFailure, classifySuccess, type SmtpFailure } from '../domain/outcome.js';
+import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
+import type { SendOutcome } from '../domain/types.js';
+import type { OutgoingMessage, Transport } from '../engine/ports.js';
+import { TransportCheckError } from './check-error.js';
+import { composeMessage, envelopeOf } from './compose.js';
+
+export type SmtpSpec = Extract<TransportSpec, { kind: 'smtp' }>;
+
+export interface SmtpOptions {
+  /** Connections the pool may open at once. Default 5. */
+  maxConnections?: number;
+  /** Connect, greeting and socket-inactivity timeout, in ms. Default 60 s. */
+  timeoutMs?: number;
+  /** Overrides of `timeoutMs` for one of the three. */
+  connectionTimeoutMs?: number;
+  greetingTimeoutMs?: number;
+  socketTimeoutMs?: number;
+  /**
+   * Upper bound of one message, connection included, in ms: catches a server that trickles
+   * bytes forever, which no inactivity timeout sees. Default 10 minutes.
+   */
+  messageTimeoutMs?: number;
+  /** Refuse to send unless the server offers STARTTLS. Default false. */
+  requireTLS?: boolean;
+  /** Never use STARTTLS even when offered. Default false; never implied by a loopback host. */
+  ignoreTLS?: boolean;
+  tls?: { rejectUnauthorized?: boolean };
+  /** The EHLO name; the host name by default. */
+  name?: string;
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+const DEFAULT_MESSAGE_TIMEOUT_MS = 10 * 60_000;
+
+/** Tracks one message: set once the stream that feeds DATA has handed over its last byte. */
+interface PhaseTracker {
+  dataSent: boolean;
+}
+
+export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): Transport {
+  const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const secrets = spec.password ? [spec.password] : [];
+  const transporter = nodemailer.createTransport({
+    pool: true,
+    host: spec.host,
+    port: spec.port,
+    secure: spec.secure,
+    ...(spec.user !== null || spec.password !== null
+      ? { auth: { user: spec.user ?? '', pass: spec.password ?? '' } }
+      : {}),
+    maxConnections: options.maxConnections ?? 5,
+    maxRequeues: 0,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    connectionTimeout: options.connectionTimeoutMs ?? timeout,
+    greetingTimeout: options.greetingTimeoutMs ?? timeout,
+    socketTimeout: options.socketTimeoutMs ?? timeout,
+    requireTLS: options.requireTLS ?? false,
+    ignoreTLS: options.ignoreTLS ?? false,
+    ...(options.tls ? { tls: { ...options.tls } } : {}),
+    ...(options.name ? { name: options.name } : {}),
+    logger: false,
+  });
+
+  // Keyed by the raw Buffer, which nodemailer carries through untouched as `mail.data.raw`.
+  const trackers = new WeakMap<object, PhaseTracker>();
+  transporter.use('stream', (mail, done) => {
+    const raw = mail.data.raw;
+    const tracker = raw && typeof raw === 'object' ? trackers.get(raw) : undefined;
+    if (tracker && mail.message) {
+      mail.message.processFunc((input) => watchEnd(input, tracker));
+    }
+    done();
+  });
+
+  return {
+    kind: 'smtp',
+
+    async send(message: OutgoingMessage): Promise<SendOutcome> {
+      let raw: Buffer;
+      try {
+        raw = await composeMessage(message);
+      } catch (error) {
+        return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
+      }
+      const tracker: PhaseTracker = { dataSent: false };
+      trackers.set(raw, tracker);
+      try {
+        const info = await transporter.sendMail({
+          raw,
+          envelope: envelopeOf(message),
+          messageId: message.messageId,
+          signal: AbortSignal.timeout(options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS),
+        });
+        return classifySuccess(String(info.response ?? ''));
+      } catch (error) {
+        return classifySmtpFailure(failureOf(error), tracker.dataSent ? 'data-sent' : 'before-data', secrets);
+      } finally {
+        trackers.delete(raw);
+      }
+    },
+
+    async verify(): Promise<void> {
+      try {
+        await transporter.verify();
+      } catch (error) {
+        const outcome = classifySmtpFailure(failureOf(error), 'before-data', secrets);
+        throw new TransportCheckError(`SMTP check of ${describeTransport(spec)} failed: ${outcome.reply}`, outcome);
+      }
+    },
+
+    async close(): Promise<void> {
+      transporter.close();
+    },
+  };
+}
+
+/**
+ * Returns a stream of our own in place of the one nodemailer would pipe into DATA. Its 'end'
+ * fires when the consumer (the dot-stuffer, only attached after 354) has read the last byte.
+ */
+function watchEnd(input: Readable, tracker: PhaseTracker): Readable {
+  const output = new PassThrough();
+  output.once('end', () => {
+    tracker.dataSent = true;
+  });
+  pipeline(input, output, () => {
+    // Errors reach the consumer through `output`; nothing else to do here.
+  });
+  return output;
+}
+
+/** The fields of a nodemailer error that classification reads, without anything else. */
+export function failureOf(error: unknown): SmtpFailure {
+  if (typeof error !== 'object' || error === null) return { message: String(error) };
+  const e = error as Record<string, unknown>;
+  const text = (key: string): string | undefined => (typeof e[key] === 'string' ? (e[key] as string) : undefined);
+  return {
+    code: text('code'),
+    originalCode: text('originalCode'),
+    responseCode: typeof e.responseCode === 'number' ? e.responseCode : undefined,
+    response: text('response'),
+    command: text('command'),
+    message: text('message'),
+  };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
