@@ -51,14 +51,14 @@ const MAX_LABEL_OCTETS = 63;
 
 // C0 controls but tab, DEL, C1 controls, LINE SEPARATOR and PARAGRAPH SEPARATOR. A tab is white
 // space: trimmed around the address, refused inside it like a space.
-const CONTROL_NOT_TAB = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/u;
+const CONTROL_NOT_TAB = /(?!\t)[\p{Cc}\u2028\u2029]/u;
 // With the u flag a well-formed surrogate pair is one code point, so this finds only lone halves.
 const LONE_SURROGATE = /\p{Cs}/u;
 const WHITESPACE = /\s/u;
 // RFC 5322 atext, plus any non-ASCII character (RFC 6531 UTF8-non-ascii); white space was refused
 // before this is used.
 const ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\u{10ffff}-]+$/u;
-const NON_ASCII = /[^\u0000-\u007f]/u;
+const NON_ASCII = /\P{ASCII}/u;
 const LABEL = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 // What a Unicode domain may hold besides non-ASCII characters before domainToASCII sees it: that
 // function parses a URL host, so `a/b.com` would otherwise come back as `a`.
@@ -248,7 +248,7 @@ function normaliseDomain(domain: string, text: string): Part {
   }
   let ascii: string;
   if (NON_ASCII.test(domain)) {
-    if (!IDN_ASCII_PART.test(domain.replace(/[^\u0000-\u007f]/gu, ''))) {
+    if (!IDN_ASCII_PART.test(domain.replace(/\P{ASCII}/gu, ''))) {
       return fail(`${show(text)} has a character not allowed in a domain name`);
     }
     ascii = domainToASCII(domain);

@@ -251,10 +251,18 @@ function describeFailure(failure: SmtpFailure, phase: SmtpPhase, secrets: readon
     text = `${codes || 'error'}${message ? `: ${message}` : ''}${step}`;
     if (phase === 'data-sent') text = `no reply after the message data was sent: ${text}`;
   }
-  return oneLine(redactSecrets(text, secrets));
+  // Redacted again once flattened: joining lines must not reassemble a secret.
+  return truncate(redactSecrets(flatten(redactSecrets(text, secrets)), secrets));
+}
+
+function flatten(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' / ').trim();
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_REPLY ? `${text.slice(0, MAX_REPLY - 1)}…` : text;
 }
 
 function oneLine(text: string): string {
-  const flat = text.replace(/\s*[\r\n]+\s*/g, ' / ').trim();
-  return flat.length > MAX_REPLY ? `${flat.slice(0, MAX_REPLY - 1)}…` : flat;
+  return truncate(flatten(text));
 }

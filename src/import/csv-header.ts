@@ -73,7 +73,9 @@ export function parseHeader(cells: readonly string[]): HeaderResult {
     } else if (name === 'name') {
       nameIndex = index;
     } else if (RESERVED.has(name)) {
-      problems.push(`${column} ${JSON.stringify(shown[index])} is reserved (${RESERVED.get(name)}); rename it`);
+      problems.push(
+        `${column} ${JSON.stringify(shown[index])} is reserved (${RESERVED.get(name)}); rename it`,
+      );
     } else if (!FIELD_NAME.test(name)) {
       problems.push(
         `${column} ${JSON.stringify(shown[index])} is not a valid field name (letters, digits and '_', not ` +
@@ -95,7 +97,9 @@ export function parseHeader(cells: readonly string[]): HeaderResult {
     );
   }
 
-  return problems.length > 0 ? { ok: false, problems } : { ok: true, header: { emailIndex, nameIndex, fields } };
+  return problems.length > 0
+    ? { ok: false, problems }
+    : { ok: true, header: { emailIndex, nameIndex, fields } };
 }
 
 /** `First Name` → `first_name`, `Prénom` → `prenom`, `2nd line` → `_2nd_line`. */

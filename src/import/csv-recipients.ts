@@ -216,16 +216,16 @@ function toEvent(
 
 /** A name goes into greetings and headers: no line breaks, no control characters, single spaces. */
 function collapse(value: string): string {
-  return value.replace(/[\s\u0000-\u001f\u007f-\u009f]+/gu, ' ').trim();
+  return value.replace(/[\s\p{Cc}]+/gu, ' ').trim();
 }
 
 const CSV_HINTS: Record<string, string> = {
   CSV_QUOTE_NOT_CLOSED:
-    'a quoted value starting in this row is never closed; add the closing \'"\', and write a \'"\' ' +
-    "inside a quoted value as '\"\"'",
+    "a quoted value starting in this row is never closed; add the closing '\"', and write a '\"' " +
+    'inside a quoted value as \'""\'',
   CSV_INVALID_CLOSING_QUOTE:
     "a quoted value is followed by more text before the next comma; write a '\"' inside a quoted value " +
-    "as '\"\"'",
+    'as \'""\'',
   INVALID_OPENING_QUOTE:
     "a '\"' appears inside an unquoted value; put the whole value in quotes and write the '\"' as '\"\"'",
   CSV_MAX_RECORD_SIZE:

@@ -61,7 +61,7 @@ export async function importCommand(context: Context, file: string, options: Imp
   for (const row of invalid.slice(0, MAX_REPORTED)) warn(`line ${row.line} skipped: ${row.problem}`);
   if (invalid.length > MAX_REPORTED) warn(`… and ${invalid.length - MAX_REPORTED} more invalid rows skipped`);
   for (const row of duplicates.slice(0, MAX_REPORTED)) {
-    warn(`line ${row.line}: ${row.address} already appeared on line ${row.firstLine}; the later row updated it`);
+    warn(`line ${row.line}: ${row.address} already appeared on line ${row.firstLine}; the first row was kept`);
   }
 }
 
@@ -132,7 +132,7 @@ export async function listCommand(
 
 function parseAddress(raw: string): { email: string; address: string } {
   const result = normaliseAddress(raw);
-  if (!result.ok) throw new InputError(`"${raw}" is not a usable address: ${result.problem}`);
+  if (!result.ok) throw new InputError(`Not a usable address: ${result.problem}`);
   return { email: result.email, address: result.address };
 }
 
