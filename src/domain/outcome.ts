@@ -11,6 +11,7 @@
  * | 5xx at RCPT TO or after DATA                                   | any         | failed                           |
  * | … with an enhanced 5.1.x code, or "user unknown" at RCPT TO    | any         | failed, suppress                 |
  * | … with 5.1.7 / 5.1.8 (the sender's address is refused)         | any         | fatal                            |
+ * | … "relay access denied", or 530 (authentication required)      | any         | fatal (configuration)            |
  * | 5xx at greeting, EHLO, STARTTLS, AUTH or MAIL FROM             | before-data | fatal (configuration)            |
  * | EAUTH, ENOAUTH, EOAUTH2 (no 4xx reply)                         | before-data | fatal (authentication)           |
  * | ECONFIG, ETLS, EREQUIRETLS, certificate errors, access refused | before-data | fatal (configuration)            |
@@ -81,6 +82,9 @@ const CONNECTION_CODES = new Set([
 ]);
 /** Steps before the envelope whose 5xx says "this server will not take mail from us at all". */
 const SESSION_STEPS = /^(CONN|EHLO|HELO|LHLO|STARTTLS|AUTH\b|MAIL FROM)/i;
+/** Every recipient would get the same answer: our setup is wrong, not this address. */
+const RELAY_DENIED =
+  /\brelay(?:ing)?\b[^.;]{0,30}\b(?:denied|not permitted|prohibited|refused)|\b(?:unable|not permitted|not allowed) to relay\b/i;
 const USER_UNKNOWN =
   /\b(user|recipient|mailbox|address|account)\b[^.;]{0,40}\b(unknown|not found|does ?n[o']t exist|not exist|no such)\b|\b(unknown|no such|invalid|non-?existent)\s+(user|recipient|mailbox|account)\b/i;
 
@@ -103,8 +107,18 @@ export function classifySmtpFailure(
 
   if (code !== null && code >= 500) {
     const enhanced = enhancedCode(failure.response);
-    if (enhanced === '5.1.7' || enhanced === '5.1.8') return { kind: 'fatal', reply };
-    if (phase === 'before-data' && (SESSION_STEPS.test(command) || codes.some((c) => AUTH_FATAL_CODES.has(c)))) {
+    if (
+      enhanced === '5.1.7' ||
+      enhanced === '5.1.8' ||
+      code === 530 ||
+      RELAY_DENIED.test(failure.response ?? '')
+    ) {
+      return { kind: 'fatal', reply };
+    }
+    if (
+      phase === 'before-data' &&
+      (SESSION_STEPS.test(command) || codes.some((c) => AUTH_FATAL_CODES.has(c)))
+    ) {
       return { kind: 'fatal', reply };
     }
     const suppress =
@@ -116,7 +130,10 @@ export function classifySmtpFailure(
   // No usable reply. After the data, the server may have the message and only the reply was lost.
   if (phase === 'data-sent') return { kind: 'unknown', reply };
 
-  if (codes.some((c) => AUTH_FATAL_CODES.has(c) || CONFIG_FATAL_CODES.has(c)) || isCertificateError(failure)) {
+  if (
+    codes.some((c) => AUTH_FATAL_CODES.has(c) || CONFIG_FATAL_CODES.has(c)) ||
+    isCertificateError(failure)
+  ) {
     return { kind: 'fatal', reply };
   }
   const unreachable = codes.some((c) => CONNECTION_CODES.has(c));
@@ -155,7 +172,12 @@ export function classifySendmailFailure(failure: SendmailFailure, path: string):
     return { kind: 'fatal', reply: `${path} exited with code ${exit}${exit === 78 ? ' (EX_CONFIG)' : ''}` };
   }
   if (exit === 75) {
-    return { kind: 'retry', reply: `${path} exited with code 75 (EX_TEMPFAIL)`, throttled: false, unreachable: false };
+    return {
+      kind: 'retry',
+      reply: `${path} exited with code 75 (EX_TEMPFAIL)`,
+      throttled: false,
+      unreachable: false,
+    };
   }
   if (failure.signal) {
     const reply = `${path} was killed by ${failure.signal}`;
@@ -167,7 +189,12 @@ export function classifySendmailFailure(failure: SendmailFailure, path: string):
     return { kind: 'failed', reply: `${path} exited with code ${exit}`, suppress: false };
   }
   // Exit 0 before the whole message was written, a broken pipe, a stream error: not queued.
-  return { kind: 'retry', reply: `${path} did not take the message${detail}`, throttled: false, unreachable: false };
+  return {
+    kind: 'retry',
+    reply: `${path} did not take the message${detail}`,
+    throttled: false,
+    unreachable: false,
+  };
 }
 
 /** A 2xx after the final ".": sent, with the reply and the queue id when the reply names one. */
@@ -218,7 +245,10 @@ export function redactSecrets(text: string, secrets: readonly string[] = []): st
     }
   }
   return out
-    .replace(/\b(AUTH\s+(?:PLAIN|LOGIN|CRAM-MD5|DIGEST-MD5|XOAUTH2?|OAUTHBEARER|NTLM|SCRAM-[A-Z0-9-]+))\s+\S+/g, '$1 ***')
+    .replace(
+      /\b(AUTH\s+(?:PLAIN|LOGIN|CRAM-MD5|DIGEST-MD5|XOAUTH2?|OAUTHBEARER|NTLM|SCRAM-[A-Z0-9-]+))\s+\S+/g,
+      '$1 ***',
+    )
     .replace(/\b(pass(?:word)?|passwd|pwd|secret)(\s*[=:]\s*)\S+/gi, '$1$2***')
     .replace(/^[A-Za-z0-9+/]{12,}={0,2}$/gm, '***');
 }

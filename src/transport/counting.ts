@@ -90,6 +90,7 @@ function roughSize(message: OutgoingMessage): number {
     Buffer.byteLength(message.text) +
     Buffer.byteLength(message.from) +
     Buffer.byteLength(message.to);
-  for (const [key, value] of Object.entries(message.headers)) size += key.length + Buffer.byteLength(value) + 4;
+  for (const [key, value] of Object.entries(message.headers))
+    size += key.length + Buffer.byteLength(value) + 4;
   return size;
 }

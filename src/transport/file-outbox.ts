@@ -18,7 +18,10 @@ export type FileSpec = Extract<TransportSpec, { kind: 'file' }>;
 /** `<n1.ab12@example.org>` → `n1.ab12@example.org.eml`; anything but `[A-Za-z0-9._@+-]` → `_`. */
 export function outboxFileName(messageId: string): string {
   const bare = messageId.trim().replace(/^<|>$/g, '');
-  const safe = bare.replace(/[^A-Za-z0-9._@+-]/g, '_').replace(/^\.+/, '_').slice(0, 200);
+  const safe = bare
+    .replace(/[^A-Za-z0-9._@+-]/g, '_')
+    .replace(/^\.+/, '_')
+    .slice(0, 200);
   return `${safe || 'message'}.eml`;
 }
 

@@ -17,7 +17,10 @@ export type { SendmailOptions } from './sendmail.js';
 /** Options of every kind in one object; each transport reads its own. All are optional. */
 export type TransportOptions = SmtpOptions & SendmailOptions;
 
-export async function createTransport(spec: TransportSpec, options: TransportOptions = {}): Promise<Transport> {
+export async function createTransport(
+  spec: TransportSpec,
+  options: TransportOptions = {},
+): Promise<Transport> {
   switch (spec.kind) {
     case 'smtp': {
       const { createSmtpTransport } = await import('./smtp.js');

@@ -103,17 +103,23 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
       }
       const tracker: PhaseTracker = { dataSent: false };
       trackers.set(raw, tracker);
+      const deadline = new AbortController();
+      const timer = setTimeout(
+        () => deadline.abort(),
+        options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS,
+      );
       try {
         const info = await transporter.sendMail({
           raw,
           envelope: envelopeOf(message),
           messageId: message.messageId,
-          signal: AbortSignal.timeout(options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS),
+          signal: deadline.signal,
         });
         return classifySuccess(String(info.response ?? ''));
       } catch (error) {
         return classifySmtpFailure(failureOf(error), tracker.dataSent ? 'data-sent' : 'before-data', secrets);
       } finally {
+        clearTimeout(timer);
         trackers.delete(raw);
       }
     },
@@ -123,7 +129,10 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
         await transporter.verify();
       } catch (error) {
         const outcome = classifySmtpFailure(failureOf(error), 'before-data', secrets);
-        throw new TransportCheckError(`SMTP check of ${describeTransport(spec)} failed: ${outcome.reply}`, outcome);
+        throw new TransportCheckError(
+          `SMTP check of ${describeTransport(spec)} failed: ${outcome.reply}`,
+          outcome,
+        );
       }
     },
 
@@ -149,10 +158,11 @@ function watchEnd(input: Readable, tracker: PhaseTracker): Readable {
 }
 
 /** The fields of a nodemailer error that classification reads, without anything else. */
-export function failureOf(error: unknown): SmtpFailure {
+function failureOf(error: unknown): SmtpFailure {
   if (typeof error !== 'object' || error === null) return { message: String(error) };
   const e = error as Record<string, unknown>;
-  const text = (key: string): string | undefined => (typeof e[key] === 'string' ? (e[key] as string) : undefined);
+  const text = (key: string): string | undefined =>
+    typeof e[key] === 'string' ? (e[key] as string) : undefined;
   return {
     code: text('code'),
     originalCode: text('originalCode'),

@@ -54,7 +54,9 @@ describe('file outbox', () => {
       expect(parsed.subject).toBe(m.subject);
       expect(parsed.text?.trim()).toBe(m.text);
       expect(parsed.html).toContain(m.html);
-      expect(parsed.headers.get('list')).toMatchObject({ 'unsubscribe-post': { name: 'List-Unsubscribe=One-Click' } });
+      expect(parsed.headers.get('list')).toMatchObject({
+        'unsubscribe-post': { name: 'List-Unsubscribe=One-Click' },
+      });
     }
     await transport.verify();
     expect((await readdir(outbox)).sort()).toEqual(files);
@@ -109,7 +111,11 @@ describe('sendmail', () => {
     const transport = createSendmailTransport({ kind: 'sendmail', path });
     const m = message('ann@example.net');
 
-    expect(await transport.send(m)).toEqual({ kind: 'sent', reply: `accepted by ${path} (exit 0)`, queueId: null });
+    expect(await transport.send(m)).toEqual({
+      kind: 'sent',
+      reply: `accepted by ${path} (exit 0)`,
+      queueId: null,
+    });
 
     expect((await readFile(`${path}.args`, 'utf8')).trim()).toBe('-i -f news@example.org ann@example.net');
     const raw = await readFile(`${path}.eml`);
@@ -122,8 +128,14 @@ describe('sendmail', () => {
   });
 
   it('exit 75 (EX_TEMPFAIL) → retry', async () => {
-    const transport = createSendmailTransport({ kind: 'sendmail', path: await fakeSendmail('tempfail', 'exit 75') });
-    expect(await transport.send(message('ann@example.net'))).toMatchObject({ kind: 'retry', throttled: false });
+    const transport = createSendmailTransport({
+      kind: 'sendmail',
+      path: await fakeSendmail('tempfail', 'exit 75'),
+    });
+    expect(await transport.send(message('ann@example.net'))).toMatchObject({
+      kind: 'retry',
+      throttled: false,
+    });
   });
 
   it('exit 1 → failed', async () => {
@@ -137,7 +149,10 @@ describe('sendmail', () => {
   });
 
   it('killed after reading the message → unknown', async () => {
-    const transport = createSendmailTransport({ kind: 'sendmail', path: await fakeSendmail('killed', 'kill -9 $$') });
+    const transport = createSendmailTransport({
+      kind: 'sendmail',
+      path: await fakeSendmail('killed', 'kill -9 $$'),
+    });
     expect(await transport.send(message('ann@example.net'))).toMatchObject({ kind: 'unknown' });
   });
 

@@ -19,7 +19,8 @@ function message(to: string, extra: Partial<OutgoingMessage> = {}): OutgoingMess
     html: `<p>Hello <b>${to}</b></p>`,
     text: `Hello ${to}`,
     headers: {
-      'List-Unsubscribe': '<https://news.example.org/u/abc.def>, <mailto:unsubscribe@example.org?subject=abc>',
+      'List-Unsubscribe':
+        '<https://news.example.org/u/abc.def>, <mailto:unsubscribe@example.org?subject=abc>',
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
       'List-Id': 'Example News <news.example.org>',
     },
@@ -148,7 +149,16 @@ describe('smtp transport against a real server', () => {
   it('550 5.1.1 → failed, suppress; the connection stays usable for the next message', async () => {
     const to = 'gone@example.net';
     const { sink, transport } = await sinkAndTransport({
-      faults: [{ to, fault: { kind: 'rejectRcpt', code: 550, text: `5.1.1 <${to}>: Recipient address rejected: User unknown` } }],
+      faults: [
+        {
+          to,
+          fault: {
+            kind: 'rejectRcpt',
+            code: 550,
+            text: `5.1.1 <${to}>: Recipient address rejected: User unknown`,
+          },
+        },
+      ],
     });
     expect(await transport.send(message(to))).toEqual({
       kind: 'failed',
@@ -177,13 +187,19 @@ describe('smtp transport against a real server', () => {
     const { transport } = await sinkAndTransport({
       faults: [{ to, fault: { kind: 'rejectData', code: 451, text: '4.7.1 Greylisted, come back later' } }],
     });
-    expect(await transport.send(message(to))).toMatchObject({ kind: 'retry', throttled: false, unreachable: false });
+    expect(await transport.send(message(to))).toMatchObject({
+      kind: 'retry',
+      throttled: false,
+      unreachable: false,
+    });
   });
 
   describe('phase tracking', () => {
     it('connection cut after the whole message was read, before the reply → unknown, and never resent', async () => {
       const to = 'cut@example.net';
-      const { sink, transport } = await sinkAndTransport({ faults: [{ to, fault: { kind: 'cutAfterData' } }] });
+      const { sink, transport } = await sinkAndTransport({
+        faults: [{ to, fault: { kind: 'cutAfterData' } }],
+      });
 
       const outcome = await transport.send(message(to));
 
@@ -212,9 +228,15 @@ describe('smtp transport against a real server', () => {
           { to: 'big-late@example.net', fault: { kind: 'cutAfterData' } },
         ],
       });
-      expect(await transport.send(message('big-early@example.net', { html: big }))).toMatchObject({ kind: 'retry' });
-      expect(await transport.send(message('big-late@example.net', { html: big }))).toMatchObject({ kind: 'unknown' });
-      expect(await transport.send(message('big-ok@example.net', { html: big }))).toMatchObject({ kind: 'sent' });
+      expect(await transport.send(message('big-early@example.net', { html: big }))).toMatchObject({
+        kind: 'retry',
+      });
+      expect(await transport.send(message('big-late@example.net', { html: big }))).toMatchObject({
+        kind: 'unknown',
+      });
+      expect(await transport.send(message('big-ok@example.net', { html: big }))).toMatchObject({
+        kind: 'sent',
+      });
     });
 
     it('server reads the message and never replies; the socket times out → unknown', async () => {
@@ -229,9 +251,23 @@ describe('smtp transport against a real server', () => {
       expect(sink.received(to)).toBe(1);
     });
 
+    it('a server that never replies is bounded by messageTimeoutMs too → unknown after the data', async () => {
+      const to = 'hang@example.net';
+      const { transport } = await sinkAndTransport(
+        { faults: [{ to, fault: { kind: 'hangAfterData' } }] },
+        { socketTimeoutMs: 30_000, messageTimeoutMs: 300 },
+      );
+      expect(await transport.send(message(to))).toMatchObject({ kind: 'unknown' });
+    });
+
     it('a connection dropped before the greeting is not retried by the pool on its own', async () => {
-      const { sink, transport } = await sinkAndTransport({ faults: [{ nth: 1, fault: { kind: 'dropConnection' } }] });
-      expect(await transport.send(message('first@example.net'))).toMatchObject({ kind: 'retry', unreachable: true });
+      const { sink, transport } = await sinkAndTransport({
+        faults: [{ nth: 1, fault: { kind: 'dropConnection' } }],
+      });
+      expect(await transport.send(message('first@example.net'))).toMatchObject({
+        kind: 'retry',
+        unreachable: true,
+      });
       expect(await transport.send(message('second@example.net'))).toMatchObject({ kind: 'sent' });
       expect(sink.count('first@example.net')).toBe(0);
       expect(sink.connections).toBe(2);
@@ -264,7 +300,9 @@ describe('smtp transport against a real server', () => {
 
       const outcome = await transport.send(message('ann@example.net'));
       expect(outcome).toMatchObject({ kind: 'fatal' });
-      expect(outcome.reply).toMatch(/^535 5\.7\.8 Authentication credentials invalid \(AUTH (PLAIN|LOGIN)\)$/);
+      expect(outcome.reply).toMatch(
+        /^535 5\.7\.8 Authentication credentials invalid \(AUTH (PLAIN|LOGIN)\)$/,
+      );
       expect(outcome.reply).not.toContain(wrong.password);
 
       const error = await transport.verify().then(
