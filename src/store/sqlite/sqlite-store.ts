@@ -458,6 +458,10 @@ export class SqliteStore implements Store {
     const { newsletterId: nl, runId, now } = request;
     const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(nl) as { status: string } | undefined;
     if (status?.status !== 'sending') return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: false };
+    // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
+    // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
+    const live = this.db.prepare('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL').get(runId);
+    if (!live) return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: true };
 
     const claimed: ClaimedDelivery[] = [];
     let skipped = 0;
