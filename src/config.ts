@@ -28,6 +28,8 @@ export interface Config {
   hostIdOverride: string | null;
   /** Where the run lock lives; beside the database by default. */
   lockDir: string | null;
+  /** When a run lock whose owner cannot be checked counts as abandoned. */
+  lockStaleMs: number;
   /** Recipients claimed per transaction: also the most that can end `unknown` after a crash. */
   batchSize: number;
   /** SMTP connections kept open at once. */
@@ -57,6 +59,7 @@ const DEFAULTS = {
   connections: 3,
   smtpTimeout: '60s',
   busyTimeout: '5s',
+  lockStale: '2m',
 };
 
 export function loadConfig(options: LoadConfigOptions): Config {
@@ -79,39 +82,78 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (transportValue) {
     const parsed = parseTransport(transportValue);
     if ('error' in parsed) problems.push(`NEWSLETTER_TRANSPORT ${parsed.error}.`);
-    else transport = parsed.kind === 'file' ? { ...parsed, dir: path.resolve(options.cwd, parsed.dir) } : parsed;
+    else
+      transport = parsed.kind === 'file' ? { ...parsed, dir: path.resolve(options.cwd, parsed.dir) } : parsed;
   }
 
   const from = get('NEWSLETTER_FROM');
   if (from && /[\r\n\0\u2028\u2029]/.test(from)) {
-    problems.push('NEWSLETTER_FROM contains a line break; it must be one line, e.g. "News <news@example.org>".');
+    problems.push(
+      'NEWSLETTER_FROM contains a line break; it must be one line, e.g. "News <news@example.org>".',
+    );
   } else if (from && !/@/.test(from)) {
     problems.push(`NEWSLETTER_FROM "${from}" has no address; use e.g. "News <news@example.org>".`);
   }
 
   const baseUrl = get('NEWSLETTER_BASE_URL');
   if (baseUrl && !isHttpUrl(baseUrl)) {
-    problems.push(`NEWSLETTER_BASE_URL "${baseUrl}" is not an http(s) URL; use e.g. https://example.org/newsletter.`);
+    problems.push(
+      `NEWSLETTER_BASE_URL "${baseUrl}" is not an http(s) URL; use e.g. https://example.org/newsletter.`,
+    );
   }
 
   const secret = get('NEWSLETTER_SECRET');
   if (secret && secret.length < 16) {
-    problems.push('NEWSLETTER_SECRET is shorter than 16 characters; generate one with `openssl rand -hex 32`.');
+    problems.push(
+      'NEWSLETTER_SECRET is shorter than 16 characters; generate one with `openssl rand -hex 32`.',
+    );
   }
 
-  const rate = positiveNumber(get('NEWSLETTER_RATE'), DEFAULTS.rate, 'NEWSLETTER_RATE', 'messages per second, e.g. 10', problems);
+  const rate = positiveNumber(
+    get('NEWSLETTER_RATE'),
+    DEFAULTS.rate,
+    'NEWSLETTER_RATE',
+    'messages per second, e.g. 10',
+    problems,
+  );
   const retryValue = get('NEWSLETTER_RETRY_AFTER') ?? DEFAULTS.retryAfter;
   const retryAfter = parseDurationList(retryValue);
   if (!retryAfter) {
-    problems.push(`NEWSLETTER_RETRY_AFTER "${retryValue}" is not a list of durations; use e.g. 1m,5m,30m,2h.`);
+    problems.push(
+      `NEWSLETTER_RETRY_AFTER "${retryValue}" is not a list of durations; use e.g. 1m,5m,30m,2h.`,
+    );
   }
   const leaseMs = duration(get('NEWSLETTER_LEASE') ?? DEFAULTS.lease, 'NEWSLETTER_LEASE', problems);
   if (leaseMs !== null && leaseMs < 1000) problems.push('NEWSLETTER_LEASE must be at least 1s.');
-  const smtpTimeoutMs = duration(get('NEWSLETTER_SMTP_TIMEOUT') ?? DEFAULTS.smtpTimeout, 'NEWSLETTER_SMTP_TIMEOUT', problems);
-  const busyTimeoutMs = duration(get('NEWSLETTER_BUSY_TIMEOUT') ?? DEFAULTS.busyTimeout, 'NEWSLETTER_BUSY_TIMEOUT', problems);
-  const batchSize = positiveInteger(get('NEWSLETTER_BATCH'), DEFAULTS.batchSize, 'NEWSLETTER_BATCH', problems);
-  const connections = positiveInteger(get('NEWSLETTER_SMTP_CONNECTIONS'), DEFAULTS.connections, 'NEWSLETTER_SMTP_CONNECTIONS', problems);
+  const smtpTimeoutMs = duration(
+    get('NEWSLETTER_SMTP_TIMEOUT') ?? DEFAULTS.smtpTimeout,
+    'NEWSLETTER_SMTP_TIMEOUT',
+    problems,
+  );
+  const busyTimeoutMs = duration(
+    get('NEWSLETTER_BUSY_TIMEOUT') ?? DEFAULTS.busyTimeout,
+    'NEWSLETTER_BUSY_TIMEOUT',
+    problems,
+  );
+  const batchSize = positiveInteger(
+    get('NEWSLETTER_BATCH'),
+    DEFAULTS.batchSize,
+    'NEWSLETTER_BATCH',
+    problems,
+  );
+  const connections = positiveInteger(
+    get('NEWSLETTER_SMTP_CONNECTIONS'),
+    DEFAULTS.connections,
+    'NEWSLETTER_SMTP_CONNECTIONS',
+    problems,
+  );
   const lockDirValue = get('NEWSLETTER_LOCK_DIR');
+  const lockStaleMs = duration(
+    get('NEWSLETTER_LOCK_STALE') ?? DEFAULTS.lockStale,
+    'NEWSLETTER_LOCK_STALE',
+    problems,
+  );
+  if (lockStaleMs !== null && lockStaleMs < 2000) problems.push('NEWSLETTER_LOCK_STALE must be at least 2s.');
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -130,6 +172,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     leaseMs: leaseMs as number,
     hostIdOverride: get('NEWSLETTER_HOST_ID'),
     lockDir: lockDirValue ? path.resolve(options.cwd, lockDirValue) : null,
+    lockStaleMs: lockStaleMs as number,
     batchSize,
     connections,
     smtpTimeoutMs: smtpTimeoutMs as number,
@@ -147,10 +190,14 @@ export function problemsForRealSend(config: Config): string[] {
     );
   }
   if (!config.secret) {
-    problems.push('NEWSLETTER_SECRET is not set: it signs unsubscribe links. Generate one with `openssl rand -hex 32`.');
+    problems.push(
+      'NEWSLETTER_SECRET is not set: it signs unsubscribe links. Generate one with `openssl rand -hex 32`.',
+    );
   }
   if (!config.baseUrl) {
-    problems.push('NEWSLETTER_BASE_URL is not set: unsubscribe links need it, e.g. https://example.org/newsletter.');
+    problems.push(
+      'NEWSLETTER_BASE_URL is not set: unsubscribe links need it, e.g. https://example.org/newsletter.',
+    );
   }
   return problems;
 }
@@ -232,7 +279,13 @@ function duration(value: string, name: string, problems: string[]): number | nul
   return ms;
 }
 
-function positiveNumber(value: string | null, fallback: number, name: string, hint: string, problems: string[]): number {
+function positiveNumber(
+  value: string | null,
+  fallback: number,
+  name: string,
+  hint: string,
+  problems: string[],
+): number {
   if (value === null) return fallback;
   const number = Number(value);
   if (!Number.isFinite(number) || number <= 0) {

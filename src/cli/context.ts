@@ -61,7 +61,11 @@ export async function openStore(context: Context, options: OpenStoreOptions = {}
         current < latest
           ? `The database ${target.path} has schema version ${current}; this newsletter needs ${latest}.`
           : `The database ${target.path} has schema version ${current}, newer than this newsletter (${latest}).`,
-        [current < latest ? 'Run `newsletter init` to migrate it (it is safe to run again).' : 'Upgrade newsletter on this host.'],
+        [
+          current < latest
+            ? 'Run `newsletter init` to migrate it (it is safe to run again).'
+            : 'Upgrade newsletter on this host.',
+        ],
       );
     }
   }
@@ -69,7 +73,11 @@ export async function openStore(context: Context, options: OpenStoreOptions = {}
 }
 
 /** Runs `fn` with an open store and always closes it. */
-export async function withStore<T>(context: Context, options: OpenStoreOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(
+  context: Context,
+  options: OpenStoreOptions,
+  fn: (store: Store) => Promise<T>,
+): Promise<T> {
   const store = await openStore(context, options);
   try {
     return await fn(store);

@@ -20,7 +20,11 @@ async function main(argv: string[]): Promise<number> {
 function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) {
     // Help and version are successes; commander already printed its own message otherwise.
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+    if (
+      error.code === 'commander.helpDisplayed' ||
+      error.code === 'commander.version' ||
+      error.code === 'commander.help'
+    ) {
       return ExitCode.ok;
     }
     return ExitCode.usage;

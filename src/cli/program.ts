@@ -26,7 +26,9 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 export function buildProgram(): Command {
   const program = new Command('newsletter')
-    .description('A bulk mailer for people who run servers: never twice, never silently skipped, never empty.')
+    .description(
+      'A bulk mailer for people who run servers: never twice, never silently skipped, never empty.',
+    )
     .version('0.1.0')
     .option('--env-file <path>', 'read configuration from this file instead of ./.env')
     .option('--database <path>', 'the database (overrides NEWSLETTER_DATABASE)')
@@ -47,17 +49,24 @@ Examples:
 
   program
     .command('init')
-    .description('create the database, or migrate it to this version (safe to run again); binds it to this host')
+    .description(
+      'create the database, or migrate it to this version (safe to run again); binds it to this host',
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  NEWSLETTER_DATABASE=/var/lib/newsletter/news.db newsletter init')
     .action(lazy(async () => (await import('./commands/init.js')).init as Handler));
 
-  const recipients = program.command('recipients').description('import, add, remove, unsubscribe and list subscribers');
+  const recipients = program
+    .command('recipients')
+    .description('import, add, remove, unsubscribe and list subscribers');
   recipients
     .command('import <file>')
     .description('import a CSV with a header row: email,name,… (other columns become merge fields)')
     .option('--list <name>', 'add every imported subscriber to this list (created if needed)')
-    .option('--skip-invalid', 'import the valid rows and report the invalid ones (default: import nothing if any row is invalid)')
+    .option(
+      '--skip-invalid',
+      'import the valid rows and report the invalid ones (default: import nothing if any row is invalid)',
+    )
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  newsletter recipients import subscribers.csv --list customers')
     .action(lazy(async () => (await import('./commands/recipients.js')).importCommand as Handler));
@@ -67,7 +76,10 @@ Examples:
     .option('--name <name>', 'display name', '')
     .option('--list <name>', 'add to this list (repeatable)', collect)
     .option('--field <key=value>', 'a merge field (repeatable)', collect)
-    .addHelpText('after', '\nExample:\n  newsletter recipients add ada@example.org --name "Ada" --list customers --field city=London')
+    .addHelpText(
+      'after',
+      '\nExample:\n  newsletter recipients add ada@example.org --name "Ada" --list customers --field city=London',
+    )
     .action(lazy(async () => (await import('./commands/recipients.js')).addCommand as Handler));
   recipients
     .command('remove <email>')
@@ -96,7 +108,10 @@ Examples:
     .requiredOption('--template <file.mjml>', 'the MJML template; includes must stay in its folder')
     .option('--list <name>', 'a list it goes to (repeatable)', collect)
     .option('--from <from>', 'From header, e.g. "News <news@example.org>" (default NEWSLETTER_FROM)')
-    .option('--at <when>', 'schedule it: ISO date-time ("2026-12-01 09:00"), "now" or "+2h" (default: a draft)')
+    .option(
+      '--at <when>',
+      'schedule it: ISO date-time ("2026-12-01 09:00"), "now" or "+2h" (default: a draft)',
+    )
     .option('--json', 'print the new newsletter as JSON')
     .addHelpText(
       'after',
@@ -109,7 +124,10 @@ Examples:
     .option('--at <when>', 'ISO date-time, "now" or "+2h"')
     .option('--now', 'due at once')
     .option('--json', 'print the newsletter as JSON')
-    .addHelpText('after', '\nExamples:\n  newsletter schedule 3 --at "2026-12-01 09:00"\n  newsletter schedule 3 --now')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter schedule 3 --at "2026-12-01 09:00"\n  newsletter schedule 3 --now',
+    )
     .action(lazy(async () => (await import('./commands/newsletters.js')).scheduleCommand as Handler));
   program
     .command('cancel <id>')
@@ -135,7 +153,10 @@ Examples:
     .option('--to-file <file>', 'where to write the HTML', 'preview.html')
     .option('--recipient <email>', 'personalise for this subscriber (default: the first of its lists)')
     .option('--json', 'print what was written as JSON')
-    .addHelpText('after', '\nExample:\n  newsletter preview 3 --recipient ada@example.org --to-file /tmp/preview.html')
+    .addHelpText(
+      'after',
+      '\nExample:\n  newsletter preview 3 --recipient ada@example.org --to-file /tmp/preview.html',
+    )
     .action(lazy(async () => (await import('./commands/preview.js')).previewCommand as Handler));
   program
     .command('test-send <id>')
@@ -150,8 +171,12 @@ Examples:
     .description('send whatever is due; run it from cron every minute')
     .option('--dry-run', 'build, verify and personalise everything, send nothing, write nothing')
     .option('--newsletter <id>', 'with --dry-run: check this newsletter whatever its status or time')
-    .addOption(new Option('--max-messages <n>', 'stop claiming after this many messages').argParser(positiveInt))
-    .addOption(new Option('--max-seconds <s>', 'stop claiming after this many seconds').argParser(positiveInt))
+    .addOption(
+      new Option('--max-messages <n>', 'stop claiming after this many messages').argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--max-seconds <s>', 'stop claiming after this many seconds').argParser(positiveInt),
+    )
     .option('--json', 'print the run summary as JSON')
     .addHelpText(
       'after',
@@ -174,11 +199,16 @@ Examples:
     .action(lazy(async () => (await import('./commands/status.js')).runsCommand as Handler));
   program
     .command('reconcile <id> [emails...]')
-    .description('settle `unknown` deliveries: --mark-sent if the server logs show them delivered, else --resend')
+    .description(
+      'settle `unknown` deliveries: --mark-sent if the server logs show them delivered, else --resend',
+    )
     .option('--mark-sent', 'record them as sent')
     .option('--resend', 'make them due again (same Message-ID)')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  newsletter reconcile 3 --mark-sent ada@example.org\n  newsletter reconcile 3 --resend')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter reconcile 3 --mark-sent ada@example.org\n  newsletter reconcile 3 --resend',
+    )
     .action(lazy(async () => (await import('./commands/reconcile.js')).reconcileCommand as Handler));
 
   program
@@ -213,6 +243,7 @@ Examples:
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`"${value}" is not a whole number above 0.`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`"${value}" is not a whole number above 0.`);
   return n;
 }

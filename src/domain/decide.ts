@@ -12,7 +12,13 @@ export function decideWrite(
   now: Millis,
 ): OutcomeWrite {
   const attempts = delivery.attempts + 1;
-  const base = { deliveryId: delivery.deliveryId, attempts, queueId: null, nextAttemptAt: null, suppressAddress: null };
+  const base = {
+    deliveryId: delivery.deliveryId,
+    attempts,
+    queueId: null,
+    nextAttemptAt: null,
+    suppressAddress: null,
+  };
   switch (outcome.kind) {
     case 'sent':
       return { ...base, state: 'sent', smtpReply: outcome.reply, queueId: outcome.queueId };
@@ -29,7 +35,11 @@ export function decideWrite(
       // attempts counts the tries made so far; step N-1 is the wait after the Nth failure.
       const wait = retryAfter[attempts - 1];
       if (wait === undefined) {
-        return { ...base, state: 'failed', smtpReply: `gave up after ${attempts} attempts; last reply: ${outcome.reply}` };
+        return {
+          ...base,
+          state: 'failed',
+          smtpReply: `gave up after ${attempts} attempts; last reply: ${outcome.reply}`,
+        };
       }
       return { ...base, state: 'retry', smtpReply: outcome.reply, nextAttemptAt: now + wait };
     }

@@ -95,7 +95,12 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
       const fromDomain = domainOf(body.from);
       let after = 0;
       for (;;) {
-        const page = await deps.store.pendingRecipients(newsletter.id, newsletter.lists, after, deps.pageSize ?? 1000);
+        const page = await deps.store.pendingRecipients(
+          newsletter.id,
+          newsletter.lists,
+          after,
+          deps.pageSize ?? 1000,
+        );
         if (page.length === 0) break;
         for (const recipient of page) {
           after = Math.max(after, recipient.subscriberId ?? after);
@@ -127,7 +132,10 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
 async function chooseNewsletters(deps: DryRunDeps): Promise<Newsletter[]> {
   if (deps.newsletterId !== null) {
     const newsletter = await deps.store.getNewsletter(deps.newsletterId);
-    if (!newsletter) throw new InputError(`There is no newsletter ${deps.newsletterId}.`, ['See them all with `newsletter list`.']);
+    if (!newsletter)
+      throw new InputError(`There is no newsletter ${deps.newsletterId}.`, [
+        'See them all with `newsletter list`.',
+      ]);
     return [newsletter];
   }
   return [...(await deps.store.dueNewsletters(deps.now())), ...(await deps.store.sendingNewsletters())];

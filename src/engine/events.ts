@@ -6,7 +6,15 @@ export type EngineEvent =
   | { type: 'newsletter-build-failed'; newsletterId: number; reason: string }
   | { type: 'newsletter-taken-by-another-run'; newsletterId: number }
   | { type: 'batch-claimed'; newsletterId: number; claimed: number; skipped: number }
-  | { type: 'outcomes-recorded'; newsletterId: number; sent: number; failed: number; retry: number; unknown: number; refused: number }
+  | {
+      type: 'outcomes-recorded';
+      newsletterId: number;
+      sent: number;
+      failed: number;
+      retry: number;
+      unknown: number;
+      refused: number;
+    }
   | { type: 'newsletter-sent'; newsletterId: number }
   | { type: 'stopping'; reason: string; detail: string }
   | { type: 'run-ended'; runId: number; outcome: string };

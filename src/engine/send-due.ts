@@ -10,8 +10,9 @@ import { domainOf, messageIdFor } from '../domain/message-id.js';
 import { RateLimiter } from '../domain/rate-limiter.js';
 import type { ClaimedDelivery, Millis, Newsletter, RunCounts, SendOutcome } from '../domain/types.js';
 import type { EventSink } from './events.js';
+import { failpoint } from './failpoints.js';
 import type { BuildBody, Personaliser, PreparePersonaliser, Transport } from './ports.js';
-import { type StopController, type StopReason } from './stop.js';
+import type { StopController, StopReason } from './stop.js';
 import type { OutcomeWrite, Store } from './store.js';
 
 export interface RenderModule {
@@ -81,7 +82,10 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
 
   // Nothing due and nothing sending: leave without a lock, a run row or loading anything heavy.
   const startNow = deps.now();
-  if ((await store.dueNewsletters(startNow)).length === 0 && (await store.sendingNewsletters()).length === 0) {
+  if (
+    (await store.dueNewsletters(startNow)).length === 0 &&
+    (await store.sendingNewsletters()).length === 0
+  ) {
     result.idle = true;
     return result;
   }
@@ -116,7 +120,17 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     for (const newsletter of sending) {
       if (deps.stop.stopped) break;
       transport ??= await deps.loadTransport();
-      const report = await sendNewsletter(deps, render, transport, limiter, lease, run.id, newsletter, budget, result);
+      const report = await sendNewsletter(
+        deps,
+        render,
+        transport,
+        limiter,
+        lease,
+        run.id,
+        newsletter,
+        budget,
+        result,
+      );
       result.newsletters.push(report);
     }
   } catch (thrown) {
@@ -128,7 +142,13 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     result.stopDetail = deps.stop.detail;
     const outcome = error ? 'error' : (deps.stop.reason ?? 'ok');
     await store
-      .finishRun(run.id, outcome, result.counts, error ? String((error as Error).message ?? error) : deps.stop.detail, deps.now())
+      .finishRun(
+        run.id,
+        outcome,
+        result.counts,
+        error ? String((error as Error).message ?? error) : deps.stop.detail,
+        deps.now(),
+      )
       .catch(() => undefined);
     deps.events({ type: 'run-ended', runId: run.id, outcome });
     await lock.release().catch(() => undefined);
@@ -154,7 +174,10 @@ async function guardAgainstClone(deps: SendDueDeps): Promise<void> {
   );
 }
 
-async function expireDeadRuns(deps: SendDueDeps, ownRunId: number): Promise<{ runs: number; unknown: number }> {
+async function expireDeadRuns(
+  deps: SendDueDeps,
+  ownRunId: number,
+): Promise<{ runs: number; unknown: number }> {
   const live = await deps.store.liveRuns();
   // A run of this host whose process is gone is dead now; waiting for its lease would only delay.
   const dead = live
@@ -171,10 +194,16 @@ async function expireDeadRuns(deps: SendDueDeps, ownRunId: number): Promise<{ ru
  * one transaction. Nothing here sets a flag that a later step trusts: the next step reads the
  * newsletters that are `sending` (with their stored body) back from the database.
  */
-async function beginDueNewsletters(deps: SendDueDeps, render: RenderModule, runId: number, result: SendDueResult) {
+async function beginDueNewsletters(
+  deps: SendDueDeps,
+  render: RenderModule,
+  runId: number,
+  result: SendDueResult,
+) {
   const knownFields = ['email', 'name', 'unsubscribe_url', ...(await deps.store.knownFieldNames())];
   for (const newsletter of await deps.store.dueNewsletters(deps.now())) {
     if (deps.stop.stopped) return;
+    failpoint('before-build');
     try {
       const body = await render.buildBody(newsletter, {
         templatesRoot: deps.templatesRoot(newsletter),
@@ -182,6 +211,7 @@ async function beginDueNewsletters(deps: SendDueDeps, render: RenderModule, runI
         defaultFrom: deps.config.from,
       });
       if (await deps.store.beginSending(newsletter.id, body, runId, deps.now())) {
+        failpoint('after-begin-sending');
         deps.events({ type: 'newsletter-built', newsletterId: newsletter.id, subject: newsletter.subject });
         result.newsletters.push({ id: newsletter.id, subject: newsletter.subject, result: 'began' });
       } else {
@@ -192,7 +222,12 @@ async function beginDueNewsletters(deps: SendDueDeps, render: RenderModule, runI
       const reason = [error.message, ...error.details].join('\n');
       if (await deps.store.markBuildFailed(newsletter.id, reason, deps.now())) {
         deps.events({ type: 'newsletter-build-failed', newsletterId: newsletter.id, reason });
-        result.newsletters.push({ id: newsletter.id, subject: newsletter.subject, result: 'build-failed', reason });
+        result.newsletters.push({
+          id: newsletter.id,
+          subject: newsletter.subject,
+          result: 'build-failed',
+          reason,
+        });
       }
     }
   }
@@ -252,15 +287,32 @@ async function sendNewsletter(
       }
       return report;
     }
-    deps.events({ type: 'batch-claimed', newsletterId: newsletter.id, claimed: claim.claimed.length, skipped: claim.skipped });
+    failpoint('after-claim');
+    deps.events({
+      type: 'batch-claimed',
+      newsletterId: newsletter.id,
+      claimed: claim.claimed.length,
+      skipped: claim.skipped,
+    });
     if (budget.messages !== null) budget.messages -= claim.claimed.length;
-    await sendBatch(deps, transport, limiter, lease, runId, newsletter.id, claim.claimed, personalise, result);
+    await sendBatch(
+      deps,
+      transport,
+      limiter,
+      lease,
+      runId,
+      newsletter.id,
+      claim.claimed,
+      personalise,
+      result,
+    );
   }
 }
 
 function checkBudget(deps: SendDueDeps, budget: Budget): void {
   if (budget.messages !== null && budget.messages <= 0) deps.stop.stop('budget', 'reached --max-messages');
-  if (budget.deadline !== null && deps.now() >= budget.deadline) deps.stop.stop('budget', 'reached --max-seconds');
+  if (budget.deadline !== null && deps.now() >= budget.deadline)
+    deps.stop.stop('budget', 'reached --max-seconds');
 }
 
 /**
@@ -290,7 +342,8 @@ async function sendBatch(
       if (!delivery) return;
       next += 1;
       if (deps.stop.stopped || !lease.validFor(deps.now())) {
-        if (!lease.validFor(deps.now())) deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
+        if (!lease.validFor(deps.now()))
+          deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
         notSent.push(delivery.deliveryId);
         continue;
       }
@@ -314,9 +367,12 @@ async function sendBatch(
   const workers = Math.max(1, Math.min(deps.config.connections, batch.length));
   await Promise.all(Array.from({ length: workers }, worker));
 
+  failpoint('after-send-before-record');
   const recorded = await deps.store.recordOutcomes(runId, writes, deps.now());
+  failpoint('after-record');
   result.refusedWrites += recorded.refused;
-  if (recorded.refused > 0) deps.stop.stop('lease-lost', `${recorded.refused} outcome writes were refused: another run took over`);
+  if (recorded.refused > 0)
+    deps.stop.stop('lease-lost', `${recorded.refused} outcome writes were refused: another run took over`);
   const tally = { sent: 0, failed: 0, retry: 0, unknown: 0 };
   for (const write of writes) tally[write.state] += 1;
   if (recorded.refused === 0) {
@@ -326,7 +382,11 @@ async function sendBatch(
   deps.events({ type: 'outcomes-recorded', newsletterId, ...tally, refused: recorded.refused });
 }
 
-async function sendOne(transport: Transport, personalise: Personaliser, delivery: ClaimedDelivery): Promise<SendOutcome> {
+async function sendOne(
+  transport: Transport,
+  personalise: Personaliser,
+  delivery: ClaimedDelivery,
+): Promise<SendOutcome> {
   try {
     return await transport.send(personalise(delivery));
   } catch (error) {
@@ -369,7 +429,8 @@ class LeaseKeeper {
 
   async renewIfDue(): Promise<boolean> {
     if (this.lost) return false;
-    if (this.deps.now() - this.lastRenewal < this.deps.config.leaseMs / 3) return this.validFor(this.deps.now());
+    if (this.deps.now() - this.lastRenewal < this.deps.config.leaseMs / 3)
+      return this.validFor(this.deps.now());
     return this.renew();
   }
 

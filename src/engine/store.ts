@@ -105,7 +105,11 @@ export interface Store {
   unsubscribe(address: string, now: Millis): Promise<boolean>;
   unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null>;
   getSubscriber(address: string): Promise<Subscriber | null>;
-  listSubscribers(filter: { list?: string | undefined; afterId: number; limit: number }): Promise<Subscriber[]>;
+  listSubscribers(filter: {
+    list?: string | undefined;
+    afterId: number;
+    limit: number;
+  }): Promise<Subscriber[]>;
   knownFieldNames(): Promise<string[]>;
   lists(): Promise<{ name: string; members: number }[]>;
   audienceSize(lists: string[]): Promise<number>;
@@ -115,7 +119,11 @@ export interface Store {
   getNewsletter(id: number): Promise<Newsletter | null>;
   listNewsletters(): Promise<Newsletter[]>;
   /** draft|scheduled → scheduled at `at`. Returns the status it found when it refused. */
-  scheduleNewsletter(id: number, at: Millis, now: Millis): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
+  scheduleNewsletter(
+    id: number,
+    at: Millis,
+    now: Millis,
+  ): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
   cancelNewsletter(id: number, now: Millis): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
   counts(newsletterId: number): Promise<DeliveryCounts>;
   deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }): Promise<Delivery[]>;
@@ -127,7 +135,13 @@ export interface Store {
   liveRuns(): Promise<RunInfo[]>;
   /** Ends runs whose lease expired before `now` or that are listed dead; their claims become `unknown`. */
   expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }>;
-  finishRun(runId: number, outcome: string, counts: RunCounts, error: string | null, now: Millis): Promise<void>;
+  finishRun(
+    runId: number,
+    outcome: string,
+    counts: RunCounts,
+    error: string | null,
+    now: Millis,
+  ): Promise<void>;
   listRuns(limit: number): Promise<RunInfo[]>;
 
   // the send pipeline
@@ -139,14 +153,23 @@ export interface Store {
   sendingNewsletters(): Promise<Newsletter[]>;
   claimBatch(request: ClaimRequest): Promise<ClaimResult>;
   /** Writes outcomes in one transaction, each fenced by run id and state `claimed`. */
-  recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<{ applied: number; refused: number }>;
+  recordOutcomes(
+    runId: number,
+    writes: OutcomeWrite[],
+    now: Millis,
+  ): Promise<{ applied: number; refused: number }>;
   /** Rows this run claimed go back to `retry`, due now, attempts unchanged (a fatal transport error). */
   releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number>;
   /** sending → sent when no recipient is left to claim and no row is `claimed` or `retry`. */
   completeIfDone(newsletterId: number, now: Millis): Promise<boolean>;
 
   // dry run (read-only) and operators
-  pendingRecipients(newsletterId: number | null, lists: string[], afterSubscriberId: number, limit: number): Promise<PendingRecipient[]>;
+  pendingRecipients(
+    newsletterId: number | null,
+    lists: string[],
+    afterSubscriberId: number,
+    limit: number,
+  ): Promise<PendingRecipient[]>;
   reconcile(
     newsletterId: number,
     action: 'mark-sent' | 'resend',

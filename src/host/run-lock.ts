@@ -13,10 +13,12 @@
  * touching its mtime every `update` ms; a lock whose mtime is older than `stale` ms belongs to a
  * process that died without cleaning up (SIGKILL, power loss) and is taken over.
  */
-import { stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ConfigError } from '../domain/errors.js';
+import { isProcessAlive } from './process.js';
 
 /**
  * Why so long: better-sqlite3 is synchronous, and while it waits out SQLite's busy timeout (or a
@@ -98,9 +100,9 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
     }
   };
 
-  let unlock: () => Promise<void>;
-  try {
-    unlock = await lockfile.lock(database, {
+  const ownerPath = `${lockPath}.owner`;
+  const take = () =>
+    lockfile.lock(database, {
       lockfilePath: lockPath,
       // The database file may not exist yet, and resolving symlinks is not needed: the lock path is
       // derived from the configured path, the same for every run with the same configuration.
@@ -110,6 +112,18 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
       update: options.updateMs ?? DEFAULT_UPDATE_MS,
       onCompromised,
     });
+  let unlock: () => Promise<void>;
+  try {
+    try {
+      unlock = await take();
+    } catch (error) {
+      // A lock left by a crashed run of this host would block every run until it turns stale
+      // (minutes). Its owner file names the process: if that process is gone, the lock is dead now.
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED' || !(await ownerIsDead(ownerPath))) throw error;
+      await rm(lockPath, { recursive: true, force: true });
+      unlock = await take();
+    }
+    await writeFile(ownerPath, JSON.stringify({ pid: process.pid, hostname: hostname() }));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ELOCKED') return null;
@@ -136,6 +150,7 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
       if (released) return;
       released = true;
       try {
+        await rm(ownerPath, { force: true });
         await unlock();
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -165,4 +180,17 @@ export async function inspectRunLock(options: RunLockLocation & { staleMs?: numb
     throw error;
   }
   return { held, path: lockPath, mtime, stale: !held };
+}
+
+/**
+ * True only when the owner file names a process of this host that no longer exists. No owner file
+ * (the holder has not written it yet) or an unreadable one means "held": we never guess a lock dead.
+ */
+async function ownerIsDead(ownerPath: string): Promise<boolean> {
+  try {
+    const owner = JSON.parse(await readFile(ownerPath, 'utf8')) as { pid?: unknown; hostname?: unknown };
+    return owner.hostname === hostname() && typeof owner.pid === 'number' && !isProcessAlive(owner.pid);
+  } catch {
+    return false;
+  }
 }

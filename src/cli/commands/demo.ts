@@ -47,7 +47,10 @@ export async function demoCommand(context: Context, options: { dir: string }): P
     if (!quiet && result.stdout) process.stdout.write(result.stdout);
     if (result.stderr) process.stderr.write(result.stderr);
     if (result.status !== 0) {
-      throw new NewsletterError(`The demo step \`newsletter ${args[0]}\` exited with ${result.status}.`, ExitCode.internal);
+      throw new NewsletterError(
+        `The demo step \`newsletter ${args[0]}\` exited with ${result.status}.`,
+        ExitCode.internal,
+      );
     }
     return result.stdout;
   };
@@ -79,6 +82,8 @@ export async function demoCommand(context: Context, options: { dir: string }): P
   const outbox = path.join(dir, 'outbox');
   const files = existsSync(outbox) ? readdirSync(outbox).filter((f) => f.endsWith('.eml')) : [];
   println();
-  println(`The outbox ${outbox} holds ${files.length} messages (one .eml per recipient, named by Message-ID).`);
+  println(
+    `The outbox ${outbox} holds ${files.length} messages (one .eml per recipient, named by Message-ID).`,
+  );
   println('Run `npm run demo` again: nobody gets a second copy.');
 }

@@ -22,7 +22,13 @@ export async function init(context: Context, options: { json?: boolean }): Promi
   });
   const database = context.config.database.kind === 'sqlite' ? context.config.database.path : 'postgres';
   if (options.json) {
-    printJson({ database, schemaFrom: result.from, schemaTo: result.to, hostId: host.hostId, boundHostId: result.boundHostId });
+    printJson({
+      database,
+      schemaFrom: result.from,
+      schemaTo: result.to,
+      hostId: host.hostId,
+      boundHostId: result.boundHostId,
+    });
     return;
   }
   if (host.warning) warn(host.warning);
@@ -33,6 +39,8 @@ export async function init(context: Context, options: { json?: boolean }): Promi
   }
   if (result.boundNow) println(`Bound to this host (${host.hostId}).`);
   if (result.boundHostId && result.boundHostId !== host.hostId) {
-    warn(`This database is bound to host ${result.boundHostId}, not this one (${host.hostId}); see \`newsletter host\`.`);
+    warn(
+      `This database is bound to host ${result.boundHostId}, not this one (${host.hostId}); see \`newsletter host\`.`,
+    );
   }
 }

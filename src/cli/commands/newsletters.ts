@@ -26,13 +26,18 @@ interface CreateOptions {
 export async function createCommand(context: Context, options: CreateOptions): Promise<void> {
   const problems: string[] = [];
   const now = Date.now();
-  if (HEADER_BREAK.test(options.subject)) problems.push('--subject contains a line break; a subject is one line.');
+  if (HEADER_BREAK.test(options.subject))
+    problems.push('--subject contains a line break; a subject is one line.');
   if (!options.subject.trim()) problems.push('--subject is empty.');
-  if (options.from !== undefined && HEADER_BREAK.test(options.from)) problems.push('--from contains a line break.');
-  else if (options.from !== undefined && !options.from.includes('@')) problems.push(`--from "${options.from}" has no address.`);
+  if (options.from !== undefined && HEADER_BREAK.test(options.from))
+    problems.push('--from contains a line break.');
+  else if (options.from !== undefined && !options.from.includes('@'))
+    problems.push(`--from "${options.from}" has no address.`);
   const scheduledAt = options.at === undefined ? null : parseWhen(options.at, now);
   if (options.at !== undefined && scheduledAt === null) {
-    problems.push(`--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "2026-12-01T09:00Z", "now" or "+2h".`);
+    problems.push(
+      `--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "2026-12-01T09:00Z", "now" or "+2h".`,
+    );
   }
   const lists = [...new Set(options.list ?? [])];
   if (lists.length === 0) problems.push('No --list given: a newsletter needs at least one list to go to.');
@@ -40,12 +45,27 @@ export async function createCommand(context: Context, options: CreateOptions): P
 
   const newsletter = await withStore(context, {}, async (store) => {
     await checkLists(store, lists, problems);
-    if (templatePath) await checkBuild(context, store, { subject: options.subject, templatePath, from: options.from ?? null, lists }, problems);
+    if (templatePath)
+      await checkBuild(
+        context,
+        store,
+        { subject: options.subject, templatePath, from: options.from ?? null, lists },
+        problems,
+      );
     if (problems.length > 0) {
-      throw new InputError(`Cannot create the newsletter: ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}.`, problems);
+      throw new InputError(
+        `Cannot create the newsletter: ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}.`,
+        problems,
+      );
     }
     return store.createNewsletter(
-      { subject: options.subject, templatePath: templatePath as string, from: options.from ?? null, lists, scheduledAt },
+      {
+        subject: options.subject,
+        templatePath: templatePath as string,
+        from: options.from ?? null,
+        lists,
+        scheduledAt,
+      },
       now,
     );
   });
@@ -53,12 +73,18 @@ export async function createCommand(context: Context, options: CreateOptions): P
   else println(String(newsletter.id));
 }
 
-export async function scheduleCommand(context: Context, id: string, options: { at?: string; now?: boolean; json?: boolean }) {
+export async function scheduleCommand(
+  context: Context,
+  id: string,
+  options: { at?: string; now?: boolean; json?: boolean },
+) {
   const newsletterId = parseId(id);
-  if ((options.at === undefined) === !options.now) throw new UsageError('Give exactly one of --at WHEN or --now.');
+  if ((options.at === undefined) === !options.now)
+    throw new UsageError('Give exactly one of --at WHEN or --now.');
   const now = Date.now();
   const at = options.now ? now : parseWhen(options.at as string, now);
-  if (at === null) throw new InputError(`--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "now" or "+2h".`);
+  if (at === null)
+    throw new InputError(`--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "now" or "+2h".`);
   const newsletter = await withStore(context, {}, async (store) => {
     const existing = await requireNewsletter(store, newsletterId);
     const problems: string[] = [];
@@ -67,7 +93,9 @@ export async function scheduleCommand(context: Context, id: string, options: { a
     if (problems.length > 0) throw new InputError(`Cannot schedule newsletter ${newsletterId}.`, problems);
     const result = await store.scheduleNewsletter(newsletterId, at, now);
     if (!result.ok) {
-      throw new InputError(`Newsletter ${newsletterId} is ${result.status}; only a draft or a scheduled newsletter can be scheduled.`);
+      throw new InputError(
+        `Newsletter ${newsletterId} is ${result.status}; only a draft or a scheduled newsletter can be scheduled.`,
+      );
     }
     return requireNewsletter(store, newsletterId);
   });
@@ -79,11 +107,14 @@ export async function cancelCommand(context: Context, id: string): Promise<void>
   const newsletterId = parseId(id);
   const counts = await withStore(context, {}, async (store) => {
     const result = await store.cancelNewsletter(newsletterId, Date.now());
-    if (!result.ok) throw new InputError(`Newsletter ${newsletterId} is ${result.status}; it can no longer be cancelled.`);
+    if (!result.ok)
+      throw new InputError(`Newsletter ${newsletterId} is ${result.status}; it can no longer be cancelled.`);
     await store.recordEvent('cancel', { newsletterId }, Date.now());
     return store.counts(newsletterId);
   });
-  println(`Cancelled newsletter ${newsletterId}: ${counts.sent} sent, ${counts.pending} never claimed (recorded as pending).`);
+  println(
+    `Cancelled newsletter ${newsletterId}: ${counts.sent} sent, ${counts.pending} never claimed (recorded as pending).`,
+  );
 }
 
 export async function listCommand(context: Context, options: { json?: boolean }): Promise<void> {
@@ -98,7 +129,17 @@ export async function listCommand(context: Context, options: { json?: boolean })
   println(
     table(
       ['id', 'status', 'scheduled', 'subject', 'lists', 'sent', 'failed', 'unknown', 'pending'],
-      rows.map((n) => [n.id, n.status, n.scheduledAt ?? '-', n.subject, n.lists.join(','), n.counts.sent, n.counts.failed, n.counts.unknown, n.counts.pending]),
+      rows.map((n) => [
+        n.id,
+        n.status,
+        n.scheduledAt ?? '-',
+        n.subject,
+        n.lists.join(','),
+        n.counts.sent,
+        n.counts.failed,
+        n.counts.unknown,
+        n.counts.pending,
+      ]),
     ),
   );
 }
@@ -119,20 +160,30 @@ export async function showCommand(context: Context, id: string, options: { json?
     printJson({
       ...summarise(newsletter),
       counts: pickCounts(counts),
-      attention: attention.map((d) => ({ address: d.address, state: d.state, reply: d.smtpReply, messageId: d.messageId })),
+      attention: attention.map((d) => ({
+        address: d.address,
+        state: d.state,
+        reply: d.smtpReply,
+        messageId: d.messageId,
+      })),
     });
     return;
   }
   println(`Newsletter ${newsletter.id}: ${newsletter.subject}`);
-  println(`  status     ${newsletter.status}${newsletter.failureReason ? ` (${newsletter.failureReason.split('\n')[0]})` : ''}`);
+  println(
+    `  status     ${newsletter.status}${newsletter.failureReason ? ` (${newsletter.failureReason.split('\n')[0]})` : ''}`,
+  );
   println(`  template   ${newsletter.templatePath}`);
   println(`  lists      ${newsletter.lists.join(', ')}`);
-  println(`  scheduled  ${time(newsletter.scheduledAt)}   started ${time(newsletter.startedAt)}   finished ${time(newsletter.finishedAt)}`);
+  println(
+    `  scheduled  ${time(newsletter.scheduledAt)}   started ${time(newsletter.startedAt)}   finished ${time(newsletter.finishedAt)}`,
+  );
   println(
     `  audience   ${counts.audience}: ${counts.sent} sent, ${counts.failed} failed, ${counts.skipped} skipped, ` +
       `${counts.unknown} unknown, ${counts.retry} retry, ${counts.claimed} claimed, ${counts.pending} pending`,
   );
-  if (newsletter.failureReason) for (const line of newsletter.failureReason.split('\n').slice(1)) println(`    ${line}`);
+  if (newsletter.failureReason)
+    for (const line of newsletter.failureReason.split('\n').slice(1)) println(`    ${line}`);
   for (const d of attention) println(`  ${d.state.padEnd(8)} ${d.address}  ${d.smtpReply ?? ''}`);
   if (counts.unknown > 0) {
     warn(
@@ -172,13 +223,15 @@ export function pickCounts(c: DeliveryCounts) {
 
 export function parseId(id: string): number {
   const n = Number(id);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`"${id}" is not a newsletter id; ids are whole numbers (see \`newsletter list\`).`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new UsageError(`"${id}" is not a newsletter id; ids are whole numbers (see \`newsletter list\`).`);
   return n;
 }
 
 export async function requireNewsletter(store: Store, id: number): Promise<Newsletter> {
   const newsletter = await store.getNewsletter(id);
-  if (!newsletter) throw new InputError(`There is no newsletter ${id}.`, ['See them all with `newsletter list`.']);
+  if (!newsletter)
+    throw new InputError(`There is no newsletter ${id}.`, ['See them all with `newsletter list`.']);
   return newsletter;
 }
 
@@ -194,7 +247,10 @@ function resolveTemplate(template: string, cwd: string, problems: string[]): str
 async function checkLists(store: Store, lists: string[], problems: string[]): Promise<void> {
   const known = new Map((await store.lists()).map((l) => [l.name, l.members]));
   for (const list of lists) {
-    if (!known.has(list)) problems.push(`There is no list "${list}"; lists: ${[...known.keys()].join(', ') || '(none yet: import recipients with --list)'}.`);
+    if (!known.has(list))
+      problems.push(
+        `There is no list "${list}"; lists: ${[...known.keys()].join(', ') || '(none yet: import recipients with --list)'}.`,
+      );
     else if (known.get(list) === 0) problems.push(`List "${list}" has no recipients.`);
   }
 }
@@ -209,8 +265,23 @@ async function checkBuild(
   const knownFields = ['email', 'name', 'unsubscribe_url', ...(await store.knownFieldNames())];
   try {
     await buildBody(
-      { ...newsletter, id: 0, status: 'draft', scheduledAt: null, failureReason: null, body: null, createdAt: 0, startedAt: null, finishedAt: null, startedByRun: null },
-      { templatesRoot: templatesRootOf(newsletter.templatePath), knownFields, defaultFrom: context.config.from },
+      {
+        ...newsletter,
+        id: 0,
+        status: 'draft',
+        scheduledAt: null,
+        failureReason: null,
+        body: null,
+        createdAt: 0,
+        startedAt: null,
+        finishedAt: null,
+        startedByRun: null,
+      },
+      {
+        templatesRoot: templatesRootOf(newsletter.templatePath),
+        knownFields,
+        defaultFrom: context.config.from,
+      },
     );
   } catch (error) {
     if (!(error instanceof BuildError)) throw error;

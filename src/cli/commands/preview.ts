@@ -15,7 +15,12 @@ import { printError, printJson, println } from '../output.js';
 import { parseId, requireNewsletter } from './newsletters.js';
 
 /** Builds the body as send-due would (or uses the stored one) and personalises it for one recipient. */
-async function personaliseFor(context: Context, store: Store, newsletter: Newsletter, recipientEmail: string | undefined) {
+async function personaliseFor(
+  context: Context,
+  store: Store,
+  newsletter: Newsletter,
+  recipientEmail: string | undefined,
+) {
   const body = await bodyOf(context, store, newsletter);
   const recipient = await chooseRecipient(store, newsletter, recipientEmail);
   const { preparePersonaliser } = await import('../../render/personalise.js');
@@ -38,7 +43,11 @@ async function bodyOf(context: Context, store: Store, newsletter: Newsletter): P
   });
 }
 
-async function chooseRecipient(store: Store, newsletter: Newsletter, email: string | undefined): Promise<ClaimedDelivery> {
+async function chooseRecipient(
+  store: Store,
+  newsletter: Newsletter,
+  email: string | undefined,
+): Promise<ClaimedDelivery> {
   let subscriber = null;
   if (email !== undefined) {
     const parsed = normaliseAddress(email);
@@ -51,7 +60,13 @@ async function chooseRecipient(store: Store, newsletter: Newsletter, email: stri
       if (subscriber) break;
     }
   }
-  const fallback = { id: 0, email: 'subscriber@example.org', address: 'subscriber@example.org', name: 'Subscriber', fields: {} };
+  const fallback = {
+    id: 0,
+    email: 'subscriber@example.org',
+    address: 'subscriber@example.org',
+    name: 'Subscriber',
+    fields: {},
+  };
   const s = subscriber ?? fallback;
   return {
     deliveryId: 0,
@@ -61,7 +76,11 @@ async function chooseRecipient(store: Store, newsletter: Newsletter, email: stri
     address: s.address,
     name: s.name,
     fields: s.fields,
-    messageId: messageIdFor(newsletter.id, s.address, domainOf(newsletter.body?.from ?? newsletter.from ?? 'localhost')),
+    messageId: messageIdFor(
+      newsletter.id,
+      s.address,
+      domainOf(newsletter.body?.from ?? newsletter.from ?? 'localhost'),
+    ),
     attempts: 0,
   };
 }
@@ -77,16 +96,22 @@ export async function previewCommand(
   );
   const file = path.resolve(context.cwd, options.toFile);
   writeFileSync(file, message.html);
-  if (options.json) printJson({ file, to: message.to, subject: message.subject, textLength: message.text.length });
+  if (options.json)
+    printJson({ file, to: message.to, subject: message.subject, textLength: message.text.length });
   else println(`Wrote ${file} (for ${message.to}, subject "${message.subject}").`);
 }
 
 /** One copy to one address through the configured transport. The ledger is never touched. */
-export async function testSendCommand(context: Context, id: string, options: { to: string; recipient?: string }): Promise<void> {
+export async function testSendCommand(
+  context: Context,
+  id: string,
+  options: { to: string; recipient?: string },
+): Promise<void> {
   const to = normaliseAddress(options.to);
   if (!to.ok) throw new InputError(`--to "${options.to}" is not a usable address: ${to.problem}`);
   const transportSpec = context.config.transport;
-  if (!transportSpec) throw new ConfigError('test-send needs a transport:', problemsForRealSend(context.config).slice(0, 1));
+  if (!transportSpec)
+    throw new ConfigError('test-send needs a transport:', problemsForRealSend(context.config).slice(0, 1));
   const newsletterId = parseId(id);
   const { message } = await withStore(context, { readonly: true }, async (store) =>
     personaliseFor(context, store, await requireNewsletter(store, newsletterId), options.recipient),
@@ -98,7 +123,10 @@ export async function testSendCommand(context: Context, id: string, options: { t
     messageId: `<test.${randomUUID()}@${domainOf(message.from)}>`,
   };
   const { createTransport } = await import('../../transport/index.js');
-  const transport = await createTransport(transportSpec, { maxConnections: 1, timeoutMs: context.config.smtpTimeoutMs });
+  const transport = await createTransport(transportSpec, {
+    maxConnections: 1,
+    timeoutMs: context.config.smtpTimeoutMs,
+  });
   try {
     const outcome = await transport.send(testMessage);
     if (outcome.kind === 'sent') {
@@ -106,7 +134,12 @@ export async function testSendCommand(context: Context, id: string, options: { t
       return;
     }
     printError(`The test message was not sent (${outcome.kind}): ${outcome.reply}`, []);
-    process.exitCode = outcome.kind === 'retry' ? ExitCode.transient : outcome.kind === 'fatal' ? ExitCode.config : ExitCode.partlyFailed;
+    process.exitCode =
+      outcome.kind === 'retry'
+        ? ExitCode.transient
+        : outcome.kind === 'fatal'
+          ? ExitCode.config
+          : ExitCode.partlyFailed;
   } finally {
     await transport.close();
   }

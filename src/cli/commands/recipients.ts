@@ -31,7 +31,8 @@ export async function importCommand(context: Context, file: string, options: Imp
 
   async function* rows(): AsyncGenerator<SubscriberInput> {
     for await (const event of events) {
-      if (event.kind === 'row') yield { email: event.email, address: event.address, name: event.name, fields: event.fields };
+      if (event.kind === 'row')
+        yield { email: event.email, address: event.address, name: event.name, fields: event.fields };
       else if (event.kind === 'invalid') invalid.push(event);
       else if (event.kind === 'duplicate') duplicates.push(event);
     }
@@ -61,7 +62,9 @@ export async function importCommand(context: Context, file: string, options: Imp
   for (const row of invalid.slice(0, MAX_REPORTED)) warn(`line ${row.line} skipped: ${row.problem}`);
   if (invalid.length > MAX_REPORTED) warn(`… and ${invalid.length - MAX_REPORTED} more invalid rows skipped`);
   for (const row of duplicates.slice(0, MAX_REPORTED)) {
-    warn(`line ${row.line}: ${row.address} already appeared on line ${row.firstLine}; the first row was kept`);
+    warn(
+      `line ${row.line}: ${row.address} already appeared on line ${row.firstLine}; the first row was kept`,
+    );
   }
 }
 
@@ -74,7 +77,8 @@ export async function addCommand(
   const fields: Record<string, string> = {};
   for (const pair of options.field ?? []) {
     const match = /^([a-z_][a-z0-9_]*)=(.*)$/s.exec(pair);
-    if (!match) throw new InputError(`--field "${pair}" must be key=value with a lower-case key, e.g. city=London.`);
+    if (!match)
+      throw new InputError(`--field "${pair}" must be key=value with a lower-case key, e.g. city=London.`);
     fields[match[1] as string] = match[2] as string;
   }
   if (/[\r\n\0]/.test(options.name)) throw new InputError('--name must be one line.');
@@ -107,12 +111,19 @@ export async function listCommand(
   options: { list?: string; lists?: boolean; limit: string; json?: boolean },
 ): Promise<void> {
   const limit = Number(options.limit);
-  if (!Number.isInteger(limit) || limit <= 0) throw new InputError(`--limit "${options.limit}" must be a whole number above 0.`);
+  if (!Number.isInteger(limit) || limit <= 0)
+    throw new InputError(`--limit "${options.limit}" must be a whole number above 0.`);
   await withStore(context, { readonly: true }, async (store) => {
     if (options.lists) {
       const lists = await store.lists();
       if (options.json) printJson(lists);
-      else println(table(['list', 'members'], lists.map((l) => [l.name, l.members])));
+      else
+        println(
+          table(
+            ['list', 'members'],
+            lists.map((l) => [l.name, l.members]),
+          ),
+        );
       return;
     }
     const subscribers = await store.listSubscribers({ list: options.list, afterId: 0, limit });
@@ -138,6 +149,8 @@ function parseAddress(raw: string): { email: string; address: string } {
 
 function validateListName(name: string): void {
   if (!/^[\w.-]{1,64}$/.test(name)) {
-    throw new InputError(`List name "${name}" is not allowed.`, ['Use letters, digits, dot, dash and underscore (at most 64).']);
+    throw new InputError(`List name "${name}" is not allowed.`, [
+      'Use letters, digits, dot, dash and underscore (at most 64).',
+    ]);
   }
 }

@@ -17,7 +17,8 @@ export async function reconcileCommand(
   options: { markSent?: boolean; resend?: boolean; json?: boolean },
 ): Promise<void> {
   const newsletterId = parseId(id);
-  if (!options.markSent === !options.resend) throw new UsageError('Give exactly one of --mark-sent or --resend.');
+  if (!options.markSent === !options.resend)
+    throw new UsageError('Give exactly one of --mark-sent or --resend.');
   const addresses = emails.map((email) => {
     const result = normaliseAddress(email);
     if (!result.ok) throw new InputError(`"${email}" is not a usable address: ${result.problem}`);
@@ -25,12 +26,20 @@ export async function reconcileCommand(
   });
   const result = await withStore(context, {}, async (store) => {
     await requireNewsletter(store, newsletterId);
-    return store.reconcile(newsletterId, options.markSent ? 'mark-sent' : 'resend', addresses.length ? addresses : null, Date.now());
+    return store.reconcile(
+      newsletterId,
+      options.markSent ? 'mark-sent' : 'resend',
+      addresses.length ? addresses : null,
+      Date.now(),
+    );
   });
   if (options.json) {
     printJson(result);
     return;
   }
-  println(`${result.changed} unknown deliveries ${options.markSent ? 'marked sent' : 'will be resent by the next send-due run'}.`);
-  for (const address of result.notUnknown) warn(`${address} was not unknown in newsletter ${newsletterId}; left as it was.`);
+  println(
+    `${result.changed} unknown deliveries ${options.markSent ? 'marked sent' : 'will be resent by the next send-due run'}.`,
+  );
+  for (const address of result.notUnknown)
+    warn(`${address} was not unknown in newsletter ${newsletterId}; left as it was.`);
 }

@@ -16,7 +16,7 @@ import { acquireRunLock } from '../../host/run-lock.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
 import { currentHost } from '../host-identity.js';
-import { isTerminal, printJson, println, printError, warn } from '../output.js';
+import { isTerminal, printError, printJson, println, redactText, warn } from '../output.js';
 import { parseId } from './newsletters.js';
 
 interface SendDueOptions {
@@ -73,7 +73,14 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
         events: (event) => {
           if (verbose) describeEvent(event);
         },
-        acquireLock: (onCompromised) => acquireRunLock({ databasePath: dbPath, lockDir: config.lockDir, onCompromised }),
+        acquireLock: (onCompromised) =>
+          acquireRunLock({
+            databasePath: dbPath,
+            lockDir: config.lockDir,
+            staleMs: config.lockStaleMs,
+            updateMs: Math.max(1000, Math.floor(config.lockStaleMs / 12)),
+            onCompromised,
+          }),
         isProcessAlive,
         loadRender,
         loadTransport: async () => {
@@ -120,9 +127,13 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
       .filter((n) => n.result === 'build-failed')
       .map((n) => `newsletter ${n.id} (${n.subject}) failed to build: ${n.reason ?? ''}`),
     ...(result.expired.unknown > 0
-      ? [`${result.expired.unknown} deliveries of crashed runs are now unknown: see \`newsletter status\` and \`newsletter reconcile\`.`]
+      ? [
+          `${result.expired.unknown} deliveries of crashed runs are now unknown: see \`newsletter status\` and \`newsletter reconcile\`.`,
+        ]
       : []),
-    ...(result.counts.unknown > 0 ? ['Unknown deliveries are never resent on their own: settle them with `newsletter reconcile`.'] : []),
+    ...(result.counts.unknown > 0
+      ? ['Unknown deliveries are never resent on their own: settle them with `newsletter reconcile`.']
+      : []),
   ]);
 }
 
@@ -165,8 +176,33 @@ function stopText(result: SendDueResult): string {
   }
 }
 
+/** --verbose: one line per event on stderr, so that stdout keeps only the summary (or JSON). */
 function describeEvent(event: EngineEvent): void {
-  process.stderr.write(`${JSON.stringify({ at: new Date().toISOString(), ...event })}\n`);
+  const text = (() => {
+    switch (event.type) {
+      case 'run-started':
+        return `run ${event.runId} started (host ${event.hostId}, pid ${event.pid})`;
+      case 'runs-expired':
+        return `${event.runs} dead runs ended; ${event.unknown} of their claims are now unknown`;
+      case 'newsletter-built':
+        return `newsletter ${event.newsletterId} built and verified; now sending`;
+      case 'newsletter-build-failed':
+        return `newsletter ${event.newsletterId} failed to build: ${event.reason.split('\n')[0]}`;
+      case 'newsletter-taken-by-another-run':
+        return `newsletter ${event.newsletterId} was started by another run`;
+      case 'batch-claimed':
+        return `newsletter ${event.newsletterId}: claimed ${event.claimed}, skipped ${event.skipped}`;
+      case 'outcomes-recorded':
+        return `newsletter ${event.newsletterId}: ${event.sent} sent, ${event.failed} failed, ${event.retry} retry, ${event.unknown} unknown${event.refused ? `, ${event.refused} writes refused` : ''}`;
+      case 'newsletter-sent':
+        return `newsletter ${event.newsletterId} is sent: every recipient has an outcome`;
+      case 'stopping':
+        return `stopping (${event.reason}): ${event.detail}`;
+      case 'run-ended':
+        return `run ${event.runId} ended: ${event.outcome}`;
+    }
+  })();
+  process.stderr.write(`${new Date().toISOString()} ${redactText(text)}\n`);
 }
 
 async function dryRunCommand(context: Context, options: SendDueOptions): Promise<void> {

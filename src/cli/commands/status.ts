@@ -4,10 +4,17 @@ import { printJson, println, table, time, warn } from '../output.js';
 import { parseId, pickCounts, requireNewsletter, summarise } from './newsletters.js';
 
 /** One screen: what is due, sending, recently finished, and what needs a person. */
-export async function statusCommand(context: Context, id: string | undefined, options: { json?: boolean }): Promise<void> {
+export async function statusCommand(
+  context: Context,
+  id: string | undefined,
+  options: { json?: boolean },
+): Promise<void> {
   const report = await withStore(context, { readonly: true }, async (store) => {
-    const all = id === undefined ? await store.listNewsletters() : [await requireNewsletter(store, parseId(id))];
-    const newsletters = await Promise.all(all.map(async (n) => ({ ...summarise(n), counts: pickCounts(await store.counts(n.id)) })));
+    const all =
+      id === undefined ? await store.listNewsletters() : [await requireNewsletter(store, parseId(id))];
+    const newsletters = await Promise.all(
+      all.map(async (n) => ({ ...summarise(n), counts: pickCounts(await store.counts(n.id)) })),
+    );
     const runs = await store.listRuns(1000);
     const liveRuns = runs.filter((r) => r.endedAt === null);
     const hosts = [...new Set(runs.map((r) => r.hostId))];
@@ -21,9 +28,12 @@ export async function statusCommand(context: Context, id: string | undefined, op
         `newsletter ${n.id}: ${n.counts.unknown} unknown deliveries; check the server logs, then \`newsletter reconcile ${n.id} --mark-sent|--resend\``,
       );
     }
-    if (n.status === 'failed') attention.push(`newsletter ${n.id} failed to build: ${(n.failureReason ?? '').split('\n')[0]}`);
+    if (n.status === 'failed')
+      attention.push(`newsletter ${n.id} failed to build: ${(n.failureReason ?? '').split('\n')[0]}`);
     if (n.status === 'sending' && report.liveRuns.length === 0) {
-      attention.push(`newsletter ${n.id} is sending but no run is live: is the cron line for send-due in place?`);
+      attention.push(
+        `newsletter ${n.id} is sending but no run is live: is the cron line for send-due in place?`,
+      );
     }
   }
   if (report.hosts.length > 1) {
@@ -35,7 +45,13 @@ export async function statusCommand(context: Context, id: string | undefined, op
   if (options.json) {
     printJson({
       newsletters: report.newsletters,
-      liveRuns: report.liveRuns.map((r) => ({ id: r.id, hostId: r.hostId, hostname: r.hostname, pid: r.pid, startedAt: new Date(r.startedAt).toISOString() })),
+      liveRuns: report.liveRuns.map((r) => ({
+        id: r.id,
+        hostId: r.hostId,
+        hostname: r.hostname,
+        pid: r.pid,
+        startedAt: new Date(r.startedAt).toISOString(),
+      })),
       hosts: report.hosts,
       boundHostId: report.boundHostId,
       attention,
@@ -44,7 +60,19 @@ export async function statusCommand(context: Context, id: string | undefined, op
   }
   println(
     table(
-      ['id', 'status', 'scheduled', 'subject', 'audience', 'sent', 'failed', 'skipped', 'unknown', 'retry', 'pending'],
+      [
+        'id',
+        'status',
+        'scheduled',
+        'subject',
+        'audience',
+        'sent',
+        'failed',
+        'skipped',
+        'unknown',
+        'retry',
+        'pending',
+      ],
       report.newsletters.map((n) => [
         n.id,
         n.status,
@@ -60,11 +88,15 @@ export async function statusCommand(context: Context, id: string | undefined, op
       ]),
     ),
   );
-  for (const run of report.liveRuns) println(`running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${time(run.startedAt)}`);
+  for (const run of report.liveRuns)
+    println(`running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${time(run.startedAt)}`);
   for (const line of attention) warn(line);
 }
 
-export async function runsCommand(context: Context, options: { limit: string; json?: boolean }): Promise<void> {
+export async function runsCommand(
+  context: Context,
+  options: { limit: string; json?: boolean },
+): Promise<void> {
   const limit = Number(options.limit) || 50;
   const runs = await withStore(context, { readonly: true }, (store) => store.listRuns(limit));
   if (options.json) {
@@ -80,7 +112,20 @@ export async function runsCommand(context: Context, options: { limit: string; js
   }
   println(
     table(
-      ['run', 'host', 'hostname', 'pid', 'started', 'ended', 'outcome', 'sent', 'failed', 'retry', 'unknown', 'skipped'],
+      [
+        'run',
+        'host',
+        'hostname',
+        'pid',
+        'started',
+        'ended',
+        'outcome',
+        'sent',
+        'failed',
+        'retry',
+        'unknown',
+        'skipped',
+      ],
       runs.map((r) => [
         r.id,
         r.hostId,

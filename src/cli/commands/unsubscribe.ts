@@ -5,15 +5,27 @@ import { withStore } from '../context.js';
 import { printJson, println } from '../output.js';
 
 /** For sites that serve /u/TOKEN themselves and pass the token (or the whole URL) on. */
-export async function unsubscribeCommand(context: Context, tokenOrUrl: string, options: { json?: boolean }): Promise<void> {
+export async function unsubscribeCommand(
+  context: Context,
+  tokenOrUrl: string,
+  options: { json?: boolean },
+): Promise<void> {
   const secret = context.config.secret;
-  if (!secret) throw new ConfigError('NEWSLETTER_SECRET is not set: it is needed to check unsubscribe tokens.');
+  if (!secret)
+    throw new ConfigError('NEWSLETTER_SECRET is not set: it is needed to check unsubscribe tokens.');
   const token = parseUnsubscribeInput(tokenOrUrl);
   const target = token === null ? null : verifyUnsubscribeToken(secret, token);
   // A bad or tampered token reveals nothing about who it might belong to.
-  if (!target) throw new InputError('This unsubscribe token is not valid.', ['Check that the whole link was copied.']);
-  const result = await withStore(context, {}, (store) => store.unsubscribeById(target.subscriberId, Date.now()));
-  if (!result) throw new InputError('This unsubscribe token is not valid.', ['Its subscriber no longer exists.']);
+  if (!target)
+    throw new InputError('This unsubscribe token is not valid.', ['Check that the whole link was copied.']);
+  const result = await withStore(context, {}, (store) =>
+    store.unsubscribeById(target.subscriberId, Date.now()),
+  );
+  if (!result)
+    throw new InputError('This unsubscribe token is not valid.', ['Its subscriber no longer exists.']);
   if (options.json) printJson({ address: result.address, changed: result.changed });
-  else println(result.changed ? `Unsubscribed ${result.address}.` : `${result.address} was already unsubscribed.`);
+  else
+    println(
+      result.changed ? `Unsubscribed ${result.address}.` : `${result.address} was already unsubscribed.`,
+    );
 }

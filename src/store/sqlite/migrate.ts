@@ -35,9 +35,13 @@ export function latestVersion(): number {
 }
 
 export function currentVersion(db: Database.Database): number {
-  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  const table = db
+    .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+    .get();
   if (!table) return 0;
-  const row = db.prepare('SELECT max(version) AS version FROM schema_migrations').get() as { version: number | null };
+  const row = db.prepare('SELECT max(version) AS version FROM schema_migrations').get() as {
+    version: number | null;
+  };
   return row.version ?? 0;
 }
 
@@ -45,9 +49,10 @@ export function migrate(db: Database.Database, file: string, now: number): { fro
   const from = currentVersion(db);
   if (from === 0) refuseForeignDatabase(db, file);
   if (from > latestVersion()) {
-    throw new DatabaseError(`${file} has schema version ${from}, newer than this newsletter (${latestVersion()}).`, [
-      'Upgrade newsletter on this host; never run an older version against a newer database.',
-    ]);
+    throw new DatabaseError(
+      `${file} has schema version ${from}, newer than this newsletter (${latestVersion()}).`,
+      ['Upgrade newsletter on this host; never run an older version against a newer database.'],
+    );
   }
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
@@ -73,8 +78,9 @@ function refuseForeignDatabase(db: Database.Database, file: string): void {
     .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     .all() as { name: string }[];
   if (tables.length > 0) {
-    throw new DatabaseError(`${file} already holds another application's tables (${tables.map((t) => t.name).join(', ')}).`, [
-      'Choose a new file for NEWSLETTER_DATABASE; newsletter never writes into a foreign database.',
-    ]);
+    throw new DatabaseError(
+      `${file} already holds another application's tables (${tables.map((t) => t.name).join(', ')}).`,
+      ['Choose a new file for NEWSLETTER_DATABASE; newsletter never writes into a foreign database.'],
+    );
   }
 }

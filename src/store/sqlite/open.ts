@@ -28,11 +28,17 @@ export function openSqlite(file: string, options: OpenOptions): Database.Databas
     ]);
   }
   if (existsSync(file) && statSync(file).isDirectory()) {
-    throw new DatabaseError(`${file} is a folder, not a database file.`, ['Set NEWSLETTER_DATABASE to a file path.']);
+    throw new DatabaseError(`${file} is a folder, not a database file.`, [
+      'Set NEWSLETTER_DATABASE to a file path.',
+    ]);
   }
   let db: Database.Database;
   try {
-    db = new Database(file, { readonly: options.readonly, fileMustExist: !options.create, timeout: options.busyTimeoutMs });
+    db = new Database(file, {
+      readonly: options.readonly,
+      fileMustExist: !options.create,
+      timeout: options.busyTimeoutMs,
+    });
   } catch (error) {
     throw describeSqliteError(error, file);
   }
@@ -62,13 +68,19 @@ export function describeSqliteError(error: unknown, file: string): Error {
       'Another newsletter command (or a backup tool) is writing. Try again, or raise NEWSLETTER_BUSY_TIMEOUT.',
     ]);
   }
-  if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM')) {
+  if (
+    code.startsWith('SQLITE_CANTOPEN') ||
+    code.startsWith('SQLITE_READONLY') ||
+    code.startsWith('SQLITE_PERM')
+  ) {
     return new DatabaseError(`Cannot open ${file} for writing (${code}).`, [
       'Check that the file and its folder are writable by this user (SQLite also writes -wal and -shm files beside it).',
     ]);
   }
   if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR')) {
-    return new DatabaseError(`Cannot write ${file} (${code}).`, ['Check free disk space and the file system.']);
+    return new DatabaseError(`Cannot write ${file} (${code}).`, [
+      'Check free disk space and the file system.',
+    ]);
   }
   return error instanceof Error ? error : new Error(String(error));
 }

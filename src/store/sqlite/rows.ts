@@ -1,5 +1,13 @@
 /** Row shapes of the SQLite tables and their mapping to domain types. */
-import type { Delivery, DeliveryState, Newsletter, NewsletterStatus, RunInfo, Subscriber, VerifiedBody } from '../../domain/types.js';
+import type {
+  Delivery,
+  DeliveryState,
+  Newsletter,
+  NewsletterStatus,
+  RunInfo,
+  Subscriber,
+  VerifiedBody,
+} from '../../domain/types.js';
 
 export interface NewsletterRow {
   id: number;
@@ -86,7 +94,13 @@ export function toRun(row: RunRow): RunInfo {
     leaseUntil: row.lease_until,
     endedAt: row.ended_at,
     outcome: row.outcome,
-    counts: { sent: row.sent, failed: row.failed, retry: row.retry, unknown: row.unknown, skipped: row.skipped },
+    counts: {
+      sent: row.sent,
+      failed: row.failed,
+      retry: row.retry,
+      unknown: row.unknown,
+      skipped: row.skipped,
+    },
     error: row.error,
   };
 }

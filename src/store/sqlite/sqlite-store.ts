@@ -77,18 +77,24 @@ export class SqliteStore implements Store {
   }
 
   async getMeta(key: string): Promise<string | null> {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
+      | { value: string }
+      | undefined;
     return row?.value ?? null;
   }
 
   async setMeta(key: string, value: string): Promise<void> {
     this.db
-      .prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value')
+      .prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      )
       .run(key, value);
   }
 
   async recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void> {
-    this.db.prepare('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)').run(now, kind, JSON.stringify(detail));
+    this.db
+      .prepare('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)')
+      .run(now, kind, JSON.stringify(detail));
   }
 
   // ---- subscribers and lists ---------------------------------------------------------------
@@ -144,7 +150,10 @@ export class SqliteStore implements Store {
     return result.changes === 1;
   }
 
-  async unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null> {
+  async unsubscribeById(
+    subscriberId: number,
+    now: Millis,
+  ): Promise<{ address: string; changed: boolean } | null> {
     const row = this.db.prepare('SELECT address FROM subscribers WHERE id = ?').get(subscriberId) as
       | { address: string }
       | undefined;
@@ -153,11 +162,17 @@ export class SqliteStore implements Store {
   }
 
   async getSubscriber(address: string): Promise<Subscriber | null> {
-    const row = this.db.prepare(`${SUBSCRIBER_SELECT} WHERE s.address = ?`).get(address) as SubscriberRow | undefined;
+    const row = this.db.prepare(`${SUBSCRIBER_SELECT} WHERE s.address = ?`).get(address) as
+      | SubscriberRow
+      | undefined;
     return row ? toSubscriber(row) : null;
   }
 
-  async listSubscribers(filter: { list?: string | undefined; afterId: number; limit: number }): Promise<Subscriber[]> {
+  async listSubscribers(filter: {
+    list?: string | undefined;
+    afterId: number;
+    limit: number;
+  }): Promise<Subscriber[]> {
     const rows = filter.list
       ? this.db
           .prepare(
@@ -165,12 +180,16 @@ export class SqliteStore implements Store {
                JOIN lists l ON l.id = m.list_id WHERE l.name = ?) ORDER BY s.id LIMIT ?`,
           )
           .all(filter.afterId, filter.list, filter.limit)
-      : this.db.prepare(`${SUBSCRIBER_SELECT} WHERE s.id > ? ORDER BY s.id LIMIT ?`).all(filter.afterId, filter.limit);
+      : this.db
+          .prepare(`${SUBSCRIBER_SELECT} WHERE s.id > ? ORDER BY s.id LIMIT ?`)
+          .all(filter.afterId, filter.limit);
     return (rows as SubscriberRow[]).map(toSubscriber);
   }
 
   async knownFieldNames(): Promise<string[]> {
-    return (this.db.prepare('SELECT name FROM field_names ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+    return (this.db.prepare('SELECT name FROM field_names ORDER BY name').all() as { name: string }[]).map(
+      (r) => r.name,
+    );
   }
 
   async lists(): Promise<{ name: string; members: number }[]> {
@@ -208,9 +227,9 @@ export class SqliteStore implements Store {
 
   /** Insert or update by normalised address. An import never re-subscribes someone who left. */
   private upsertSubscriber(input: SubscriberInput, now: Millis): { created: boolean; id: number } {
-    const existing = this.db.prepare('SELECT id, fields FROM subscribers WHERE address = ?').get(input.address) as
-      | { id: number; fields: string }
-      | undefined;
+    const existing = this.db
+      .prepare('SELECT id, fields FROM subscribers WHERE address = ?')
+      .get(input.address) as { id: number; fields: string } | undefined;
     if (existing) {
       const fields = { ...(JSON.parse(existing.fields) as Record<string, string>), ...input.fields };
       this.db
@@ -232,8 +251,13 @@ export class SqliteStore implements Store {
     const id = this.db
       .transaction(() => {
         const listIds = input.lists.map((name) => {
-          const row = this.db.prepare('SELECT id FROM lists WHERE name = ?').get(name) as { id: number } | undefined;
-          if (!row) throw new InputError(`There is no list named "${name}".`, ['See the lists with `newsletter recipients list --lists`.']);
+          const row = this.db.prepare('SELECT id FROM lists WHERE name = ?').get(name) as
+            | { id: number }
+            | undefined;
+          if (!row)
+            throw new InputError(`There is no list named "${name}".`, [
+              'See the lists with `newsletter recipients list --lists`.',
+            ]);
           return row.id;
         });
         const result = this.db
@@ -278,7 +302,9 @@ export class SqliteStore implements Store {
 
   async cancelNewsletter(id: number, now: Millis) {
     return this.transition(id, ['draft', 'scheduled', 'sending'], () => {
-      this.db.prepare("UPDATE newsletters SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?").run(now, now, id);
+      this.db
+        .prepare("UPDATE newsletters SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?")
+        .run(now, now, id);
       // Rows waiting for a retry will never be claimed now: record why. Rows a live run holds
       // (`claimed`) are left for that run to record; recipients never claimed stay `pending`.
       this.db
@@ -289,12 +315,20 @@ export class SqliteStore implements Store {
     });
   }
 
-  private transition(id: number, from: string[], apply: () => void): { ok: true } | { ok: false; status: Newsletter['status'] } {
+  private transition(
+    id: number,
+    from: string[],
+    apply: () => void,
+  ): { ok: true } | { ok: false; status: Newsletter['status'] } {
     return this.db
       .transaction(() => {
-        const row = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(id) as { status: string } | undefined;
-        if (!row) throw new InputError(`There is no newsletter ${id}.`, ['See them all with `newsletter list`.']);
-        if (!from.includes(row.status)) return { ok: false as const, status: row.status as Newsletter['status'] };
+        const row = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(id) as
+          | { status: string }
+          | undefined;
+        if (!row)
+          throw new InputError(`There is no newsletter ${id}.`, ['See them all with `newsletter list`.']);
+        if (!from.includes(row.status))
+          return { ok: false as const, status: row.status as Newsletter['status'] };
         apply();
         return { ok: true as const };
       })
@@ -306,7 +340,16 @@ export class SqliteStore implements Store {
   }
 
   private countsNow(newsletterId: number): DeliveryCounts {
-    const counts: DeliveryCounts = { audience: 0, pending: 0, claimed: 0, sent: 0, failed: 0, retry: 0, unknown: 0, skipped: 0 };
+    const counts: DeliveryCounts = {
+      audience: 0,
+      pending: 0,
+      claimed: 0,
+      sent: 0,
+      failed: 0,
+      retry: 0,
+      unknown: 0,
+      skipped: 0,
+    };
     const rows = this.db
       .prepare('SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = ? GROUP BY state')
       .all(newsletterId) as { state: DeliveryState; n: number }[];
@@ -317,7 +360,9 @@ export class SqliteStore implements Store {
   }
 
   private pendingCount(newsletterId: number): number {
-    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(newsletterId) as { status: string } | undefined;
+    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(newsletterId) as
+      | { status: string }
+      | undefined;
     if (!status || ['sent', 'failed'].includes(status.status)) return 0;
     const row = this.db
       .prepare(
@@ -328,12 +373,17 @@ export class SqliteStore implements Store {
     return row.n;
   }
 
-  async deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }): Promise<Delivery[]> {
+  async deliveries(
+    newsletterId: number,
+    filter: { state?: DeliveryState; limit: number },
+  ): Promise<Delivery[]> {
     const rows = filter.state
       ? this.db
           .prepare('SELECT * FROM deliveries WHERE newsletter_id = ? AND state = ? ORDER BY id LIMIT ?')
           .all(newsletterId, filter.state, filter.limit)
-      : this.db.prepare('SELECT * FROM deliveries WHERE newsletter_id = ? ORDER BY id LIMIT ?').all(newsletterId, filter.limit);
+      : this.db
+          .prepare('SELECT * FROM deliveries WHERE newsletter_id = ? ORDER BY id LIMIT ?')
+          .all(newsletterId, filter.limit);
     return (rows as DeliveryRow[]).map(toDelivery);
   }
 
@@ -342,20 +392,32 @@ export class SqliteStore implements Store {
   async registerRun(registration: RunRegistration): Promise<RunInfo> {
     const result = this.db
       .prepare('INSERT INTO runs (host_id, hostname, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?)')
-      .run(registration.hostId, registration.hostname, registration.pid, registration.now, registration.now + registration.leaseMs);
-    return toRun(this.db.prepare('SELECT * FROM runs WHERE id = ?').get(Number(result.lastInsertRowid)) as RunRow);
+      .run(
+        registration.hostId,
+        registration.hostname,
+        registration.pid,
+        registration.now,
+        registration.now + registration.leaseMs,
+      );
+    return toRun(
+      this.db.prepare('SELECT * FROM runs WHERE id = ?').get(Number(result.lastInsertRowid)) as RunRow,
+    );
   }
 
   async renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean> {
     // A run that another run has ended (its lease had expired) cannot bring itself back: the
     // `ended_at IS NULL` condition is what makes a lost lease final.
     return (
-      this.db.prepare('UPDATE runs SET lease_until = ? WHERE id = ? AND ended_at IS NULL').run(now + leaseMs, runId).changes === 1
+      this.db
+        .prepare('UPDATE runs SET lease_until = ? WHERE id = ? AND ended_at IS NULL')
+        .run(now + leaseMs, runId).changes === 1
     );
   }
 
   async liveRuns(): Promise<RunInfo[]> {
-    return (this.db.prepare('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[]).map(toRun);
+    return (this.db.prepare('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[]).map(
+      toRun,
+    );
   }
 
   async expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }> {
@@ -391,14 +453,30 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  async finishRun(runId: number, outcome: string, counts: RunCounts, error: string | null, now: Millis): Promise<void> {
+  async finishRun(
+    runId: number,
+    outcome: string,
+    counts: RunCounts,
+    error: string | null,
+    now: Millis,
+  ): Promise<void> {
     this.db
       .prepare(
         `UPDATE runs SET ended_at = coalesce(ended_at, ?), outcome = CASE WHEN ended_at IS NULL THEN ? ELSE outcome END,
            sent = ?, failed = ?, retry = ?, unknown = unknown + ?, skipped = ?, error = coalesce(error, ?)
          WHERE id = ?`,
       )
-      .run(now, outcome, counts.sent, counts.failed, counts.retry, counts.unknown, counts.skipped, error, runId);
+      .run(
+        now,
+        outcome,
+        counts.sent,
+        counts.failed,
+        counts.retry,
+        counts.unknown,
+        counts.skipped,
+        error,
+        runId,
+      );
   }
 
   async listRuns(limit: number): Promise<RunInfo[]> {
@@ -410,7 +488,9 @@ export class SqliteStore implements Store {
   async dueNewsletters(now: Millis): Promise<Newsletter[]> {
     return (
       this.db
-        .prepare(`${NEWSLETTER_SELECT} WHERE n.status = 'scheduled' AND n.scheduled_at <= ? ORDER BY n.scheduled_at, n.id`)
+        .prepare(
+          `${NEWSLETTER_SELECT} WHERE n.status = 'scheduled' AND n.scheduled_at <= ? ORDER BY n.scheduled_at, n.id`,
+        )
         .all(now) as NewsletterRow[]
     ).map(toNewsletter);
   }
@@ -438,9 +518,11 @@ export class SqliteStore implements Store {
   }
 
   async sendingNewsletters(): Promise<Newsletter[]> {
-    return (this.db.prepare(`${NEWSLETTER_SELECT} WHERE n.status = 'sending' ORDER BY n.id`).all() as NewsletterRow[]).map(
-      toNewsletter,
-    );
+    return (
+      this.db
+        .prepare(`${NEWSLETTER_SELECT} WHERE n.status = 'sending' ORDER BY n.id`)
+        .all() as NewsletterRow[]
+    ).map(toNewsletter);
   }
 
   async claimBatch(request: ClaimRequest): Promise<ClaimResult> {
@@ -456,12 +538,16 @@ export class SqliteStore implements Store {
    */
   private claimNow(request: ClaimRequest): ClaimResult {
     const { newsletterId: nl, runId, now } = request;
-    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(nl) as { status: string } | undefined;
-    if (status?.status !== 'sending') return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: false };
+    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(nl) as
+      | { status: string }
+      | undefined;
+    if (status?.status !== 'sending')
+      return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: false };
     // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
     // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
     const live = this.db.prepare('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL').get(runId);
-    if (!live) return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: true };
+    if (!live)
+      return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: true };
 
     const claimed: ClaimedDelivery[] = [];
     let skipped = 0;
@@ -487,7 +573,9 @@ export class SqliteStore implements Store {
         continue;
       }
       this.db
-        .prepare("UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?")
+        .prepare(
+          "UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?",
+        )
         .run(runId, now, now, row.id);
       claimed.push(toClaimed(nl, row, row.id, row.message_id, row.attempts));
     }
@@ -517,14 +605,28 @@ export class SqliteStore implements Store {
           skipped += 1;
           continue;
         }
-        const result = insert.run(nl, row.subscriber_id, row.address, 'claimed', runId, messageId, null, now, now);
+        const result = insert.run(
+          nl,
+          row.subscriber_id,
+          row.address,
+          'claimed',
+          runId,
+          messageId,
+          null,
+          now,
+          now,
+        );
         claimed.push(toClaimed(nl, row, Number(result.lastInsertRowid), messageId, 0));
       }
     }
     return { claimed, skipped, lastSubscriberId, stillSending: true };
   }
 
-  async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<{ applied: number; refused: number }> {
+  async recordOutcomes(
+    runId: number,
+    writes: OutcomeWrite[],
+    now: Millis,
+  ): Promise<{ applied: number; refused: number }> {
     return this.db
       .transaction(() => {
         // The fence: a row changes only while it is still `claimed` by this very run. A run whose
@@ -579,11 +681,15 @@ export class SqliteStore implements Store {
         // Completion is read from the ledger, never from a counter: nobody left to claim, and no
         // row still claimed or waiting for a retry.
         const open = this.db
-          .prepare("SELECT count(*) AS n FROM deliveries WHERE newsletter_id = ? AND state IN ('claimed', 'retry')")
+          .prepare(
+            "SELECT count(*) AS n FROM deliveries WHERE newsletter_id = ? AND state IN ('claimed', 'retry')",
+          )
           .get(newsletterId) as { n: number };
         if (open.n > 0 || this.pendingCount(newsletterId) > 0) return false;
         const result = this.db
-          .prepare("UPDATE newsletters SET status = 'sent', finished_at = ?, updated_at = ? WHERE id = ? AND status = 'sending'")
+          .prepare(
+            "UPDATE newsletters SET status = 'sent', finished_at = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
+          )
           .run(now, now, newsletterId);
         return result.changes === 1;
       })
@@ -608,7 +714,12 @@ export class SqliteStore implements Store {
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
          ORDER BY s.id LIMIT :limit`,
       )
-      .all({ after: afterSubscriberId, lists: JSON.stringify(lists), nl: newsletterId ?? -1, limit }) as ClaimCandidate[];
+      .all({
+        after: afterSubscriberId,
+        lists: JSON.stringify(lists),
+        nl: newsletterId ?? -1,
+        limit,
+      }) as ClaimCandidate[];
     return rows.map((row) => ({
       newsletterId: newsletterId ?? 0,
       subscriberId: row.subscriber_id,
@@ -620,7 +731,12 @@ export class SqliteStore implements Store {
     }));
   }
 
-  async reconcile(newsletterId: number, action: 'mark-sent' | 'resend', addresses: string[] | null, now: Millis) {
+  async reconcile(
+    newsletterId: number,
+    action: 'mark-sent' | 'resend',
+    addresses: string[] | null,
+    now: Millis,
+  ) {
     return this.db
       .transaction(() => {
         const targets = addresses
@@ -651,7 +767,9 @@ export class SqliteStore implements Store {
         if (action === 'resend' && changed > 0) {
           // A `sent` newsletter whose unknowns are resent goes back to `sending` so that runs pick it up.
           this.db
-            .prepare("UPDATE newsletters SET status = 'sending', finished_at = NULL, updated_at = ? WHERE id = ? AND status = 'sent'")
+            .prepare(
+              "UPDATE newsletters SET status = 'sending', finished_at = NULL, updated_at = ? WHERE id = ? AND status = 'sent'",
+            )
             .run(now, newsletterId);
         }
         this.db
@@ -689,7 +807,13 @@ function reasonToSkip(row: ClaimCandidate): string | null {
   return null;
 }
 
-function toClaimed(nl: number, row: ClaimCandidate, deliveryId: number, messageId: string, attempts: number): ClaimedDelivery {
+function toClaimed(
+  nl: number,
+  row: ClaimCandidate,
+  deliveryId: number,
+  messageId: string,
+  attempts: number,
+): ClaimedDelivery {
   return {
     deliveryId,
     newsletterId: nl,
