@@ -258,7 +258,9 @@ function parseDatabase(value: string, cwd: string, problems: string[]): Database
     }
   }
   if (/^[a-z]+:\/\//i.test(value)) {
-    problems.push(`NEWSLETTER_DATABASE "${value}" is neither a file path nor a postgres:// URL.`);
+    // A URL's user:password must not reach the error text (or cron's mail).
+    const shown = value.replace(/^([a-z]+:\/\/).*@/i, '$1***@');
+    problems.push(`NEWSLETTER_DATABASE "${shown}" is neither a file path nor a postgres:// URL.`);
     return null;
   }
   return { kind: 'sqlite', path: path.resolve(cwd, value) };

@@ -42,25 +42,32 @@ export interface OpenStoreOptions {
 
 export async function openStore(context: Context, options: OpenStoreOptions = {}): Promise<Store> {
   const target = context.config.database;
+  let store: Store;
   if (target.kind === 'postgres') {
-    throw new DatabaseError('PostgreSQL databases are not supported by this version yet.', [
-      'Use a SQLite file path for NEWSLETTER_DATABASE.',
-    ]);
+    // Loaded only here: SQLite users never load pg. The database itself must exist (`createdb`);
+    // `init` creates the tables. There is no file to create and no clone guard: the database is
+    // shared by every host on purpose.
+    const { PostgresStore } = await import('../store/postgres/postgres-store.js');
+    store = await PostgresStore.open(target.url, { readonly: options.readonly ?? false });
+  } else {
+    const { SqliteStore } = await import('../store/sqlite/sqlite-store.js');
+    store = SqliteStore.open(target.path, {
+      create: options.create ?? false,
+      readonly: options.readonly ?? false,
+      busyTimeoutMs: context.config.busyTimeoutMs,
+    });
   }
-  const { SqliteStore } = await import('../store/sqlite/sqlite-store.js');
-  const store = SqliteStore.open(target.path, {
-    create: options.create ?? false,
-    readonly: options.readonly ?? false,
-    busyTimeoutMs: context.config.busyTimeoutMs,
-  });
   if (options.requireCurrentSchema ?? true) {
     const { current, latest } = await store.schemaVersion();
     if (current !== latest) {
       await store.close();
+      // Never the password of a postgres:// URL.
+      const where =
+        target.kind === 'sqlite' ? target.path : (await import('../config.js')).describeDatabase(target);
       throw new DatabaseError(
         current < latest
-          ? `The database ${target.path} has schema version ${current}; this newsletter needs ${latest}.`
-          : `The database ${target.path} has schema version ${current}, newer than this newsletter (${latest}).`,
+          ? `The database ${where} has schema version ${current}; this newsletter needs ${latest}.`
+          : `The database ${where} has schema version ${current}, newer than this newsletter (${latest}).`,
         [
           current < latest
             ? 'Run `newsletter init` to migrate it (it is safe to run again).'

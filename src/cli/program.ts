@@ -34,6 +34,12 @@ export function buildProgram(): Command {
     .option('--database <path>', 'the database (overrides NEWSLETTER_DATABASE)')
     .option('-v, --verbose', 'say what happened even when all went well')
     .option('-q, --quiet', 'print nothing but errors')
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'events on stderr: text, or one JSON object per line (default: text on a terminal, json otherwise)',
+      ).choices(['text', 'json']),
+    )
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
@@ -58,7 +64,11 @@ Examples:
 
   const recipients = program
     .command('recipients')
-    .description('import, add, remove, unsubscribe and list subscribers');
+    .description('import, add, remove, unsubscribe and list subscribers')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter recipients import subscribers.csv --list customers\n  newsletter recipients list --lists',
+    );
   recipients
     .command('import <file>')
     .description('import a CSV with a header row: email,name,… (other columns become merge fields)')
@@ -152,10 +162,17 @@ Examples:
     .description('write the personalised HTML of a newsletter to a file (nothing is sent)')
     .option('--to-file <file>', 'where to write the HTML', 'preview.html')
     .option('--recipient <email>', 'personalise for this subscriber (default: the first of its lists)')
+    .option('--png <file>', 'instead of HTML, write a screenshot (PNG) taken with the system Chromium')
+    .addOption(
+      new Option('--width <pixels>', 'with --png: 600 (desktop) or 375 (mobile)')
+        .choices(['600', '375'])
+        .default('600'),
+    )
+    .option('--chromium <path>', 'with --png: the Chromium binary (default: /usr/bin/chromium)')
     .option('--json', 'print what was written as JSON')
     .addHelpText(
       'after',
-      '\nExample:\n  newsletter preview 3 --recipient ada@example.org --to-file /tmp/preview.html',
+      '\nExamples:\n  newsletter preview 3 --recipient ada@example.org --to-file /tmp/preview.html\n  newsletter preview 3 --png /tmp/mobile.png --width 375',
     )
     .action(lazy(async () => (await import('./commands/preview.js')).previewCommand as Handler));
   program
@@ -230,6 +247,48 @@ Examples:
     .option('--json', 'print as JSON')
     .addHelpText('after', '\nExample:\n  newsletter host adopt')
     .action(lazy(async () => (await import('./commands/host.js')).adoptCommand as Handler));
+
+  program
+    .command('migrate-db')
+    .description(
+      'copy this SQLite database (everything, ids kept) into an empty PostgreSQL database, and check the counts',
+    )
+    .requiredOption('--to <url>', 'the PostgreSQL database: postgres://user:password@host:5432/name')
+    .option('--json', 'print the counts as JSON')
+    .addHelpText(
+      'after',
+      '\nExample:\n  newsletter --database /var/lib/newsletter/news.db migrate-db --to postgres://newsletter@db.internal/newsletter',
+    )
+    .action(lazy(async () => (await import('./commands/migrate-db.js')).migrateDbCommand as Handler));
+
+  program
+    .command('doctor')
+    .description(
+      'check the configuration, database, host binding, run lock, transport, cron lines and ledger; say what to do (exit 8 on a problem)',
+    )
+    .option('--crontab <file>', 'read this crontab instead of the system ones (repeatable)', collect)
+    .option('--json', 'print every check as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter --env-file /etc/newsletter/example.org.env doctor\n  newsletter doctor --json --crontab /etc/cron.d/newsletter',
+    )
+    // Not `lazy`: an invalid configuration is one of the doctor's findings, not a reason to stop.
+    .action(async (options: { json?: boolean; crontab?: string[] }, command: Command) => {
+      const { doctorCommand } = await import('./commands/doctor.js');
+      await doctorCommand(command.optsWithGlobals() as GlobalOptions, options);
+    });
+  program
+    .command('completion <shell>')
+    .description('print a completion script for bash or zsh')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter completion bash > /etc/bash_completion.d/newsletter\n  newsletter completion zsh > ~/.zsh/completions/_newsletter   # a folder in $fpath',
+    )
+    // Needs no configuration: it only describes this program.
+    .action(async (shell: string) => {
+      const { completionScript } = await import('./commands/completion.js');
+      process.stdout.write(completionScript(program, shell));
+    });
 
   program
     .command('demo')

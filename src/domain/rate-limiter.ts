@@ -13,8 +13,9 @@ export class RateLimiter {
 
   /** Reserves the next slot and returns how long to wait for it (0 when it is already due). */
   reserve(now: number): number {
-    // Never bank more than a second of unused slots: a long pause must not become a burst.
-    const earliest = now - 1000 + this.intervalMs;
+    // Never bank more than a second of unused slots (and at least one): a long pause must not
+    // become a burst, and below one message a second the first still goes at once.
+    const earliest = now - Math.max(0, 1000 - this.intervalMs);
     if (this.nextSlot < earliest) this.nextSlot = earliest;
     const wait = Math.max(0, this.nextSlot - now);
     this.nextSlot += this.intervalMs;

@@ -53,8 +53,11 @@ export function parseTransport(value: string): TransportSpec | { error: string }
 /** A printable description, never including the password. */
 export function describeTransport(spec: TransportSpec): string {
   switch (spec.kind) {
-    case 'smtp':
-      return `${spec.secure ? 'smtps' : 'smtp'}://${spec.user ? `${spec.user}:***@` : ''}${spec.host}:${spec.port}`;
+    case 'smtp': {
+      // An IPv6 literal keeps its brackets, as in the URL it came from.
+      const host = spec.host.includes(':') ? `[${spec.host}]` : spec.host;
+      return `${spec.secure ? 'smtps' : 'smtp'}://${spec.user ? `${spec.user}:***@` : ''}${host}:${spec.port}`;
+    }
     case 'sendmail':
       return `sendmail (${spec.path})`;
     case 'file':

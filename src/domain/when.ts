@@ -13,7 +13,12 @@ export function parseWhen(value: string, now: Millis): Millis | null {
     const ms = parseDuration(relative[1] as string);
     return ms === null ? null : now + ms;
   }
-  if (!/^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(text)) return null;
+  const date = /^(\d{4})-(\d{2})-(\d{2})([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text);
+  if (!date) return null;
+  // Date.parse rolls an impossible day over ("2026-02-30" is 2 March): a typo must not move a send.
+  const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate())
+    return null;
   const normalised = text.replace(' ', 'T');
   const ms = Date.parse(/T/.test(normalised) ? normalised : `${normalised}T00:00`);
   return Number.isNaN(ms) ? null : ms;

@@ -8,7 +8,14 @@ import { decideWrite } from '../domain/decide.js';
 import { BuildError, CloneRefusedError, LockHeldError } from '../domain/errors.js';
 import { domainOf, messageIdFor } from '../domain/message-id.js';
 import { RateLimiter } from '../domain/rate-limiter.js';
-import type { ClaimedDelivery, Millis, Newsletter, RunCounts, SendOutcome } from '../domain/types.js';
+import type {
+  ClaimedDelivery,
+  Millis,
+  Newsletter,
+  RunCounts,
+  RunInfo,
+  SendOutcome,
+} from '../domain/types.js';
 import type { EventSink } from './events.js';
 import { failpoint } from './failpoints.js';
 import type { BuildBody, Personaliser, PreparePersonaliser, Transport } from './ports.js';
@@ -97,13 +104,20 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     ]);
   }
 
-  const run = await store.registerRun({
-    hostId: deps.hostId,
-    hostname: deps.hostname,
-    pid: deps.pid,
-    now: deps.now(),
-    leaseMs: config.leaseMs,
-  });
+  let run: RunInfo;
+  try {
+    run = await store.registerRun({
+      hostId: deps.hostId,
+      hostname: deps.hostname,
+      pid: deps.pid,
+      now: deps.now(),
+      leaseMs: config.leaseMs,
+    });
+  } catch (error) {
+    // A busy database: nothing was claimed, so give the lock back before saying so.
+    await lock.release().catch(() => undefined);
+    throw error;
+  }
   result.runId = run.id;
   deps.events({ type: 'run-started', runId: run.id, hostId: deps.hostId, pid: deps.pid });
   const lease = new LeaseKeeper(store, run.id, deps, run.leaseUntil);
@@ -179,6 +193,7 @@ async function expireDeadRuns(
   ownRunId: number,
 ): Promise<{ runs: number; unknown: number }> {
   const live = await deps.store.liveRuns();
+  refuseTwinHost(deps, live, ownRunId);
   // A run of this host whose process is gone is dead now; waiting for its lease would only delay.
   const dead = live
     .filter((run) => run.id !== ownRunId && run.hostId === deps.hostId && run.hostname === deps.hostname)
@@ -187,6 +202,34 @@ async function expireDeadRuns(
   const expired = await deps.store.expireRuns(deps.now(), dead);
   if (expired.runs > 0) deps.events({ type: 'runs-expired', ...expired });
   return expired;
+}
+
+/**
+ * Two machines that present the same host id (a clone whose identity was not regenerated, or one
+ * NEWSLETTER_HOST_ID copied to several hosts) would take each other's runs for their own: the
+ * dead-process shortcut above would end a live run of the other machine because its pid does not
+ * exist here. With a shared (PostgreSQL) database that shows as a live run, lease not yet passed,
+ * with this host id but another hostname: this run stops before it claims anything. Runs that
+ * start at the same moment may both stop; that is the safe side, and the message says what to fix.
+ */
+function refuseTwinHost(deps: SendDueDeps, live: RunInfo[], ownRunId: number): void {
+  const now = deps.now();
+  const twin = live.find(
+    (run) =>
+      run.id !== ownRunId &&
+      run.hostId === deps.hostId &&
+      run.hostname !== deps.hostname &&
+      run.leaseUntil >= now,
+  );
+  if (!twin) return;
+  throw new CloneRefusedError(
+    `Host id ${deps.hostId} is in use by a live run on another machine (${twin.hostname}, run ${twin.id}, pid ${twin.pid}): refusing to send from ${deps.hostname}.`,
+    [
+      'Two machines present the same host id: a cloned server, or the same NEWSLETTER_HOST_ID set on both.',
+      'Give each host its own id (unset NEWSLETTER_HOST_ID so that it is detected, or set a distinct value per host);',
+      '`newsletter runs` shows which hosts are running.',
+    ],
+  );
 }
 
 /**

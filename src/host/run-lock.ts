@@ -150,7 +150,9 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
       if (released) return;
       released = true;
       try {
-        await rm(ownerPath, { force: true });
+        // After a takeover (this run was paused past `stale`), the owner file at this path is
+        // the new holder's: removing it would hide that run's crash from ownerIsDead().
+        if (await ownerIsUs(ownerPath)) await rm(ownerPath, { force: true });
         await unlock();
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -180,6 +182,16 @@ export async function inspectRunLock(options: RunLockLocation & { staleMs?: numb
     throw error;
   }
   return { held, path: lockPath, mtime, stale: !held };
+}
+
+/** True when the owner file names this very process. */
+async function ownerIsUs(ownerPath: string): Promise<boolean> {
+  try {
+    const owner = JSON.parse(await readFile(ownerPath, 'utf8')) as { pid?: unknown; hostname?: unknown };
+    return owner.hostname === hostname() && owner.pid === process.pid;
+  } catch {
+    return false;
+  }
 }
 
 /**

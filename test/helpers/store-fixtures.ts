@@ -44,7 +44,11 @@ export function sqliteFactory(): StoreFactory {
         store,
         location: file,
         async connect() {
-          const other = SqliteStore.open(file, { create: false, readonly: false, busyTimeoutMs: BUSY_TIMEOUT_MS });
+          const other = SqliteStore.open(file, {
+            create: false,
+            readonly: false,
+            busyTimeoutMs: BUSY_TIMEOUT_MS,
+          });
           others.push(other);
           return other;
         },
@@ -112,7 +116,11 @@ export function fakeBody(overrides: Partial<VerifiedBody> = {}): VerifiedBody {
 }
 
 /** A newsletter to `lists`, scheduled a minute before `now` (so it is due). */
-export async function createScheduledNewsletter(store: Store, lists: string[], now: Millis): Promise<Newsletter> {
+export async function createScheduledNewsletter(
+  store: Store,
+  lists: string[],
+  now: Millis,
+): Promise<Newsletter> {
   return store.createNewsletter(
     { subject: 'Hello {{name}}', templatePath: 'hello.mjml', from: null, lists, scheduledAt: now - 60_000 },
     now,
@@ -146,7 +154,9 @@ export async function sendingNewsletter(
   await seedSubscribers(store, options.list, options.recipients, options.now);
   const created = await createScheduledNewsletter(store, [options.list], options.now);
   const starter = await registerTestRun(store, options.now);
-  if (!(await store.beginSending(created.id, fakeBody({ compiledAt: options.now }), starter.id, options.now))) {
+  if (
+    !(await store.beginSending(created.id, fakeBody({ compiledAt: options.now }), starter.id, options.now))
+  ) {
     throw new Error('beginSending refused a newly scheduled newsletter');
   }
   return { newsletter: (await store.getNewsletter(created.id)) as Newsletter, starter };

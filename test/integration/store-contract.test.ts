@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/domain/errors.js';
 import type { DeliveryCounts, DeliveryState, Millis } from '../../src/domain/types.js';
 import type { OutcomeWrite, Store } from '../../src/engine/store.js';
@@ -38,7 +38,12 @@ const at = (offsetMs: number): Millis => T0 + offsetMs;
 const STATES: readonly DeliveryState[] = ['claimed', 'sent', 'failed', 'retry', 'unknown', 'skipped'];
 
 /** audience = pending + every state, and the audience is what we expect it to be. */
-async function expectCounts(store: Store, newsletterId: number, audience: number, expected: Partial<DeliveryCounts> = {}) {
+async function expectCounts(
+  store: Store,
+  newsletterId: number,
+  audience: number,
+  expected: Partial<DeliveryCounts> = {},
+) {
   const counts = await store.counts(newsletterId);
   expect(counts.pending + STATES.reduce((sum, state) => sum + counts[state], 0)).toBe(counts.audience);
   expect(counts.audience).toBe(audience);
@@ -46,7 +51,11 @@ async function expectCounts(store: Store, newsletterId: number, audience: number
   return counts;
 }
 
-function write(deliveryId: number, state: OutcomeWrite['state'], extra: Partial<OutcomeWrite> = {}): OutcomeWrite {
+function write(
+  deliveryId: number,
+  state: OutcomeWrite['state'],
+  extra: Partial<OutcomeWrite> = {},
+): OutcomeWrite {
   return {
     deliveryId,
     state,
@@ -57,6 +66,11 @@ function write(deliveryId: number, state: OutcomeWrite['state'], extra: Partial<
     suppressAddress: null,
     ...extra,
   };
+}
+
+/** Claim loops end when nothing is left; a store that hands rows out again must fail, not hang. */
+function stopRunaway(turn: number, max: number): void {
+  if (turn >= max) throw new Error(`still claiming after ${max} batches: the same rows come back`);
 }
 
 async function stateOf(store: Store, newsletterId: number, deliveryId: number) {
@@ -124,12 +138,20 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
     });
 
     it('upserts by the normalised address', async () => {
-      const first = await seedSubscribers(store, 'news', [subscriber('Ann.Lee@Example.ORG', 'Ann', { city: 'Oslo' })], at(0));
+      const first = await seedSubscribers(
+        store,
+        'news',
+        [subscriber('Ann.Lee@Example.ORG', 'Ann', { city: 'Oslo' })],
+        at(0),
+      );
       expect(first).toEqual({ created: 1, updated: 0, addedToList: 1 });
       const again = await seedSubscribers(
         store,
         'news',
-        [subscriber('ann.lee@example.org', 'Ann Lee', { team: 'blue' }), subscriber(' ANN.LEE@example.org ', 'A. Lee')],
+        [
+          subscriber('ann.lee@example.org', 'Ann Lee', { team: 'blue' }),
+          subscriber(' ANN.LEE@example.org ', 'A. Lee'),
+        ],
         at(1),
       );
       expect(again).toEqual({ created: 0, updated: 2, addedToList: 0 });
@@ -164,7 +186,9 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
   describe('newsletters', () => {
     it('createNewsletter with an unknown list throws InputError and creates nothing', async () => {
       await seedSubscribers(store, 'news', ['ann@example.org'], at(0));
-      await expect(createScheduledNewsletter(store, ['news', 'nope'], at(1))).rejects.toBeInstanceOf(InputError);
+      await expect(createScheduledNewsletter(store, ['news', 'nope'], at(1))).rejects.toBeInstanceOf(
+        InputError,
+      );
       await expect(createScheduledNewsletter(store, ['nope'], at(1))).rejects.toBeInstanceOf(InputError);
       expect(await store.listNewsletters()).toEqual([]);
       expect(await store.dueNewsletters(at(10))).toEqual([]);
@@ -189,17 +213,30 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const newsletter = await createScheduledNewsletter(store, ['news'], at(0));
       const first = await registerTestRun(store, at(0));
       const second = await registerTestRun(store, at(0));
-      const body = fakeBody({ compiledAt: at(1) });
+      const bodies = [
+        fakeBody({ compiledAt: at(1) }),
+        fakeBody({ subject: 'Other {{name}}', compiledAt: at(1) }),
+      ];
+      const other = await handle.connect();
 
-      const [a, b] = await Promise.all([
-        store.beginSending(newsletter.id, body, first.id, at(1)),
-        store.beginSending(newsletter.id, fakeBody({ subject: 'other' }), second.id, at(1)),
+      // Two runs on two connections build the same due newsletter and race to begin it.
+      const results = await Promise.all([
+        store.beginSending(newsletter.id, bodies[0]!, first.id, at(1)),
+        other.beginSending(newsletter.id, bodies[1]!, second.id, at(1)),
       ]);
-      expect([a, b]).toEqual([true, false]);
-      expect(await store.beginSending(newsletter.id, body, second.id, at(2))).toBe(false);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const winner = results[0] ? 0 : 1;
+      expect(await store.beginSending(newsletter.id, bodies[0]!, first.id, at(2))).toBe(false);
+      expect(await other.beginSending(newsletter.id, bodies[1]!, second.id, at(2))).toBe(false);
 
+      // The body stored is the winner's, written with the status change.
       const stored = await store.getNewsletter(newsletter.id);
-      expect(stored).toMatchObject({ status: 'sending', body, startedByRun: first.id, startedAt: at(1) });
+      expect(stored).toMatchObject({
+        status: 'sending',
+        body: bodies[winner],
+        startedByRun: [first, second][winner]!.id,
+        startedAt: at(1),
+      });
       expect(await store.dueNewsletters(at(10))).toEqual([]);
       expect((await store.sendingNewsletters()).map((n) => n.id)).toEqual([newsletter.id]);
     });
@@ -284,7 +321,8 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       let after = first.lastSubscriberId;
       const seen = new Set(first.claimed.map((c) => c.address));
       let skipped = first.skipped;
-      for (;;) {
+      for (let turn = 0; ; turn++) {
+        stopRunaway(turn, 10);
         const next = await claim(store, {
           newsletterId: newsletter.id,
           runId: run.id,
@@ -319,16 +357,27 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       // One row waits for a retry, one is still in flight.
       await store.recordOutcomes(
         run.id,
-        [write(first.claimed[0]!.deliveryId, 'retry', { nextAttemptAt: at(1000) }), sentWrite(first.claimed[1]!)],
+        [
+          write(first.claimed[0]!.deliveryId, 'retry', { nextAttemptAt: at(1000) }),
+          sentWrite(first.claimed[1]!),
+        ],
         at(2),
       );
 
       expect(await store.cancelNewsletter(newsletter.id, at(3))).toEqual({ ok: true });
-      const after = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 3, now: at(2000) });
+      const after = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 3,
+        now: at(2000),
+      });
       expect(after).toMatchObject({ claimed: [], skipped: 0, stillSending: false });
       // The retry is recorded as skipped; the run in flight may still record its outcome.
       await expectCounts(store, newsletter.id, 6, { pending: 3, sent: 1, claimed: 1, skipped: 1, retry: 0 });
-      expect(await store.recordOutcomes(run.id, [sentWrite(first.claimed[2]!)], at(4))).toEqual({ applied: 1, refused: 0 });
+      expect(await store.recordOutcomes(run.id, [sentWrite(first.claimed[2]!)], at(4))).toEqual({
+        applied: 1,
+        refused: 0,
+      });
       await expectCounts(store, newsletter.id, 6, { pending: 3, sent: 2, claimed: 0, skipped: 1 });
       expect(await store.completeIfDone(newsletter.id, at(5))).toBe(false);
       expect((await store.getNewsletter(newsletter.id))?.status).toBe('cancelled');
@@ -351,9 +400,15 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const b = await registerTestRun(store, at(0));
       const owner = new Map<string, number>();
       for (let turn = 0; ; turn++) {
+        stopRunaway(turn, 30);
         const runId = turn % 2 === 0 ? a.id : b.id;
         // Both runs start from hint 0, as a fresh run does: the ledger, not the hint, decides.
-        const result = await claim(store, { newsletterId: newsletter.id, runId, limit: 1 + (turn % 4), now: at(turn) });
+        const result = await claim(store, {
+          newsletterId: newsletter.id,
+          runId,
+          limit: 1 + (turn % 4),
+          now: at(turn),
+        });
         if (result.claimed.length === 0) break;
         for (const c of result.claimed) {
           expect(owner.get(c.address)).toBeUndefined();
@@ -375,6 +430,7 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
           const mine: string[] = [];
           let after = 0;
           for (let turn = 0; ; turn++) {
+            stopRunaway(turn, 150);
             const result = await claim(connection, {
               newsletterId: newsletter.id,
               runId: run.id,
@@ -404,10 +460,18 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(0) });
       const owner = await registerTestRun(store, at(0));
       const intruder = await registerTestRun(store, at(0));
-      const { claimed } = await claim(store, { newsletterId: newsletter.id, runId: owner.id, limit: 3, now: at(1) });
+      const { claimed } = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: owner.id,
+        limit: 3,
+        now: at(1),
+      });
       const [x, y, z] = claimed;
 
-      expect(await store.recordOutcomes(intruder.id, [sentWrite(x!)], at(2))).toEqual({ applied: 0, refused: 1 });
+      expect(await store.recordOutcomes(intruder.id, [sentWrite(x!)], at(2))).toEqual({
+        applied: 0,
+        refused: 1,
+      });
       expect((await stateOf(store, newsletter.id, x!.deliveryId)).state).toBe('claimed');
 
       const mixed = await store.recordOutcomes(
@@ -428,7 +492,12 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
         refused: 1,
       });
       const xRow = await stateOf(store, newsletter.id, x!.deliveryId);
-      expect(xRow).toMatchObject({ state: 'sent', attempts: 1, queueId: 'TEST', smtpReply: '250 2.0.0 Ok: queued as TEST' });
+      expect(xRow).toMatchObject({
+        state: 'sent',
+        attempts: 1,
+        queueId: 'TEST',
+        smtpReply: '250 2.0.0 Ok: queued as TEST',
+      });
       const yRow = await stateOf(store, newsletter.id, y!.deliveryId);
       expect(yRow).toMatchObject({ state: 'failed', reason: '550 5.1.1 no such user' });
 
@@ -449,7 +518,10 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const healthy = await registerTestRun(store, at(0), { leaseMs: 600_000 });
       const claims = new Map<number, Awaited<ReturnType<typeof claim>>>();
       for (const run of [expiring, dead, healthy]) {
-        claims.set(run.id, await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 3, now: at(1) }));
+        claims.set(
+          run.id,
+          await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 3, now: at(1) }),
+        );
       }
 
       // Not yet: the lease still covers `now` (it must be strictly before `now` to have expired).
@@ -462,15 +534,26 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       expect(live).not.toContain(expiring.id);
       expect(live).not.toContain(dead.id);
       const ended = (await store.listRuns(10)).filter((r) => r.id === expiring.id || r.id === dead.id);
-      for (const run of ended) expect(run).toMatchObject({ endedAt: at(10_001), outcome: 'lost', counts: { unknown: 3 } });
+      for (const run of ended)
+        expect(run).toMatchObject({ endedAt: at(10_001), outcome: 'lost', counts: { unknown: 3 } });
 
       await expectCounts(store, newsletter.id, 9, { unknown: 6, claimed: 3, pending: 0 });
       for (const run of [expiring, dead]) {
         const mine = claims.get(run.id)!.claimed;
-        for (const row of mine) expect((await stateOf(store, newsletter.id, row.deliveryId)).state).toBe('unknown');
+        for (const row of mine)
+          expect((await stateOf(store, newsletter.id, row.deliveryId)).state).toBe('unknown');
         // A run that lost its lease finds every late write refused.
-        expect(await store.recordOutcomes(run.id, mine.map(sentWrite), at(10_002))).toEqual({ applied: 0, refused: 3 });
-        expect(await store.releaseClaims(run.id, mine.map((c) => c.deliveryId), at(10_002))).toBe(0);
+        expect(await store.recordOutcomes(run.id, mine.map(sentWrite), at(10_002))).toEqual({
+          applied: 0,
+          refused: 3,
+        });
+        expect(
+          await store.releaseClaims(
+            run.id,
+            mine.map((c) => c.deliveryId),
+            at(10_002),
+          ),
+        ).toBe(0);
       }
       await expectCounts(store, newsletter.id, 9, { unknown: 6, claimed: 3 });
 
@@ -479,7 +562,12 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       // Unknown is never claimed again on its own, so the newsletter can finish with it.
       const healthyClaims = claims.get(healthy.id)!.claimed;
       await store.recordOutcomes(healthy.id, healthyClaims.map(sentWrite), at(10_004));
-      const more = await claim(store, { newsletterId: newsletter.id, runId: healthy.id, limit: 10, now: at(10_005) });
+      const more = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: healthy.id,
+        limit: 10,
+        now: at(10_005),
+      });
       expect(more).toMatchObject({ claimed: [], skipped: 0 });
       expect(await store.completeIfDone(newsletter.id, at(10_006))).toBe(true);
     });
@@ -518,7 +606,11 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const other = await registerTestRun(store, at(0));
       const first = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 2, now: at(1) });
       // One was tried before: a 4xx gave it attempts = 1 and a retry that is now due.
-      await store.recordOutcomes(run.id, [write(first.claimed[0]!.deliveryId, 'retry', { nextAttemptAt: at(5) })], at(2));
+      await store.recordOutcomes(
+        run.id,
+        [write(first.claimed[0]!.deliveryId, 'retry', { nextAttemptAt: at(5) })],
+        at(2),
+      );
       const second = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 2, now: at(5) });
       expect(second.claimed.map((c) => [c.address, c.attempts])).toEqual([
         [recipients[0], 1],
@@ -533,11 +625,20 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
         [ids[0]!, 1],
         [ids[1]!, 0],
       ]) {
-        expect(await stateOf(store, newsletter.id, id!)).toMatchObject({ state: 'retry', nextAttemptAt: at(7), attempts });
+        expect(await stateOf(store, newsletter.id, id!)).toMatchObject({
+          state: 'retry',
+          nextAttemptAt: at(7),
+          attempts,
+        });
       }
       await expectCounts(store, newsletter.id, 4, { retry: 2, claimed: 1, pending: 1 });
 
-      const again = await claim(store, { newsletterId: newsletter.id, runId: other.id, limit: 2, now: at(7) });
+      const again = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: other.id,
+        limit: 2,
+        now: at(7),
+      });
       expect(again.claimed.map((c) => [c.address, c.attempts]).sort()).toEqual([
         [recipients[0], 1],
         [recipients[2], 0],
@@ -557,17 +658,31 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       );
       await expectCounts(store, newsletter.id, 3, { retry: 1, pending: 2 });
 
-      const early = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(59_999) });
+      const early = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 5,
+        now: at(59_999),
+      });
       expect(early.claimed.map((c) => c.address)).toEqual([recipients[1], recipients[2]]);
       await store.recordOutcomes(run.id, early.claimed.map(sentWrite), at(59_999));
-      expect(await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(59_999) })).toMatchObject({
+      expect(
+        await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(59_999) }),
+      ).toMatchObject({
         claimed: [],
         skipped: 0,
       });
       expect(await store.completeIfDone(newsletter.id, at(59_999))).toBe(false);
 
-      const due = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(60_000) });
-      expect(due.claimed).toEqual([expect.objectContaining({ address: x.address, deliveryId: x.deliveryId, attempts: 1 })]);
+      const due = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 5,
+        now: at(60_000),
+      });
+      expect(due.claimed).toEqual([
+        expect.objectContaining({ address: x.address, deliveryId: x.deliveryId, attempts: 1 }),
+      ]);
       expect(due.claimed[0]?.messageId).toBe(x.messageId);
       await store.recordOutcomes(run.id, due.claimed.map(sentWrite), at(60_001));
       expect((await stateOf(store, newsletter.id, x.deliveryId)).attempts).toBe(2);
@@ -579,7 +694,11 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(0) });
       const run = await registerTestRun(store, at(0));
       const first = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 2, now: at(1) });
-      await store.releaseClaims(run.id, first.claimed.map((c) => c.deliveryId), at(2));
+      await store.releaseClaims(
+        run.id,
+        first.claimed.map((c) => c.deliveryId),
+        at(2),
+      );
       await store.unsubscribe(recipients[0]!, at(3));
       const again = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 2, now: at(4) });
       expect(again.claimed.map((c) => c.address)).toEqual([recipients[1]]);
@@ -635,7 +754,10 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       await expectCounts(store, newsletter.id, 6, { pending: 0, sent: 3, failed: 1, unknown: 1, skipped: 1 });
       expect(await done()).toBe(true);
       expect(await done()).toBe(false);
-      expect(await store.getNewsletter(newsletter.id)).toMatchObject({ status: 'sent', finishedAt: at(100_000) });
+      expect(await store.getNewsletter(newsletter.id)).toMatchObject({
+        status: 'sent',
+        finishedAt: at(100_000),
+      });
       await expectCounts(store, newsletter.id, 6, { pending: 0, sent: 3, failed: 1, unknown: 1, skipped: 1 });
     });
 
@@ -651,7 +773,9 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       const newsletter = await createScheduledNewsletter(store, ['empty'], at(0));
       const run = await registerTestRun(store, at(0));
       expect(await store.beginSending(newsletter.id, fakeBody(), run.id, at(1))).toBe(true);
-      expect(await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(2) })).toMatchObject({
+      expect(
+        await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(2) }),
+      ).toMatchObject({
         claimed: [],
         skipped: 0,
         stillSending: true,
@@ -667,20 +791,65 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       expect(await store.audienceSize(['a', 'b'])).toBe(3);
       const run = await registerTestRun(store, at(0));
       await store.beginSending(newsletter.id, fakeBody(), run.id, at(1));
-      const result = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 10, now: at(2) });
-      expect(result.claimed.map((c) => c.address).sort()).toEqual(['ann@example.org', 'bob@example.org', 'cat@example.org']);
+      const result = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 10,
+        now: at(2),
+      });
+      expect(result.claimed.map((c) => c.address).sort()).toEqual([
+        'ann@example.org',
+        'bob@example.org',
+        'cat@example.org',
+      ]);
       await expectCounts(store, newsletter.id, 3, { claimed: 3, pending: 0 });
     });
   });
 
   describe('reconcile', () => {
+    it('resend on a sent newsletter does not mail subscribers who joined its lists after it was sent', async () => {
+      const { newsletter, u1 } = await settled();
+      await seedSubscribers(store, 'news', ['late@example.org'], at(5));
+      await store.reconcile(newsletter.id, 'resend', [u1.address], at(10));
+      await expectCounts(store, newsletter.id, 5, {
+        sent: 1,
+        failed: 1,
+        skipped: 1,
+        unknown: 1,
+        retry: 1,
+        pending: 0,
+      });
+      const run = await registerTestRun(store, at(11));
+      const again = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 10,
+        now: at(11),
+      });
+      expect(again.claimed.map((c) => c.address)).toEqual([u1.address]);
+      await store.recordOutcomes(run.id, again.claimed.map(sentWrite), at(12));
+      expect(
+        await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 10, now: at(13) }),
+      ).toMatchObject({
+        claimed: [],
+        skipped: 0,
+      });
+      expect(await store.completeIfDone(newsletter.id, at(14))).toBe(true);
+      await expectCounts(store, newsletter.id, 5, { sent: 2, failed: 1, skipped: 1, unknown: 1, pending: 0 });
+    });
+
     /** A sent newsletter with one row in each final state: sent, failed, skipped, and two unknown. */
     async function settled() {
       const recipients = addresses(5);
       const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(0) });
       await store.unsubscribe(recipients[2]!, at(0));
       const run = await registerTestRun(store, at(0));
-      const { claimed } = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 5, now: at(1) });
+      const { claimed } = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 5,
+        now: at(1),
+      });
       const [sent, failed, u1, u2] = claimed;
       await store.recordOutcomes(
         run.id,
@@ -702,13 +871,21 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
         at(10),
       );
       expect(result.changed).toBe(1);
-      expect(result.notUnknown.sort()).toEqual([sent.address, failed.address, recipients[2]!, 'stranger@example.org'].sort());
+      expect(result.notUnknown.sort()).toEqual(
+        [sent.address, failed.address, recipients[2]!, 'stranger@example.org'].sort(),
+      );
       await expectCounts(store, newsletter.id, 5, { sent: 2, failed: 1, skipped: 1, unknown: 1 });
-      expect(await stateOf(store, newsletter.id, sent.deliveryId)).toMatchObject({ state: 'sent', queueId: 'TEST' });
+      expect(await stateOf(store, newsletter.id, sent.deliveryId)).toMatchObject({
+        state: 'sent',
+        queueId: 'TEST',
+      });
       expect((await store.getNewsletter(newsletter.id))?.status).toBe('sent');
 
       // Without addresses: every unknown row.
-      expect(await store.reconcile(newsletter.id, 'mark-sent', null, at(11))).toEqual({ changed: 1, notUnknown: [] });
+      expect(await store.reconcile(newsletter.id, 'mark-sent', null, at(11))).toEqual({
+        changed: 1,
+        notUnknown: [],
+      });
       await expectCounts(store, newsletter.id, 5, { sent: 3, unknown: 0 });
     });
 
@@ -718,22 +895,44 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       expect(refused).toEqual({ changed: 0, notUnknown: [sent.address, failed.address] });
       expect((await store.getNewsletter(newsletter.id))?.status).toBe('sent');
 
-      expect(await store.reconcile(newsletter.id, 'resend', [u1.address], at(11))).toEqual({ changed: 1, notUnknown: [] });
-      expect(await store.getNewsletter(newsletter.id)).toMatchObject({ status: 'sending', finishedAt: null });
-      expect(await stateOf(store, newsletter.id, u1.deliveryId)).toMatchObject({ state: 'retry', nextAttemptAt: at(11) });
-      await expectCounts(store, newsletter.id, 5, { sent: 1, failed: 1, skipped: 1, unknown: 1, retry: 1, pending: 0 });
+      expect(await store.reconcile(newsletter.id, 'resend', [u1.address], at(11))).toEqual({
+        changed: 1,
+        notUnknown: [],
+      });
+      // finished_at stays set: the audience is closed, only the resent rows go out again.
+      expect(await store.getNewsletter(newsletter.id)).toMatchObject({
+        status: 'sending',
+        finishedAt: at(4),
+      });
+      expect(await stateOf(store, newsletter.id, u1.deliveryId)).toMatchObject({
+        state: 'retry',
+        nextAttemptAt: at(11),
+      });
+      await expectCounts(store, newsletter.id, 5, {
+        sent: 1,
+        failed: 1,
+        skipped: 1,
+        unknown: 1,
+        retry: 1,
+        pending: 0,
+      });
 
       // The next run sends the resent row, and only that one; the other unknown stays held.
       const run = await registerTestRun(store, at(12));
-      const again = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 10, now: at(12) });
+      const again = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 10,
+        now: at(12),
+      });
       expect(again.claimed.map((c) => c.address)).toEqual([u1.address]);
       expect(again.skipped).toBe(0);
       await store.recordOutcomes(run.id, again.claimed.map(sentWrite), at(13));
       expect(await store.completeIfDone(newsletter.id, at(14))).toBe(true);
       await expectCounts(store, newsletter.id, 5, { sent: 2, failed: 1, skipped: 1, unknown: 1 });
-      expect((await store.deliveries(newsletter.id, { state: 'unknown', limit: 10 })).map((d) => d.address)).toEqual([
-        u2.address,
-      ]);
+      expect(
+        (await store.deliveries(newsletter.id, { state: 'unknown', limit: 10 })).map((d) => d.address),
+      ).toEqual([u2.address]);
     });
   });
 });
@@ -754,11 +953,11 @@ function newestSource(dir: string): number {
 
 /** dist/ as the child processes need it: built when missing or older than the store's sources. */
 async function ensureBuiltStore(): Promise<string | null> {
+  // Never rebuild here: other test files are running the built CLI from dist/ at the same time.
+  // `npm test` builds before it runs vitest.
   const sources = Math.max(newestSource(join(ROOT, 'src/store')), newestSource(join(ROOT, 'src/domain')));
-  if (!existsSync(BUILT_STORE) || statSync(BUILT_STORE).mtimeMs < sources) {
-    // tsc emits even when someone else's file is mid-edit and fails to typecheck; whether the store
-    // itself is usable is decided by loading it below.
-    await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT }).catch(() => undefined);
+  if (existsSync(BUILT_STORE) && statSync(BUILT_STORE).mtimeMs < sources) {
+    console.warn('dist/ is older than src/: run `npm run build` (npm test does) to race the current store');
   }
   if (!existsSync(BUILT_STORE)) return null;
   const probe = await promisify(execFile)(
@@ -788,6 +987,7 @@ const claimed = [];
 let after = 0;
 let batches = 0;
 for (;;) {
+  if (batches > 1000) throw new Error('still claiming after 1000 batches: the same rows come back');
   const result = await store.claimBatch({
     newsletterId, runId: run.id, limit: 1 + (batches % limit), now: Date.now(), afterSubscriberId: after,
     makeMessageId: (address) => '<' + address + '>',
@@ -813,12 +1013,19 @@ interface ClaimerReport {
   claimed: string[];
 }
 
-function startClaimer(builtStore: string, options: object): { child: ChildProcess; lines: AsyncIterator<string> } {
+const claimerProcesses = new Set<ChildProcess>();
+
+function startClaimer(
+  builtStore: string,
+  options: object,
+): { child: ChildProcess; lines: AsyncIterator<string> } {
   const child = spawn(
     process.execPath,
     ['--input-type=module', '-e', CLAIMER, pathToFileURL(builtStore).href, JSON.stringify(options)],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
+  claimerProcesses.add(child);
+  child.once('exit', () => claimerProcesses.delete(child));
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   return { child, lines };
 }
@@ -830,7 +1037,11 @@ async function nextLine(lines: AsyncIterator<string>, what: string): Promise<str
 }
 
 /** The same race inside this process, one connection per claimer (the fallback when dist is unusable). */
-async function claimInProcess(handle: StoreHandle, newsletterId: number, claimers: number): Promise<ClaimerReport[]> {
+async function claimInProcess(
+  handle: StoreHandle,
+  newsletterId: number,
+  claimers: number,
+): Promise<ClaimerReport[]> {
   const connections = await Promise.all(Array.from({ length: claimers }, () => handle.connect()));
   return Promise.all(
     connections.map(async (store, index) => {
@@ -839,6 +1050,7 @@ async function claimInProcess(handle: StoreHandle, newsletterId: number, claimer
       let after = 0;
       let batches = 0;
       for (;;) {
+        stopRunaway(batches, 1000);
         const result = await claim(store, {
           newsletterId,
           runId: run.id,
@@ -866,9 +1078,12 @@ describe.each(makeStoreFactories().filter((factory) => factory.name === 'sqlite'
       builtStore = await ensureBuiltStore();
     }, 180_000);
 
+    afterAll(() => {
+      for (const child of claimerProcesses) child.kill('SIGKILL');
+    });
+
     it('claim the same newsletter until nothing is left: every address exactly once', async () => {
       const handle = await factory.open();
-      const children: ChildProcess[] = [];
       try {
         const recipients = addresses(600);
         const { newsletter } = await sendingNewsletter(handle.store, {
@@ -887,14 +1102,17 @@ describe.each(makeStoreFactories().filter((factory) => factory.name === 'sqlite'
               busyTimeoutMs: BUSY_TIMEOUT_MS,
             }),
           );
-          children.push(...started.map((s) => s.child));
           for (const { lines } of started) expect(await nextLine(lines, 'ready')).toBe('ready');
           for (const { child } of started) child.stdin!.write('go\n');
           reports = await Promise.all(
-            started.map(async ({ lines }) => JSON.parse(await nextLine(lines, 'its report')) as ClaimerReport),
+            started.map(
+              async ({ lines }) => JSON.parse(await nextLine(lines, 'its report')) as ClaimerReport,
+            ),
           );
         } else {
-          console.warn('dist/store/sqlite/sqlite-store.js is not usable: racing connections in this process instead');
+          console.warn(
+            'dist/store/sqlite/sqlite-store.js is not usable: racing connections in this process instead',
+          );
           reports = await claimInProcess(handle, newsletter.id, claimers);
         }
 
@@ -904,18 +1122,25 @@ describe.each(makeStoreFactories().filter((factory) => factory.name === 'sqlite'
         expect(once.size).toBe(recipients.length);
         expect([...once].sort()).toEqual(recipients);
         expect(new Set(reports.map((r) => r.runId)).size).toBe(claimers);
+        // They did race: more than one of them got work.
+        expect(reports.filter((r) => r.claimed.length > 0).length).toBeGreaterThan(1);
 
         const rows = await handle.store.deliveries(newsletter.id, { limit: 10_000 });
         expect(rows).toHaveLength(recipients.length);
-        const owner = new Map(reports.flatMap((r) => r.claimed.map((address) => [address, r.runId] as const)));
+        const owner = new Map(
+          reports.flatMap((r) => r.claimed.map((address) => [address, r.runId] as const)),
+        );
         for (const row of rows) {
           expect(row.state).toBe('sent');
           expect(row.runId).toBe(owner.get(row.address));
         }
-        await expectCounts(handle.store, newsletter.id, recipients.length, { pending: 0, sent: recipients.length });
+        await expectCounts(handle.store, newsletter.id, recipients.length, {
+          pending: 0,
+          sent: recipients.length,
+        });
         expect(await handle.store.completeIfDone(newsletter.id, Date.now())).toBe(true);
       } finally {
-        for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+        for (const child of claimerProcesses) child.kill('SIGKILL');
         await handle.cleanup();
       }
     });

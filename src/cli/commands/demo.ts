@@ -43,7 +43,7 @@ export async function demoCommand(context: Context, options: { dir: string }): P
   };
   const run = (args: string[], quiet = false): string => {
     println(chalk.dim(`$ newsletter ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`));
-    const result = spawnSync(process.execPath, [BIN, ...args], { env, cwd: dir, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['--', BIN, ...args], { env, cwd: dir, encoding: 'utf8' });
     if (!quiet && result.stdout) process.stdout.write(result.stdout);
     if (result.stderr) process.stderr.write(result.stderr);
     if (result.status !== 0) {

@@ -54,7 +54,7 @@ export async function createCommand(context: Context, options: CreateOptions): P
       );
     if (problems.length > 0) {
       throw new InputError(
-        `Cannot create the newsletter: ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}.`,
+        `Cannot create the newsletter: ${countProblems(problems) === 1 ? 'a problem' : `${countProblems(problems)} problems`}.`,
         problems,
       );
     }
@@ -287,4 +287,9 @@ async function checkBuild(
     if (!(error instanceof BuildError)) throw error;
     problems.push(error.message, ...error.details.map((d) => `  ${d}`));
   }
+}
+
+/** Indented lines are details of the problem above them, not problems of their own. */
+function countProblems(problems: string[]): number {
+  return problems.filter((line) => !line.startsWith('  ')).length;
 }

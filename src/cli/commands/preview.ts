@@ -88,12 +88,34 @@ async function chooseRecipient(
 export async function previewCommand(
   context: Context,
   id: string,
-  options: { toFile: string; recipient?: string; json?: boolean },
+  options: {
+    toFile: string;
+    recipient?: string;
+    json?: boolean;
+    png?: string;
+    width?: string;
+    chromium?: string;
+  },
 ): Promise<void> {
   const newsletterId = parseId(id);
+  // --png: check for Chromium before any work, so that a missing one is the only message.
+  const screenshot = options.png === undefined ? null : await import('../../render/screenshot.js');
+  const chromium =
+    screenshot?.requireChromium(options.chromium === undefined ? undefined : [options.chromium]) ?? null;
   const { message } = await withStore(context, { readonly: true }, async (store) =>
     personaliseFor(context, store, await requireNewsletter(store, newsletterId), options.recipient),
   );
+  if (screenshot && chromium !== null && options.png !== undefined) {
+    // Instead of the HTML file, not beside it: --to-file has a default, so it cannot tell.
+    const png = await screenshot.screenshotHtml(message.html, {
+      file: path.resolve(context.cwd, options.png),
+      width: Number(options.width ?? 600),
+      executablePath: chromium,
+    });
+    if (options.json) printJson({ ...png, to: message.to, subject: message.subject });
+    else println(`Wrote ${png.file} (${png.width}×${png.height} px, for ${message.to}).`);
+    return;
+  }
   const file = path.resolve(context.cwd, options.toFile);
   writeFileSync(file, message.html);
   if (options.json)

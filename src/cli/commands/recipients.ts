@@ -5,6 +5,7 @@ import { readRecipientsCsv } from '../../import/csv-recipients.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { isTerminal, printJson, println, table, time, warn } from '../output.js';
+import { importProgress, wantsProgress } from '../progress.js';
 
 const MAX_REPORTED = 20;
 
@@ -29,8 +30,11 @@ export async function importCommand(context: Context, file: string, options: Imp
   if (first.done || first.value.kind !== 'header') throw new InputError(`${file} has no header row.`);
   fieldNames = first.value.fields;
 
+  // A bar on stderr only when it is a terminal (src/cli/progress.ts).
+  const progress = wantsProgress(context.global) ? await importProgress(file) : null;
   async function* rows(): AsyncGenerator<SubscriberInput> {
     for await (const event of events) {
+      progress?.increment(1);
       if (event.kind === 'row')
         yield { email: event.email, address: event.address, name: event.name, fields: event.fields };
       else if (event.kind === 'invalid') invalid.push(event);
@@ -50,7 +54,7 @@ export async function importCommand(context: Context, file: string, options: Imp
 
   const summary = await withStore(context, {}, (store) =>
     store.importSubscribers(rows(), { list: options.list ?? null, fieldNames, now: Date.now() }),
-  );
+  ).finally(() => progress?.stop());
   if (options.json) {
     printJson({ ...summary, fields: fieldNames, invalid, duplicates });
     return;

@@ -4,11 +4,10 @@
  */
 import { hostname } from 'node:os';
 import { problemsForRealSend } from '../../config.js';
-import { ConfigError } from '../../domain/errors.js';
+import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
 import { ExitCode } from '../../domain/exit-codes.js';
 import { describeTransport } from '../../domain/transport-spec.js';
 import { dryRun } from '../../engine/dry-run.js';
-import type { EngineEvent } from '../../engine/events.js';
 import { type SendDueResult, sendDue } from '../../engine/send-due.js';
 import { StopController } from '../../engine/stop.js';
 import { isProcessAlive } from '../../host/process.js';
@@ -16,7 +15,9 @@ import { acquireRunLock } from '../../host/run-lock.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
 import { currentHost } from '../host-identity.js';
-import { isTerminal, printError, printJson, println, redactText, warn } from '../output.js';
+import { createLogger } from '../log.js';
+import { isTerminal, printError, printJson, println, warn } from '../output.js';
+import { type SendDueProgress, sendDueProgress, sendDueWorkLeft, wantsProgress } from '../progress.js';
 import { parseId } from './newsletters.js';
 
 interface SendDueOptions {
@@ -47,6 +48,8 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
   const host = currentHost(config);
   const stop = new StopController();
   const verbose = context.global.verbose === true && !options.json;
+  // Events on stderr, as text or JSON lines (src/cli/log.ts); a progress bar only on a terminal.
+  const log = createLogger({ ...context.global, verbose });
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.reason === 'signal') {
       // A second signal: the operator means it. Claimed rows of this run become `unknown` later.
@@ -59,6 +62,12 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
   process.on('SIGINT', onSignal);
 
   const dbPath = config.database.kind === 'sqlite' ? config.database.path : 'postgres';
+  const progress: SendDueProgress | null = wantsProgress(context.global)
+    ? await sendDueProgress(
+        await withStore(context, { readonly: true }, (store) => sendDueWorkLeft(store, Date.now())),
+        log,
+      )
+    : null;
   let result: SendDueResult;
   try {
     result = await withStore(context, {}, (store) =>
@@ -71,7 +80,8 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
         now: Date.now,
         stop,
         events: (event) => {
-          if (verbose) describeEvent(event);
+          log.event(event);
+          progress?.onEvent(event);
         },
         acquireLock: (onCompromised) =>
           acquireRunLock({
@@ -95,7 +105,31 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
         templatesRoot: (newsletter) => templatesRootOf(newsletter.templatePath),
       }),
     );
+  } catch (error) {
+    // Another run is sending: under cron (every minute, during a long send) that is routine, not
+    // news for the operator's mailbox (promise 5). The exit code says it; a person at a terminal
+    // or --verbose also gets the message.
+    if (error instanceof LockHeldError && !isTerminal() && !verbose) {
+      process.exitCode = ExitCode.lockHeld;
+      return;
+    }
+    if (log.format === 'json' && error instanceof NewsletterError) {
+      // JSON lines: the error is one more line, with its details and exit code.
+      log.log(
+        error instanceof LockHeldError ? 'warn' : 'error',
+        error instanceof LockHeldError ? 'lock-held' : 'error',
+        error.message,
+        {
+          details: error.details,
+          exitCode: error.exitCode,
+        },
+      );
+      process.exitCode = error.exitCode;
+      return;
+    }
+    throw error;
   } finally {
+    progress?.stop();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }
@@ -120,8 +154,13 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
     }
     return;
   }
-  // Something needs a person: say it on stderr, which cron mails.
-  printError(`send-due ${stopText(result)}`, [
+  // Something needs a person: say it on stderr, which cron mails (one JSON line with JSON logs).
+  const report =
+    log.format === 'json'
+      ? (message: string, details: readonly string[]) =>
+          log.log('error', 'run-failed', message, { details, exitCode, runId: result.runId })
+      : printError;
+  report(`send-due ${stopText(result)}`, [
     summary,
     ...result.newsletters
       .filter((n) => n.result === 'build-failed')
@@ -174,35 +213,6 @@ function stopText(result: SendDueResult): string {
     default:
       return 'finished, but some recipients need attention.';
   }
-}
-
-/** --verbose: one line per event on stderr, so that stdout keeps only the summary (or JSON). */
-function describeEvent(event: EngineEvent): void {
-  const text = (() => {
-    switch (event.type) {
-      case 'run-started':
-        return `run ${event.runId} started (host ${event.hostId}, pid ${event.pid})`;
-      case 'runs-expired':
-        return `${event.runs} dead runs ended; ${event.unknown} of their claims are now unknown`;
-      case 'newsletter-built':
-        return `newsletter ${event.newsletterId} built and verified; now sending`;
-      case 'newsletter-build-failed':
-        return `newsletter ${event.newsletterId} failed to build: ${event.reason.split('\n')[0]}`;
-      case 'newsletter-taken-by-another-run':
-        return `newsletter ${event.newsletterId} was started by another run`;
-      case 'batch-claimed':
-        return `newsletter ${event.newsletterId}: claimed ${event.claimed}, skipped ${event.skipped}`;
-      case 'outcomes-recorded':
-        return `newsletter ${event.newsletterId}: ${event.sent} sent, ${event.failed} failed, ${event.retry} retry, ${event.unknown} unknown${event.refused ? `, ${event.refused} writes refused` : ''}`;
-      case 'newsletter-sent':
-        return `newsletter ${event.newsletterId} is sent: every recipient has an outcome`;
-      case 'stopping':
-        return `stopping (${event.reason}): ${event.detail}`;
-      case 'run-ended':
-        return `run ${event.runId} ended: ${event.outcome}`;
-    }
-  })();
-  process.stderr.write(`${new Date().toISOString()} ${redactText(text)}\n`);
 }
 
 async function dryRunCommand(context: Context, options: SendDueOptions): Promise<void> {

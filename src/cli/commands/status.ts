@@ -1,63 +1,255 @@
+import chalk from 'chalk';
+import { describeDatabase } from '../../config.js';
+import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../../domain/types.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { printJson, println, table, time, warn } from '../output.js';
 import { parseId, pickCounts, requireNewsletter, summarise } from './newsletters.js';
 
-/** One screen: what is due, sending, recently finished, and what needs a person. */
+/**
+ * One screen: what is due, what is sending (progress, rate, estimated end), what was sent
+ * recently, and what needs a person. `--json` prints the same as one document whose shape is
+ * documented in docs/operations.md ("status --json"): keys are only ever added, never renamed.
+ */
 export async function statusCommand(
   context: Context,
   id: string | undefined,
   options: { json?: boolean },
 ): Promise<void> {
+  const now = Date.now();
   const report = await withStore(context, { readonly: true }, async (store) => {
     const all =
       id === undefined ? await store.listNewsletters() : [await requireNewsletter(store, parseId(id))];
-    const newsletters = await Promise.all(
-      all.map(async (n) => ({ ...summarise(n), counts: pickCounts(await store.counts(n.id)) })),
+    const states = await Promise.all(
+      all.map(async (newsletter) => ({ newsletter, counts: await store.counts(newsletter.id) })),
     );
     const runs = await store.listRuns(1000);
-    const liveRuns = runs.filter((r) => r.endedAt === null);
-    const hosts = [...new Set(runs.map((r) => r.hostId))];
     const boundHostId = store.kind === 'sqlite' ? await store.getMeta('host_id') : null;
-    return { newsletters, liveRuns, hosts, boundHostId };
+    return buildStatus(states, runs, boundHostId, now);
   });
+  if (options.json) {
+    printJson({
+      generatedAt: new Date(now).toISOString(),
+      database: describeDatabase(context.config.database),
+      ...report,
+    });
+    return;
+  }
+  if (id !== undefined) {
+    printNewsletterTable(report.newsletters);
+  } else {
+    printScreen(report, now);
+  }
+  for (const run of report.liveRuns)
+    println(`running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${run.startedAt}`);
+  for (const line of report.attention) warn(line);
+}
+
+export interface NewsletterState {
+  newsletter: Newsletter;
+  counts: DeliveryCounts;
+}
+
+/** How many recently sent newsletters the screen (and the JSON) shows. */
+const RECENT = 5;
+const UPCOMING = 5;
+const isoOrNull = (ms: Millis | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * The rate of the last finished run that handled any message (messages handled per second of its
+ * run time), else this newsletter's own average since it began sending. Cron starts a run every
+ * minute, so the estimated end assumes the sending goes on at that rate without gaps.
+ */
+export function rateOf(
+  state: NewsletterState,
+  runs: readonly RunInfo[],
+  now: Millis,
+): { perSecond: number; source: 'last-run' | 'average' } | null {
+  const last = runs
+    .filter((run) => run.endedAt !== null)
+    .sort((a, b) => (b.endedAt as number) - (a.endedAt as number))
+    .find((run) => run.counts.sent + run.counts.failed + run.counts.retry + run.counts.unknown > 0);
+  if (last) {
+    const handled = last.counts.sent + last.counts.failed + last.counts.retry + last.counts.unknown;
+    const seconds = Math.max(((last.endedAt as number) - last.startedAt) / 1000, 0.001);
+    return { perSecond: round(handled / seconds), source: 'last-run' };
+  }
+  const { startedAt } = state.newsletter;
+  const done = state.counts.sent + state.counts.failed + state.counts.unknown;
+  if (startedAt === null || done === 0 || now <= startedAt) return null;
+  return { perSecond: round(done / ((now - startedAt) / 1000)), source: 'average' };
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+export function buildStatus(
+  states: readonly NewsletterState[],
+  runs: readonly RunInfo[],
+  boundHostId: string | null,
+  now: Millis,
+) {
+  const liveRuns = runs.filter((r) => r.endedAt === null);
+  const hosts = [...new Set(runs.map((r) => r.hostId))];
+  const of = (status: string) => states.filter((s) => s.newsletter.status === status);
+
+  const due = of('scheduled')
+    .filter((s) => s.newsletter.scheduledAt !== null && s.newsletter.scheduledAt <= now)
+    .map((s) => ({
+      id: s.newsletter.id,
+      subject: s.newsletter.subject,
+      lists: s.newsletter.lists,
+      scheduledAt: isoOrNull(s.newsletter.scheduledAt),
+      audience: s.counts.audience,
+    }));
+  const upcoming = of('scheduled')
+    .filter((s) => s.newsletter.scheduledAt !== null && s.newsletter.scheduledAt > now)
+    .sort((a, b) => (a.newsletter.scheduledAt as number) - (b.newsletter.scheduledAt as number))
+    .slice(0, UPCOMING)
+    .map((s) => ({
+      id: s.newsletter.id,
+      subject: s.newsletter.subject,
+      lists: s.newsletter.lists,
+      scheduledAt: isoOrNull(s.newsletter.scheduledAt),
+      audience: s.counts.audience,
+    }));
+  const sending = of('sending').map((s) => {
+    const c = s.counts;
+    const done = c.sent + c.failed + c.skipped + c.unknown;
+    const remaining = c.pending + c.retry + c.claimed;
+    const rate = rateOf(s, runs, now);
+    return {
+      id: s.newsletter.id,
+      subject: s.newsletter.subject,
+      startedAt: isoOrNull(s.newsletter.startedAt),
+      counts: pickCounts(c),
+      progress: {
+        done,
+        total: c.audience,
+        percent: c.audience === 0 ? 100 : Math.floor((done / c.audience) * 1000) / 10,
+      },
+      ratePerSecond: rate?.perSecond ?? null,
+      rateSource: rate?.source ?? null,
+      estimatedEnd:
+        rate && rate.perSecond > 0
+          ? new Date(now + Math.ceil((remaining / rate.perSecond) * 1000)).toISOString()
+          : null,
+    };
+  });
+  const recent = of('sent')
+    .filter((s) => s.newsletter.finishedAt !== null)
+    .sort((a, b) => (b.newsletter.finishedAt as number) - (a.newsletter.finishedAt as number))
+    .slice(0, RECENT)
+    .map((s) => ({
+      id: s.newsletter.id,
+      subject: s.newsletter.subject,
+      finishedAt: isoOrNull(s.newsletter.finishedAt),
+      counts: pickCounts(s.counts),
+    }));
+
   const attention: string[] = [];
-  for (const n of report.newsletters) {
-    if (n.counts.unknown > 0) {
+  for (const { newsletter: n, counts } of states) {
+    if (counts.unknown > 0) {
       attention.push(
-        `newsletter ${n.id}: ${n.counts.unknown} unknown deliveries; check the server logs, then \`newsletter reconcile ${n.id} --mark-sent|--resend\``,
+        `newsletter ${n.id}: ${counts.unknown} unknown deliveries; check the server logs, then \`newsletter reconcile ${n.id} --mark-sent|--resend\``,
       );
     }
     if (n.status === 'failed')
       attention.push(`newsletter ${n.id} failed to build: ${(n.failureReason ?? '').split('\n')[0]}`);
-    if (n.status === 'sending' && report.liveRuns.length === 0) {
+    if (n.status === 'sending' && liveRuns.length === 0) {
       attention.push(
         `newsletter ${n.id} is sending but no run is live: is the cron line for send-due in place?`,
       );
     }
   }
-  if (report.hosts.length > 1) {
+  if (hosts.length > 1) {
     attention.push(
-      `${report.hosts.length} different hosts have run send-due against this SQLite database (${report.hosts.join(', ')}): ` +
+      `${hosts.length} different hosts have run send-due against this SQLite database (${hosts.join(', ')}): ` +
         'a cloned server? Only the bound host may send.',
     );
   }
-  if (options.json) {
-    printJson({
-      newsletters: report.newsletters,
-      liveRuns: report.liveRuns.map((r) => ({
-        id: r.id,
-        hostId: r.hostId,
-        hostname: r.hostname,
-        pid: r.pid,
-        startedAt: new Date(r.startedAt).toISOString(),
-      })),
-      hosts: report.hosts,
-      boundHostId: report.boundHostId,
-      attention,
-    });
-    return;
-  }
+  const lastRun = runs[0] ?? null;
+  return {
+    due,
+    sending,
+    recent,
+    upcoming,
+    attention,
+    newsletters: states.map((s) => ({ ...summarise(s.newsletter), counts: pickCounts(s.counts) })),
+    liveRuns: liveRuns.map((r) => ({
+      id: r.id,
+      hostId: r.hostId,
+      hostname: r.hostname,
+      pid: r.pid,
+      startedAt: new Date(r.startedAt).toISOString(),
+      leaseUntil: new Date(r.leaseUntil).toISOString(),
+    })),
+    lastRun:
+      lastRun === null
+        ? null
+        : {
+            id: lastRun.id,
+            hostId: lastRun.hostId,
+            hostname: lastRun.hostname,
+            startedAt: new Date(lastRun.startedAt).toISOString(),
+            endedAt: isoOrNull(lastRun.endedAt),
+            outcome: lastRun.outcome,
+            counts: lastRun.counts,
+          },
+    hosts,
+    boundHostId,
+  };
+}
+
+type StatusReport = ReturnType<typeof buildStatus>;
+
+function printScreen(report: StatusReport, now: Millis): void {
+  const lines: string[] = [];
+  const section = (title: string, items: string[]) => {
+    if (items.length === 0) return;
+    if (lines.length > 0) lines.push('');
+    lines.push(chalk.bold(title), ...items.map((item) => `  ${item}`));
+  };
+  section(
+    `Due now (${report.due.length})`,
+    report.due.map(
+      (n) =>
+        `#${n.id} ${n.subject} · due ${n.scheduledAt} · ${n.audience} recipients (${n.lists.join(', ')})`,
+    ),
+  );
+  section(
+    `Sending (${report.sending.length})`,
+    report.sending.map((n) => {
+      const rate =
+        n.ratePerSecond === null
+          ? 'rate not known yet'
+          : `${n.ratePerSecond}/s (${n.rateSource === 'last-run' ? 'last run' : 'average'})`;
+      const end =
+        n.estimatedEnd === null
+          ? ''
+          : ` · ends about ${n.estimatedEnd} (${inWords(Date.parse(n.estimatedEnd) - now)})`;
+      return `#${n.id} ${n.subject} · ${n.progress.done}/${n.progress.total} (${n.progress.percent}%) · ${rate}${end}`;
+    }),
+  );
+  section(
+    'Recently sent',
+    report.recent.map(
+      (n) =>
+        `#${n.id} ${n.subject} · finished ${n.finishedAt} · ${n.counts.sent} sent, ${n.counts.failed} failed, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown`,
+    ),
+  );
+  section(
+    'Scheduled',
+    report.upcoming.map((n) => `#${n.id} ${n.subject} · at ${n.scheduledAt} · ${n.audience} recipients`),
+  );
+  if (lines.length === 0) lines.push('Nothing is due, sending or scheduled, and nothing was sent yet.');
+  for (const line of lines) println(line);
+  if (report.lastRun)
+    println(
+      `\nlast run: ${report.lastRun.id} on ${report.lastRun.hostname}, started ${report.lastRun.startedAt}, ${report.lastRun.outcome ?? 'running'}`,
+    );
+}
+
+function printNewsletterTable(newsletters: StatusReport['newsletters']): void {
   println(
     table(
       [
@@ -73,7 +265,7 @@ export async function statusCommand(
         'retry',
         'pending',
       ],
-      report.newsletters.map((n) => [
+      newsletters.map((n) => [
         n.id,
         n.status,
         n.scheduledAt ?? '-',
@@ -88,9 +280,14 @@ export async function statusCommand(
       ]),
     ),
   );
-  for (const run of report.liveRuns)
-    println(`running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${time(run.startedAt)}`);
-  for (const line of attention) warn(line);
+}
+
+function inWords(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 90) return `in ${seconds}s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `in ${minutes}m`;
+  return `in ${Math.round(minutes / 60)}h`;
 }
 
 export async function runsCommand(

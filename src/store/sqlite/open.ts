@@ -43,7 +43,9 @@ export function openSqlite(file: string, options: OpenOptions): Database.Databas
     throw describeSqliteError(error, file);
   }
   try {
-    if (!options.readonly) db.pragma('journal_mode = WAL');
+    // WAL is a property of the file, set once by `init`; a command run against a file nobody has
+    // initialised must not change it on its way to refusing.
+    if (options.create) db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     // Touch the schema so that "not a database" shows up here, not in the middle of a command.

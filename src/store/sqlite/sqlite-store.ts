@@ -360,10 +360,10 @@ export class SqliteStore implements Store {
   }
 
   private pendingCount(newsletterId: number): number {
-    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(newsletterId) as
-      | { status: string }
-      | undefined;
-    if (!status || ['sent', 'failed'].includes(status.status)) return 0;
+    const newsletter = this.db
+      .prepare('SELECT status, finished_at FROM newsletters WHERE id = ?')
+      .get(newsletterId) as { status: string; finished_at: number | null } | undefined;
+    if (!newsletter || audienceClosed(newsletter)) return 0;
     const row = this.db
       .prepare(
         `SELECT count(*) AS n FROM subscribers s WHERE ${IN_AUDIENCE}
@@ -538,8 +538,8 @@ export class SqliteStore implements Store {
    */
   private claimNow(request: ClaimRequest): ClaimResult {
     const { newsletterId: nl, runId, now } = request;
-    const status = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(nl) as
-      | { status: string }
+    const status = this.db.prepare('SELECT status, finished_at FROM newsletters WHERE id = ?').get(nl) as
+      | { status: string; finished_at: number | null }
       | undefined;
     if (status?.status !== 'sending')
       return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: false };
@@ -582,7 +582,7 @@ export class SqliteStore implements Store {
 
     let lastSubscriberId = request.afterSubscriberId;
     const room = request.limit - dueRetries.length;
-    if (room > 0) {
+    if (room > 0 && !audienceClosed(status)) {
       const fresh = this.db
         .prepare(
           `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
@@ -766,9 +766,10 @@ export class SqliteStore implements Store {
         }
         if (action === 'resend' && changed > 0) {
           // A `sent` newsletter whose unknowns are resent goes back to `sending` so that runs pick it up.
+          // finished_at stays set: its audience is closed, so only these rows go out again.
           this.db
             .prepare(
-              "UPDATE newsletters SET status = 'sending', finished_at = NULL, updated_at = ? WHERE id = ? AND status = 'sent'",
+              "UPDATE newsletters SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'sent'",
             )
             .run(now, newsletterId);
         }
@@ -798,6 +799,16 @@ interface ClaimCandidate {
   suppressed: string | null;
   message_id: string;
   attempts: number;
+}
+
+/**
+ * Once a newsletter has been sent (or failed), its audience is closed: a `reconcile --resend` that
+ * reopens it for its unknown rows must not mail people who joined its lists afterwards.
+ */
+function audienceClosed(row: { status: string; finished_at: number | null }): boolean {
+  return (
+    row.status === 'sent' || row.status === 'failed' || (row.status === 'sending' && row.finished_at !== null)
+  );
 }
 
 function reasonToSkip(row: ClaimCandidate): string | null {

@@ -1,0 +1,170 @@
+/**
+ * Event output on stderr: what a run did, as it does it. stdout stays for results (a summary, or
+ * `--json`), so a script can keep the two apart.
+ *
+ * Two formats (`--log-format text|json`, default: text on a terminal, JSON lines otherwise):
+ * - text: `2026-12-01T09:00:01.234Z run 12 started (host h-…, pid 4242)`, for people;
+ * - json: one object per line, `{"time","level","event","message",…the event's fields}`, for log
+ *   collectors (journald, Loki, a file that cron appends to).
+ *
+ * How much: errors always; warnings (throttled, unknown deliveries, a lease lost) unless
+ * `--quiet`; everything else only with `--verbose`. So a run that went well prints nothing under
+ * cron (promise 5), and a run that did not says why, in the format asked for.
+ */
+import type { EngineEvent } from '../engine/events.js';
+import { redactText } from './output.js';
+
+export type LogFormat = 'text' | 'json';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+export interface LogOptions {
+  logFormat?: string | undefined;
+  verbose?: boolean | undefined;
+  quiet?: boolean | undefined;
+}
+
+export interface LogRecord {
+  time: string;
+  level: LogLevel;
+  event: string;
+  message: string;
+  [field: string]: unknown;
+}
+
+/** An explicit --log-format wins; otherwise text for a person at a terminal, JSON for everything else. */
+export function resolveLogFormat(option: string | undefined, stderrIsTerminal: boolean): LogFormat {
+  if (option === 'json' || option === 'text') return option;
+  return stderrIsTerminal ? 'text' : 'json';
+}
+
+/** The least severe level shown: errors only with --quiet, everything with --verbose. */
+export function minimumLevel(options: LogOptions): LogLevel {
+  if (options.quiet) return 'error';
+  if (options.verbose) return 'debug';
+  return 'warn';
+}
+
+/** How much an event matters to the operator: only warn and error reach cron's mail. */
+export function eventLevel(event: EngineEvent): LogLevel {
+  switch (event.type) {
+    case 'run-started':
+    case 'newsletter-built':
+    case 'newsletter-taken-by-another-run':
+    case 'newsletter-sent':
+      return 'info';
+    case 'batch-claimed':
+      return 'debug';
+    case 'outcomes-recorded':
+      return event.unknown > 0 || event.refused > 0 ? 'warn' : 'debug';
+    case 'runs-expired':
+      return event.unknown > 0 ? 'warn' : 'info';
+    case 'newsletter-build-failed':
+      return 'error';
+    case 'stopping':
+      if (event.reason === 'budget') return 'info';
+      if (event.reason === 'throttled' || event.reason === 'unreachable' || event.reason === 'signal')
+        return 'warn';
+      return 'error';
+    case 'run-ended':
+      return event.outcome === 'error' ? 'error' : 'info';
+  }
+}
+
+/** One line for a person. The same words appear as `message` in the JSON lines. */
+export function eventMessage(event: EngineEvent): string {
+  switch (event.type) {
+    case 'run-started':
+      return `run ${event.runId} started (host ${event.hostId}, pid ${event.pid})`;
+    case 'runs-expired':
+      return `${event.runs} dead runs ended; ${event.unknown} of their claims are now unknown`;
+    case 'newsletter-built':
+      return `newsletter ${event.newsletterId} built and verified; now sending`;
+    case 'newsletter-build-failed':
+      return `newsletter ${event.newsletterId} failed to build: ${event.reason.split('\n')[0]}`;
+    case 'newsletter-taken-by-another-run':
+      return `newsletter ${event.newsletterId} was started by another run`;
+    case 'batch-claimed':
+      return `newsletter ${event.newsletterId}: claimed ${event.claimed}, skipped ${event.skipped}`;
+    case 'outcomes-recorded':
+      return `newsletter ${event.newsletterId}: ${event.sent} sent, ${event.failed} failed, ${event.retry} retry, ${event.unknown} unknown${event.refused ? `, ${event.refused} writes refused` : ''}`;
+    case 'newsletter-sent':
+      return `newsletter ${event.newsletterId} is sent: every recipient has an outcome`;
+    case 'stopping':
+      return `stopping (${event.reason}): ${event.detail}`;
+    case 'run-ended':
+      return `run ${event.runId} ended: ${event.outcome}`;
+  }
+}
+
+/** The JSON line's fields: the event's own, under their own names, beside the common four. */
+export function eventRecord(event: EngineEvent, time: Date): LogRecord {
+  const { type, ...fields } = event;
+  return {
+    time: time.toISOString(),
+    level: eventLevel(event),
+    event: type,
+    message: eventMessage(event),
+    ...fields,
+  };
+}
+
+export function formatRecord(record: LogRecord, format: LogFormat): string {
+  if (format === 'json') return JSON.stringify(record);
+  const prefix = record.level === 'error' ? 'error: ' : record.level === 'warn' ? 'warning: ' : '';
+  return `${record.time} ${prefix}${record.message}`;
+}
+
+export type LineWriter = (line: string) => void;
+
+export class Logger {
+  readonly format: LogFormat;
+  private readonly minimum: LogLevel;
+  private readonly now: () => Date;
+  private readonly defaultWriter: LineWriter;
+  private writer: LineWriter;
+
+  constructor(options: { format: LogFormat; minimum: LogLevel; write: LineWriter; now?: () => Date }) {
+    this.format = options.format;
+    this.minimum = options.minimum;
+    this.now = options.now ?? (() => new Date());
+    this.defaultWriter = options.write;
+    this.writer = options.write;
+  }
+
+  enabled(level: LogLevel): boolean {
+    return RANK[level] >= RANK[this.minimum];
+  }
+
+  /** Routes lines elsewhere (the progress bar prints them above itself); null restores stderr. */
+  setWriter(writer: LineWriter | null): void {
+    this.writer = writer ?? this.defaultWriter;
+  }
+
+  event(event: EngineEvent): void {
+    const record = eventRecord(event, this.now());
+    if (this.enabled(record.level)) this.write(record);
+  }
+
+  log(level: LogLevel, event: string, message: string, fields: Record<string, unknown> = {}): void {
+    if (!this.enabled(level)) return;
+    this.write({ time: this.now().toISOString(), level, event, message, ...fields });
+  }
+
+  private write(record: LogRecord): void {
+    // Secrets never leave in a log line, whatever field they hide in.
+    this.writer(`${redactText(formatRecord(record, this.format))}\n`);
+  }
+}
+
+/** The logger for this process's stderr, from the global options. */
+export function createLogger(options: LogOptions, stream: NodeJS.WriteStream = process.stderr): Logger {
+  return new Logger({
+    format: resolveLogFormat(options.logFormat, stream.isTTY === true),
+    minimum: minimumLevel(options),
+    write: (line) => {
+      stream.write(line);
+    },
+  });
+}

@@ -1,0 +1,379 @@
+/**
+ * Reading crontabs (and systemd units) for `send-due` lines, and working out which database each
+ * one sends from. The origin story's duplicates began with the same `send-due` line in two
+ * places (a user crontab and /etc/cron.d, or two hosts with the same crontab): the lock and the
+ * ledger make that harmless here, but it is still the first thing an operator should see.
+ *
+ * Pure functions: the caller reads the files (src/doctor/cron-sources.ts) and passes their text.
+ */
+import path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { type CheckResult, ok, warning } from './types.js';
+
+/** `user`: `crontab -l` (5 time fields, then the command); `system`: /etc/crontab and /etc/cron.d (a user field too). */
+export type CrontabFormat = 'user' | 'system';
+
+export interface ScheduledCommand {
+  /** Where it was read, e.g. `/etc/cron.d/newsletter` or `crontab -l`. */
+  source: string;
+  /** 1-based line number in that source. */
+  line: number;
+  kind: 'cron' | 'systemd';
+  /** `* * * * *`, `@hourly`, or `systemd` for a unit's ExecStart. */
+  schedule: string;
+  /** The user field of a system crontab (or a unit's User=); null for a user crontab. */
+  user: string | null;
+  command: string;
+  /** Variables set before it: crontab assignments (MAILTO, PATH, NEWSLETTER_*), or a unit's Environment=. */
+  env: Record<string, string>;
+  /** A unit's WorkingDirectory=; for cron, the owner's home (decided when resolving). */
+  cwd: string | null;
+}
+
+const ENV_LINE = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/;
+const SEND_DUE = /(^|[\s/'"])send-due($|[\s'";&|)])/;
+
+/** Every command line of a crontab, with the environment assignments in force above it. */
+export function parseCrontab(text: string, format: CrontabFormat, source: string): ScheduledCommand[] {
+  const commands: ScheduledCommand[] = [];
+  const env: Record<string, string> = {};
+  const lines = text.split(/\r?\n/);
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const assignment = ENV_LINE.exec(line);
+    if (assignment) {
+      env[assignment[1] as string] = unquote((assignment[2] as string).trim());
+      continue;
+    }
+    const fields = line.split(/\s+/);
+    const timeFields = fields[0]?.startsWith('@') ? 1 : 5;
+    const userFields = format === 'system' ? 1 : 0;
+    if (fields.length <= timeFields + userFields) continue;
+    const schedule = fields.slice(0, timeFields).join(' ');
+    const user = format === 'system' ? (fields[timeFields] as string) : null;
+    // The command is the rest of the line as written (its own spacing kept).
+    const command = cronCommand(skipFields(line, timeFields + userFields));
+    commands.push({
+      source,
+      line: index + 1,
+      kind: 'cron',
+      schedule,
+      user,
+      command,
+      env: { ...env },
+      cwd: null,
+    });
+  }
+  return commands;
+}
+
+/** ExecStart= of a systemd service, with its WorkingDirectory=, User= and Environment=. */
+export function parseSystemdUnit(text: string, source: string): ScheduledCommand[] {
+  const env: Record<string, string> = {};
+  let cwd: string | null = null;
+  let user: string | null = null;
+  const starts: { line: number; command: string }[] = [];
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    const match = /^\s*([A-Za-z]+)\s*=\s*(.*)$/.exec(raw);
+    if (!match) continue;
+    const [, key, value = ''] = match;
+    if (key === 'ExecStart') starts.push({ line: index + 1, command: value.replace(/^[-@:+!]+/, '') });
+    else if (key === 'WorkingDirectory') cwd = value.replace(/^-/, '').trim() || null;
+    else if (key === 'User') user = value.trim() || null;
+    else if (key === 'Environment') {
+      for (const word of splitWords(value)) {
+        const assignment = ENV_LINE.exec(word);
+        if (assignment) env[assignment[1] as string] = assignment[2] as string;
+      }
+    }
+  }
+  return starts.map((start) => ({
+    source,
+    line: start.line,
+    kind: 'systemd' as const,
+    schedule: 'systemd',
+    user,
+    command: start.command,
+    env: { ...env },
+    cwd,
+  }));
+}
+
+/** A real `send-due` (not a dry run) of newsletter. */
+export function isSendDue(command: string): boolean {
+  return /newsletter/.test(command) && SEND_DUE.test(command) && !/--dry-run\b/.test(command);
+}
+
+export interface ResolveContext {
+  /** The home folder of a user (cron starts commands there); null when unknown. */
+  homeOf: (user: string | null) => string | null;
+  /** A file's text, or null when it cannot be read. */
+  readFile: (file: string) => string | null;
+}
+
+export interface Resolved {
+  /** Absolute path of the SQLite file (or the postgres:// URL), or null when it cannot be worked out. */
+  database: string | null;
+  /** Why it could not be worked out. */
+  unresolved?: string;
+}
+
+/**
+ * Which database a `send-due` command line uses, the way the CLI itself would decide: `--database`,
+ * then NEWSLETTER_DATABASE from the environment (crontab assignments, `VAR=… newsletter`, `env`,
+ * `export`), then the env file (`--env-file`, or `.env` in the folder it runs in), then
+ * `./newsletter.db`; relative paths from the folder it runs in (`cd DIR &&`, else the owner's home).
+ */
+export function resolveDatabase(entry: ScheduledCommand, context: ResolveContext): Resolved {
+  const home = context.homeOf(entry.user);
+  let cwd: string | null = entry.cwd ?? home;
+  const env: Record<string, string> = { ...entry.env };
+  for (const segment of splitCommand(entry.command)) {
+    const words = [...segment];
+    const local: Record<string, string> = {};
+    // `VAR=value cmd`, `env VAR=value cmd`
+    while (words.length > 0) {
+      const word = words[0] as string;
+      const assignment = ENV_LINE.exec(word);
+      if (assignment && !word.startsWith('-')) {
+        local[assignment[1] as string] = assignment[2] as string;
+        words.shift();
+      } else if (word === 'env' || word === '/usr/bin/env') {
+        words.shift();
+        while (words[0]?.startsWith('-')) words.shift();
+      } else break;
+    }
+    const head = words[0];
+    if (head === undefined) {
+      Object.assign(env, local);
+      continue;
+    }
+    if (head === 'cd') {
+      const target = words[1] ?? home;
+      if (target === null || target === undefined) cwd = null;
+      else cwd = resolvePath(expandHome(target, home), cwd);
+      continue;
+    }
+    if (head === 'export') {
+      for (const word of words.slice(1)) {
+        const assignment = ENV_LINE.exec(word);
+        if (assignment) env[assignment[1] as string] = assignment[2] as string;
+      }
+      continue;
+    }
+    if (!words.some((word) => word === 'send-due')) continue;
+    return fromArguments(words, { ...env, ...local }, cwd, home, context);
+  }
+  return { database: null, unresolved: 'the send-due command could not be found in the line' };
+}
+
+function fromArguments(
+  words: string[],
+  env: Record<string, string>,
+  cwd: string | null,
+  home: string | null,
+  context: ResolveContext,
+): Resolved {
+  const option = (name: string): string | null => {
+    for (const [i, word] of words.entries()) {
+      if (word === name) return words[i + 1] ?? null;
+      if (word.startsWith(`${name}=`)) return word.slice(name.length + 1);
+    }
+    return null;
+  };
+  const relative = (value: string): Resolved => {
+    if (/^postgres(ql)?:\/\//.test(value)) return { database: value };
+    const resolved = resolvePath(expandHome(value, home), cwd);
+    return resolved === null
+      ? { database: null, unresolved: `"${value}" is relative and the folder it runs in is unknown` }
+      : { database: resolved };
+  };
+  const flag = option('--database');
+  if (flag !== null) return relative(flag);
+  if (env.NEWSLETTER_DATABASE) return relative(env.NEWSLETTER_DATABASE);
+  const envFileFlag = option('--env-file');
+  const envFile = resolvePath(expandHome(envFileFlag ?? '.env', home), cwd);
+  if (envFile !== null) {
+    const text = context.readFile(envFile);
+    if (text === null && envFileFlag !== null) {
+      return { database: null, unresolved: `its --env-file ${envFile} cannot be read` };
+    }
+    const fromFile = text === null ? undefined : parseDotenv(text).NEWSLETTER_DATABASE?.trim();
+    if (fromFile) return relative(fromFile);
+  } else if (envFileFlag !== null) {
+    return { database: null, unresolved: `its --env-file ${envFileFlag} is relative to an unknown folder` };
+  }
+  return relative('./newsletter.db');
+}
+
+export interface ResolvedCommand extends ScheduledCommand {
+  database: string | null;
+  unresolved?: string;
+}
+
+export const where = (entry: ScheduledCommand): string => `${entry.source}:${entry.line}`;
+
+/**
+ * The cron checks for one database: the send-due line is there exactly once, and cron mails what
+ * it prints (MAILTO) somewhere a person reads.
+ * `sameDatabase` compares two paths (the caller resolves symlinks).
+ */
+export function cronChecks(
+  commands: readonly ResolvedCommand[],
+  database: string,
+  sources: readonly string[],
+  sameDatabase: (a: string, b: string) => boolean = (a, b) => a === b,
+): CheckResult[] {
+  const sendDue = commands.filter((entry) => isSendDue(entry.command));
+  const mine = sendDue.filter((entry) => entry.database !== null && sameDatabase(entry.database, database));
+  const unknown = sendDue.filter((entry) => entry.database === null);
+  const read = sources.length > 0 ? sources.join(', ') : 'no crontab';
+  const results: CheckResult[] = [];
+  const unknownNote =
+    unknown.length > 0
+      ? ` ${unknown.length} send-due ${unknown.length === 1 ? 'line uses' : 'lines use'} a database that could not be worked out: ${unknown
+          .map((entry) => `${where(entry)} (${entry.unresolved ?? 'unknown'})`)
+          .join(', ')}.`
+      : '';
+
+  if (mine.length === 0) {
+    results.push(
+      warning(
+        'cron',
+        `No send-due line for ${database} in ${read}: nothing sends what is due.${unknownNote}`,
+        'Add `* * * * * newsletter --env-file /etc/newsletter/SITE.env send-due` (see crontab.example), or install the systemd timer (systemd/). Ignore this if another scheduler runs it.',
+      ),
+    );
+  } else if (mine.length === 1) {
+    const entry = mine[0] as ResolvedCommand;
+    results.push(
+      ok('cron', `send-due runs for this database from ${where(entry)} (${entry.schedule}).${unknownNote}`),
+    );
+  } else {
+    results.push(
+      warning(
+        'cron',
+        `send-due for ${database} appears ${mine.length} times: ${mine.map((entry) => `${where(entry)} (${entry.schedule})`).join(', ')}. ` +
+          'Every extra line starts another run each minute. The run lock and the ledger keep that from sending twice, ' +
+          'but duplicated cron lines are how the duplicates of the mailer this replaces began.',
+        'Keep exactly one line for this database: remove the others (`crontab -e`, or the file in /etc/cron.d).',
+      ),
+    );
+  }
+
+  const cron = mine.filter((entry) => entry.kind === 'cron');
+  if (cron.length > 0) {
+    const unset = cron.filter((entry) => entry.env.MAILTO === undefined);
+    const empty = cron.filter((entry) => entry.env.MAILTO === '');
+    if (unset.length > 0 || empty.length > 0) {
+      const parts = [
+        ...unset.map(
+          (entry) =>
+            `${where(entry)} has no MAILTO: cron mails what send-due prints on failure to the local mailbox of ${entry.user ?? 'the crontab owner'}, which nobody may read`,
+        ),
+        ...empty.map(
+          (entry) => `${where(entry)} has MAILTO="" : cron throws away what send-due prints on failure`,
+        ),
+      ];
+      results.push(
+        warning(
+          'cron-mailto',
+          `${parts.join('; ')}.`,
+          'Put `MAILTO=ops@example.org` (an address someone reads) above the send-due line: send-due prints only when something needs a person.',
+        ),
+      );
+    } else {
+      const to = [...new Set(cron.map((entry) => entry.env.MAILTO))].join(', ');
+      results.push(ok('cron-mailto', `cron mails send-due's failures to ${to}.`));
+    }
+  }
+  return results;
+}
+
+// ---- small shell-ish helpers ---------------------------------------------------------------
+
+/** cron turns an unescaped % into a newline (the rest is stdin); `\%` is a literal %. */
+function cronCommand(text: string): string {
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '\\' && text[i + 1] === '%') {
+      out += '%';
+      i += 1;
+    } else if (char === '%') break;
+    else out += char;
+  }
+  return out.trim();
+}
+
+function skipFields(line: string, count: number): string {
+  let rest = line;
+  for (let i = 0; i < count; i++) rest = rest.replace(/^\S+\s+/, '');
+  return rest;
+}
+
+function unquote(value: string): string {
+  const match = /^(["'])(.*)\1$/.exec(value);
+  return match ? (match[2] as string) : value;
+}
+
+/** Words of one shell command, quotes removed (no expansion but `~`). */
+export function splitWords(text: string): string[] {
+  return splitCommand(text).flat();
+}
+
+/** A command line cut into simple commands at `&&`, `||`, `;` and `|`, each a list of words. */
+export function splitCommand(text: string): string[][] {
+  const segments: string[][] = [[]];
+  let word: string | null = null;
+  const push = () => {
+    if (word !== null) (segments.at(-1) as string[]).push(word);
+    word = null;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i] as string;
+    if (char === "'") {
+      const end = text.indexOf("'", i + 1);
+      const stop = end === -1 ? text.length : end;
+      word = (word ?? '') + text.slice(i + 1, stop);
+      i = stop;
+    } else if (char === '"') {
+      let j = i + 1;
+      let value = '';
+      while (j < text.length && text[j] !== '"') {
+        if (text[j] === '\\' && j + 1 < text.length) j += 1;
+        value += text[j];
+        j += 1;
+      }
+      word = (word ?? '') + value;
+      i = j;
+    } else if (char === '\\' && i + 1 < text.length) {
+      word = (word ?? '') + text[i + 1];
+      i += 1;
+    } else if (/\s/.test(char)) {
+      push();
+    } else if (char === ';' || char === '|' || char === '&') {
+      push();
+      if (text[i + 1] === char) i += 1;
+      segments.push([]);
+    } else {
+      word = (word ?? '') + char;
+    }
+  }
+  push();
+  return segments.filter((segment) => segment.length > 0);
+}
+
+function expandHome(value: string, home: string | null): string {
+  if (home === null) return value;
+  if (value === '~') return home;
+  if (value.startsWith('~/')) return path.join(home, value.slice(2));
+  if (value.startsWith('$HOME/')) return path.join(home, value.slice(6));
+  return value;
+}
+
+function resolvePath(value: string, cwd: string | null): string | null {
+  if (path.isAbsolute(value)) return path.normalize(value);
+  return cwd === null ? null : path.resolve(cwd, value);
+}

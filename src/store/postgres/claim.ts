@@ -1,0 +1,195 @@
+/**
+ * The claim on PostgreSQL, where runs on several hosts claim from one newsletter at the same time.
+ *
+ * SQLite serialises claims with its single write lock. Here every claim runs concurrently, in
+ * READ COMMITTED, and is shaped so that claimers neither wait for each other nor collide:
+ *
+ * 1. The newsletter row FOR SHARE: claimers share it, but a cancel or a completion (which update
+ *    it) waits until the claims in flight commit, and claims after it see the new status.
+ * 2. The run's own row FOR SHARE, alive (`ended_at IS NULL`): expireRuns takes that row FOR UPDATE
+ *    SKIP LOCKED before turning the run's claims into `unknown`, so a run cannot be ended halfway
+ *    through a claim and leave rows `claimed` by a dead run for ever.
+ * 3. Due retries FOR UPDATE SKIP LOCKED: each retry row goes to one claimer; the others skip it.
+ * 4. New recipients: their subscriber rows FOR NO KEY UPDATE SKIP LOCKED, so concurrent claimers
+ *    get disjoint candidates without waiting, then one INSERT … ON CONFLICT DO NOTHING RETURNING.
+ *    The UNIQUE (newsletter_id, address) key is what keeps promise 1; the row locks only make
+ *    collisions rare. A candidate whose row was claimed by a run that committed after this
+ *    statement's snapshot is dropped by ON CONFLICT, and the batch is just smaller.
+ *
+ * The alternative, INSERT … SELECT … ON CONFLICT without the locks, is also safe, but two hosts
+ * would pick the same first N candidates, the second would wait on the first's uncommitted rows
+ * and then insert nothing, and an empty claim tells the engine that nothing is left.
+ * (FOR NO KEY UPDATE rather than FOR UPDATE: memberships' foreign keys take KEY SHARE, which it
+ * does not block.)
+ */
+import type { ClaimedDelivery } from '../../domain/types.js';
+import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
+import type { Sql } from './connection.js';
+import { type ClaimCandidate, reasonToSkip } from './rows.js';
+
+/** The audience of the newsletter in parameter `param`, as a condition on subscriber `s`. */
+export function inAudience(param: string): string {
+  return `EXISTS (SELECT 1 FROM newsletter_lists nl JOIN memberships m ON m.list_id = nl.list_id
+                  WHERE nl.newsletter_id = ${param} AND m.subscriber_id = s.id)`;
+}
+
+/** Must run inside a transaction (PostgresStore.claimBatch). */
+export async function claimBatch(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
+  const { newsletterId: nl, runId, now } = request;
+  const nothing = (stillSending: boolean): ClaimResult => ({
+    claimed: [],
+    skipped: 0,
+    lastSubscriberId: request.afterSubscriberId,
+    stillSending,
+  });
+
+  const [newsletter] = (
+    await sql.query<{ status: string; finished_at: string | null }>(
+      'SELECT status, finished_at FROM newsletters WHERE id = $1 FOR SHARE',
+      [nl],
+    )
+  ).rows;
+  if (newsletter?.status !== 'sending') return nothing(false);
+  // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
+  // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
+  const live = await sql.query('SELECT 1 FROM runs WHERE id = $1 AND ended_at IS NULL FOR SHARE', [runId]);
+  if (live.rowCount === 0) return nothing(true);
+
+  const claimed: ClaimedDelivery[] = [];
+  let skipped = 0;
+
+  // Retries that are due go first, as in SQLite.
+  const dueRetries = (
+    await sql.query<ClaimCandidate>(
+      `SELECT d.id, d.subscriber_id, d.address, d.message_id, d.attempts, s.email, s.name, s.fields, s.status,
+              sup.reason AS suppressed
+       FROM deliveries d
+       LEFT JOIN subscribers s ON s.address = d.address
+       LEFT JOIN suppressions sup ON sup.address = d.address
+       WHERE d.newsletter_id = $1 AND d.state = 'retry' AND d.next_attempt_at <= $2
+       ORDER BY d.next_attempt_at, d.id
+       LIMIT $3
+       FOR UPDATE OF d SKIP LOCKED`,
+      [nl, now, request.limit],
+    )
+  ).rows;
+  const retryClaims: number[] = [];
+  const retrySkips: { id: number; reason: string }[] = [];
+  for (const row of dueRetries) {
+    const skipReason = reasonToSkip(row);
+    if (skipReason) {
+      retrySkips.push({ id: row.id, reason: skipReason });
+      continue;
+    }
+    retryClaims.push(row.id);
+    claimed.push(toClaimed(nl, row, row.id, row.message_id, row.attempts));
+  }
+  if (retrySkips.length > 0) {
+    await sql.query(
+      `UPDATE deliveries SET state = 'skipped', reason = x.reason, updated_at = $1
+       FROM unnest($2::bigint[], $3::text[]) AS x(id, reason) WHERE deliveries.id = x.id`,
+      [now, retrySkips.map((s) => s.id), retrySkips.map((s) => s.reason)],
+    );
+    skipped += retrySkips.length;
+  }
+  if (retryClaims.length > 0) {
+    await sql.query(
+      `UPDATE deliveries SET state = 'claimed', run_id = $1, claimed_at = $2, updated_at = $2
+       WHERE id = ANY($3::bigint[])`,
+      [runId, now, retryClaims],
+    );
+  }
+
+  let lastSubscriberId = request.afterSubscriberId;
+  const room = request.limit - dueRetries.length;
+  // A batch whose every candidate was taken by a claim that committed after our snapshot comes
+  // back empty; a new statement sees those rows, so try again rather than report "none left".
+  // finished_at set on a `sending` newsletter: reopened by reconcile --resend, its audience is closed.
+  const audienceClosed = newsletter.finished_at !== null;
+  for (let attempt = 0; room > 0 && !audienceClosed && attempt < 3; attempt++) {
+    const fresh = await claimFresh(sql, request, lastSubscriberId, room);
+    lastSubscriberId = fresh.lastSubscriberId;
+    claimed.push(...fresh.claimed);
+    skipped += fresh.skipped;
+    if (fresh.candidates === 0 || fresh.claimed.length + fresh.skipped > 0) break;
+  }
+  return { claimed, skipped, lastSubscriberId, stillSending: true };
+}
+
+async function claimFresh(
+  sql: Sql,
+  request: ClaimRequest,
+  afterSubscriberId: number,
+  room: number,
+): Promise<{ claimed: ClaimedDelivery[]; skipped: number; lastSubscriberId: number; candidates: number }> {
+  const { newsletterId: nl, runId, now } = request;
+  const fresh = (
+    await sql.query<ClaimCandidate>(
+      `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
+       FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
+       WHERE s.id > $2 AND ${inAudience('$1')}
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address)
+       ORDER BY s.id
+       LIMIT $3
+       FOR NO KEY UPDATE OF s SKIP LOCKED`,
+      [nl, afterSubscriberId, room],
+    )
+  ).rows;
+  let lastSubscriberId = afterSubscriberId;
+  const claimed: ClaimedDelivery[] = [];
+  let skipped = 0;
+  if (fresh.length === 0) return { claimed, skipped, lastSubscriberId, candidates: 0 };
+  const planned = fresh.map((row) => {
+    lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
+    return { row, messageId: request.makeMessageId(row.address), skipReason: reasonToSkip(row) };
+  });
+  const inserted = (
+    await sql.query<{ id: number; address: string }>(
+      `INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
+       SELECT $1, c.subscriber_id, c.address, c.state, $2, c.message_id, c.reason, $3, $3
+       FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
+            WITH ORDINALITY AS c(subscriber_id, address, state, message_id, reason, ord)
+       ORDER BY c.ord
+       ON CONFLICT (newsletter_id, address) DO NOTHING
+       RETURNING id, address`,
+      [
+        nl,
+        runId,
+        now,
+        planned.map((p) => p.row.subscriber_id),
+        planned.map((p) => p.row.address),
+        planned.map((p) => (p.skipReason ? 'skipped' : 'claimed')),
+        planned.map((p) => p.messageId),
+        planned.map((p) => p.skipReason),
+      ],
+    )
+  ).rows;
+  const idOf = new Map(inserted.map((row) => [row.address, row.id]));
+  for (const { row, messageId, skipReason } of planned) {
+    const id = idOf.get(row.address);
+    if (id === undefined) continue; // claimed by another host since this statement's snapshot
+    if (skipReason) skipped += 1;
+    else claimed.push(toClaimed(nl, row, id, messageId, 0));
+  }
+  return { claimed, skipped, lastSubscriberId, candidates: fresh.length };
+}
+
+function toClaimed(
+  nl: number,
+  row: ClaimCandidate,
+  deliveryId: number,
+  messageId: string,
+  attempts: number,
+): ClaimedDelivery {
+  return {
+    deliveryId,
+    newsletterId: nl,
+    subscriberId: row.subscriber_id,
+    email: row.email ?? row.address,
+    address: row.address,
+    name: row.name ?? '',
+    fields: row.fields ?? {},
+    messageId,
+    attempts,
+  };
+}

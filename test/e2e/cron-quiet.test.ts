@@ -1,0 +1,134 @@
+/**
+ * Promise 5 as cron sees it: stdout is a pipe, not a terminal. Nothing due → exit 0 and not a
+ * byte on stdout or stderr (cron mails any output), and without loading MJML or nodemailer (slow
+ * to load, every minute). A successful send is just as quiet unless --verbose.
+ *
+ * Which modules a run loads is recorded by a real module hook (node:module `register`, `load`),
+ * preloaded with `--import`: every ESM and CommonJS entry that goes through the ESM loader,
+ * which is how the CLI imports mjml and nodemailer. A due run is the control: the same tracer
+ * must see both there, or the idle assertion would prove nothing.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, closedPort, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
+import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
+
+let ws: Workspace;
+let sink: SmtpSink;
+let tracer: { preload: string; out: (name: string) => string };
+
+beforeAll(async () => {
+  assertBuilt();
+  ws = await makeWorkspace('newsletter-cron-');
+  sink = await startSmtpSink();
+  tracer = writeTracer(ws);
+  await ws.ok(['init']);
+  const { file } = await ws.writeCsv(3);
+  await ws.ok(['recipients', 'import', file, '--list', 'readers']);
+});
+
+afterAll(async () => {
+  await sink?.close();
+  await ws?.cleanup();
+});
+
+function writeTracer(workspace: Workspace) {
+  const hooks = workspace.path('trace-hooks.mjs');
+  writeFileSync(
+    hooks,
+    `import { appendFileSync } from 'node:fs';
+let out;
+export function initialize(data) { out = data.out; }
+export async function load(url, context, nextLoad) {
+  appendFileSync(out, url + '\\n');
+  return nextLoad(url, context);
+}
+`,
+  );
+  const preload = workspace.path('trace-register.mjs');
+  writeFileSync(
+    preload,
+    `import { register } from 'node:module';
+register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { out: process.env.TRACE_OUT } });
+`,
+  );
+  return { preload: pathToFileURL(preload).href, out: (name: string) => workspace.path(`${name}.trace`) };
+}
+
+/** Runs send-due with the tracer; returns the result and the URLs of every module it loaded. */
+async function tracedSendDue(name: string, args: string[], env: Record<string, string>) {
+  const out = tracer.out(name);
+  writeFileSync(out, '');
+  const result = await ws.run(['send-due', ...args], {
+    env: { ...env, TRACE_OUT: out },
+    nodeArgs: ['--import', tracer.preload],
+  });
+  const loaded = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+  return { result, loaded };
+}
+
+const fromPackage = (loaded: string[], name: string) =>
+  loaded.filter((url) => url.includes(`/node_modules/${name}/`));
+
+const create = (at: string) =>
+  ws.json<{ id: number }>([
+    'create',
+    '--subject',
+    'Hello {{name}}',
+    '--template',
+    path.join(ws.copyTemplates(), 'welcome.mjml'),
+    '--list',
+    'readers',
+    '--at',
+    at,
+    '--json',
+  ]);
+
+describe('send-due under cron (stdout is not a terminal)', () => {
+  it('nothing due: exit 0, no output at all, no run recorded, and neither mjml nor nodemailer loaded', async () => {
+    // A newsletter exists but is not due yet; the transport points at a port nobody listens on.
+    await create('+2h');
+    const env = { NEWSLETTER_TRANSPORT: `smtp://127.0.0.1:${await closedPort()}` };
+    const { result, loaded } = await tracedSendDue('idle', [], env);
+    expect(result, describeRun(['send-due'], result)).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // The tracer worked: it saw the CLI's own modules.
+    expect(loaded.some((url) => url.endsWith('/dist/cli/main.js'))).toBe(true);
+    expect(fromPackage(loaded, 'mjml')).toEqual([]);
+    expect(fromPackage(loaded, 'nodemailer')).toEqual([]);
+    expect(loaded.filter((url) => /\/dist\/(render|transport)\//.test(url))).toEqual([]);
+    expect(await ws.json(['runs', '--json'])).toEqual([]);
+
+    const dry = await ws.run(['send-due', '--dry-run'], { env });
+    expect(dry).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // init on an up-to-date database is quiet too.
+    expect(await ws.run(['init'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+  });
+
+  it('a successful send prints nothing (and does load mjml and nodemailer: the tracer sees them)', async () => {
+    const { id } = await create('now');
+    const { result, loaded } = await tracedSendDue('send', [], { NEWSLETTER_TRANSPORT: sink.url });
+    expect(result, describeRun(['send-due'], result)).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(fromPackage(loaded, 'mjml').length).toBeGreaterThan(0);
+    expect(fromPackage(loaded, 'nodemailer').length).toBeGreaterThan(0);
+    expect(sink.total).toBe(3);
+    const shown = await ws.json<{ status: string; counts: { sent: number } }>(['show', String(id), '--json']);
+    expect(shown).toMatchObject({ status: 'sent', counts: { sent: 3 } });
+  });
+
+  it('--verbose says what happened: the summary on stdout, the steps on stderr', async () => {
+    const { id } = await create('now');
+    const result = await ws.run(['send-due', '--verbose'], { env: { NEWSLETTER_TRANSPORT: sink.url } });
+    expect(result.code, describeRun(['send-due', '--verbose'], result)).toBe(0);
+    expect(result.stdout).toMatch(/^run \d+: 3 sent, 0 failed, 0 to retry, 0 unknown, 0 skipped$/m);
+    expect(result.stdout).toContain(`newsletter ${id} (Hello {{name}}): sent`);
+    expect(result.stderr).toMatch(/run \d+ started \(host test-host-a, pid \d+\)/);
+    expect(result.stderr).toContain(`newsletter ${id} is sent: every recipient has an outcome`);
+    expect(sink.total).toBe(6);
+
+    // And once everything is sent, --verbose says so instead of staying silent.
+    const idle = await ws.run(['send-due', '--verbose'], { env: { NEWSLETTER_TRANSPORT: sink.url } });
+    expect(idle).toMatchObject({ code: 0, stdout: 'Nothing is due.\n', stderr: '' });
+  });
+});

@@ -1,0 +1,164 @@
+/**
+ * Promises 1 and 2 across crashes (issue 3, test 3): a run killed with SIGKILL at a named point,
+ * or at random moments in a loop, then `send-due` again until the newsletter is `sent`.
+ *
+ * - 0 duplicates: no address ever reaches the SMTP server twice.
+ * - Nothing silently skipped: every recipient the server never got is `unknown` (the crashed
+ *   run had claimed it; nobody can know whether it went out), never quietly dropped.
+ * - The `unknown` window is small: at most one batch (NEWSLETTER_BATCH) per crash.
+ *
+ * After a crash the next run takes over at once: the run lock's owner file names a dead pid, and
+ * the crashed run's row names a dead process of this host, so nobody waits for a stale lock or
+ * an expired lease.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CliProcess } from '../helpers/cli-process.js';
+import { reapChildren } from '../helpers/cli-process.js';
+import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
+import { createWorkspace, sendUntilSent, type Workspace, waitUntil } from '../helpers/workspace.js';
+
+const BATCH = 5;
+
+let sink: SmtpSink | null = null;
+let workspace: Workspace | null = null;
+
+afterEach(async () => {
+  const left = await reapChildren();
+  await sink?.close();
+  await workspace?.remove();
+  sink = null;
+  workspace = null;
+  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
+});
+
+async function kill(run: CliProcess): Promise<void> {
+  run.signal('SIGKILL');
+  const result = await run.exited;
+  expect(result.signal).toBe('SIGKILL');
+}
+
+/** The promises, checked against what the server saw and what the ledger says. */
+async function expectNoDuplicatesNoneSkipped(ws: Workspace, server: SmtpSink, maxUnknown: number) {
+  const duplicated = ws.addresses.filter((address) => server.received(address) > 1);
+  expect(duplicated).toEqual([]);
+
+  const rows = new Map(ws.ledger().map((row) => [row.address, row]));
+  // Every recipient has a ledger row; those the server never got can only be `unknown`.
+  const notMailed = ws.addresses.filter((address) => server.received(address) === 0);
+  expect(notMailed.map((address) => [address, rows.get(address)?.state])).toEqual(
+    notMailed.map((address) => [address, 'unknown']),
+  );
+  // Every `sent` row was accepted by the server exactly once.
+  const sent = [...rows.values()].filter((row) => row.state === 'sent');
+  expect(sent.filter((row) => server.count(row.address) !== 1)).toEqual([]);
+
+  const shown = await ws.show();
+  expect(shown.status).toBe('sent');
+  const audience = ws.addresses.length;
+  expect(shown.counts).toMatchObject({ audience, claimed: 0, retry: 0, pending: 0, failed: 0 });
+  expect(shown.counts.sent + shown.counts.unknown).toBe(audience);
+  expect(shown.counts.sent).toBe(sent.length);
+  expect(shown.counts.unknown).toBeLessThanOrEqual(maxUnknown);
+  return shown.counts;
+}
+
+describe('promise 1 and 2 across crashes: SIGKILL, then run again until sent', () => {
+  it.each([
+    {
+      point: 'after-claim',
+      meaning: 'the claim is committed, nothing sent',
+      serverGotBeforeKill: 0,
+      unknown: BATCH,
+    },
+    {
+      point: 'after-send-before-record',
+      meaning: 'the server accepted the batch, no outcome written',
+      serverGotBeforeKill: BATCH,
+      unknown: BATCH,
+    },
+    {
+      point: 'before-build',
+      meaning: 'nothing claimed yet',
+      serverGotBeforeKill: 0,
+      unknown: 0,
+    },
+  ])(
+    'SIGKILL at $point ($meaning): 0 duplicates, not mailed = unknown ≤ batch',
+    async ({ point, serverGotBeforeKill, unknown }) => {
+      sink = await startSmtpSink();
+      workspace = await createWorkspace({
+        recipients: 40,
+        transport: sink.url,
+        env: { NEWSLETTER_BATCH: String(BATCH) },
+      });
+      const ws = workspace;
+
+      const crashed = ws.start(['send-due'], { NEWSLETTER_FAILPOINTS: point });
+      await crashed.waitForFailpoint(point);
+      await kill(crashed);
+      expect(sink.messages).toHaveLength(serverGotBeforeKill);
+
+      const results = await sendUntilSent(ws);
+      // One run after the crash is enough: it is not kept out by the dead run's lock.
+      expect(results).toHaveLength(1);
+      if (unknown > 0) {
+        expect(results[0]).toMatchObject({ code: 8, stdout: '' });
+        expect(results[0]?.stderr).toContain(`${unknown} deliveries of crashed runs are now unknown`);
+      } else {
+        expect(results[0]).toMatchObject({ code: 0, stdout: '', stderr: '' });
+      }
+
+      const counts = await expectNoDuplicatesNoneSkipped(ws, sink, BATCH);
+      expect(counts.unknown).toBe(unknown);
+      // Unknown rows are never resent on their own: another run changes nothing.
+      const before = ws.ledger();
+      expect(await ws.run(['send-due'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+      expect(ws.ledger()).toEqual(before);
+      expect(sink.messages).toHaveLength(40 - (unknown - serverGotBeforeKill));
+
+      const runs = await ws.runs();
+      const dead = runs.find((run) => run.pid === crashed.pid);
+      expect(dead).toMatchObject({ outcome: 'lost', counts: { unknown } });
+    },
+  );
+
+  it('SIGKILL at random moments, 5 times, then runs to completion: 0 duplicates, unknown ≤ batch × kills', async () => {
+    const audience = 150;
+    sink = await startSmtpSink();
+    workspace = await createWorkspace({
+      recipients: audience,
+      transport: sink.url,
+      env: { NEWSLETTER_BATCH: String(BATCH) },
+    });
+    const ws = workspace;
+    const server = sink;
+
+    const plan: number[] = [];
+    let kills = 0;
+    for (let i = 0; i < 5; i++) {
+      // Kill once the server has seen k more messages: anywhere in a batch, in a claim, in a write.
+      const k = 1 + Math.floor(Math.random() * 8);
+      plan.push(k);
+      const seen = server.messages.length;
+      const run = ws.start(['send-due']);
+      await waitUntil(
+        `the server has ${seen + k} messages or the run ended`,
+        () => server.messages.length >= seen + k || !run.running(),
+        20_000,
+        2,
+      );
+      if (!run.running()) {
+        const result = await run.exited;
+        throw new Error(`run ${i + 1} ended before it could be killed (plan ${plan}): ${result.stderr}`);
+      }
+      await kill(run);
+      kills += 1;
+    }
+
+    await sendUntilSent(ws);
+    const counts = await expectNoDuplicatesNoneSkipped(ws, server, BATCH * kills);
+    expect(counts.sent, `kill plan ${plan}`).toBeGreaterThanOrEqual(audience - BATCH * kills);
+    const lost = (await ws.runs()).filter((run) => run.outcome === 'lost');
+    expect(lost).toHaveLength(kills);
+  });
+});

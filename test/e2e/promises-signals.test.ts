@@ -1,0 +1,90 @@
+/**
+ * SIGTERM in the middle of a send (issue 3, test 7): the run stops claiming, lets the messages in
+ * flight finish and records them (`sent`, never `unknown`), gives the rest of its batch back,
+ * releases the run lock and exits 10. The next run is not kept out by the lock and sends the rest,
+ * nobody twice.
+ */
+import { existsSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CliProcess } from '../helpers/cli-process.js';
+import { reapChildren } from '../helpers/cli-process.js';
+import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
+import { createWorkspace, type Workspace, waitUntil } from '../helpers/workspace.js';
+
+const INTERRUPTED = 10;
+
+let sink: SmtpSink | null = null;
+let workspace: Workspace | null = null;
+
+afterEach(async () => {
+  const left = await reapChildren();
+  await sink?.close();
+  await workspace?.remove();
+  sink = null;
+  workspace = null;
+  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
+});
+
+/** The promises after an interrupted run, then a normal run that finishes the newsletter. */
+async function expectCleanStopThenFinish(ws: Workspace, server: SmtpSink, stopped: CliProcess) {
+  const result = await stopped.exited;
+
+  // What the server accepted is recorded as sent; nothing is left claimed or unknown.
+  const shown = await ws.show();
+  expect(shown.status).toBe('sending');
+  expect(shown.counts).toMatchObject({ unknown: 0, claimed: 0, failed: 0 });
+  expect(shown.counts.sent).toBeGreaterThan(0);
+  expect(shown.counts.sent).toBe(server.total);
+  const sent = new Set(
+    ws
+      .ledger()
+      .filter((row) => row.state === 'sent')
+      .map((row) => row.address),
+  );
+  expect(server.messages.every((m) => m.to.every((address) => sent.has(address)))).toBe(true);
+  expect(await ws.runs()).toMatchObject([{ pid: stopped.pid, outcome: 'signal' }]);
+  expect(result).toMatchObject({ code: INTERRUPTED, stdout: '', timedOut: false });
+  expect(result.stderr).toContain('stopped on a signal; in-flight messages were recorded');
+
+  // The lock was given back, not left for the next run to take over from a dead owner.
+  const lockPath = `${ws.dbPath}.lock`;
+  expect(existsSync(lockPath)).toBe(false);
+  expect(existsSync(`${lockPath}.owner`)).toBe(false);
+
+  expect(await ws.run(['send-due'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+  expect(ws.addresses.filter((address) => server.received(address) !== 1)).toEqual([]);
+  const done = await ws.show();
+  expect(done.status).toBe('sent');
+  expect(done.counts).toMatchObject({ sent: ws.addresses.length, unknown: 0, retry: 0, pending: 0 });
+}
+
+describe('SIGTERM stops a run cleanly', () => {
+  it('SIGTERM delivered as a claimed batch starts going out: recorded as sent, 0 unknown, lock released, exit 10', async () => {
+    sink = await startSmtpSink();
+    workspace = await createWorkspace({ recipients: 30, transport: sink.url });
+    const ws = workspace;
+
+    // Held right after its first claim; the SIGTERM waits (the process is stopped) and arrives
+    // as the run resumes and hands the batch to the transport.
+    const run = ws.start(['send-due'], { NEWSLETTER_FAILPOINTS: 'after-claim' });
+    await run.waitForFailpoint('after-claim');
+    run.signal('SIGTERM');
+    run.signal('SIGCONT');
+
+    await expectCleanStopThenFinish(ws, sink, run);
+  });
+
+  it('SIGTERM while messages are on the wire: the in-flight ones finish and are recorded', async () => {
+    sink = await startSmtpSink();
+    workspace = await createWorkspace({ recipients: 200, transport: sink.url });
+    const ws = workspace;
+    const server = sink;
+
+    const run = ws.start(['send-due']);
+    await waitUntil('the server has seen 12 messages', () => server.messages.length >= 12 || !run.running());
+    expect(run.running()).toBe(true);
+    run.signal('SIGTERM');
+
+    await expectCleanStopThenFinish(ws, server, run);
+  });
+});
