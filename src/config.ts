@@ -4,7 +4,9 @@
  * Secrets (SMTP password, token secret, database password) stay in this object and are never
  * printed: `redactor()` masks them in anything that might be shown.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from './domain/errors.js';
@@ -214,6 +216,17 @@ export function redactor(config: Config): (text: string) => string {
   }
   const present = secrets.filter((secret): secret is string => !!secret && secret.length >= 3);
   return (text) => present.reduce((out, secret) => out.split(secret).join('***'), text);
+}
+
+/**
+ * The path the run lock is derived from: the SQLite file itself, or for PostgreSQL a name in the
+ * temp folder made from the URL without its password, so that every run of this host against the
+ * same database (whatever its working directory) shares one lock.
+ */
+export function lockTargetOf(target: DatabaseTarget): string {
+  if (target.kind === 'sqlite') return target.path;
+  const shown = describeDatabase(target);
+  return path.join(tmpdir(), `newsletter-${createHash('sha256').update(shown).digest('hex').slice(0, 16)}.db`);
 }
 
 export function describeDatabase(target: DatabaseTarget): string {

@@ -6,7 +6,7 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { type Config, describeDatabase, problemsForRealSend } from '../config.js';
+import { type Config, describeDatabase, lockTargetOf, problemsForRealSend } from '../config.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { Millis, RunInfo } from '../domain/types.js';
 import type { Transport } from '../engine/ports.js';
@@ -121,7 +121,7 @@ async function integrity(file: string, config: Config): Promise<CheckResult> {
 async function lock(deps: DoctorDeps, liveRuns: RunInfo[]): Promise<CheckResult> {
   const { config } = deps;
   // The same path send-due locks (see src/cli/commands/send-due.ts).
-  const databasePath = config.database.kind === 'sqlite' ? config.database.path : 'postgres';
+  const databasePath = lockTargetOf(config.database);
   const state = await inspectRunLock({ databasePath, lockDir: config.lockDir, staleMs: config.lockStaleMs });
   const observation: LockObservation = {
     path: state.path,

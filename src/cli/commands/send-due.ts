@@ -3,7 +3,7 @@
  * message on stderr and a documented exit code when something needs a person.
  */
 import { hostname } from 'node:os';
-import { problemsForRealSend } from '../../config.js';
+import { lockTargetOf, problemsForRealSend } from '../../config.js';
 import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
 import { ExitCode } from '../../domain/exit-codes.js';
 import { describeTransport } from '../../domain/transport-spec.js';
@@ -61,7 +61,7 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  const dbPath = config.database.kind === 'sqlite' ? config.database.path : 'postgres';
+  const dbPath = lockTargetOf(config.database);
   const progress: SendDueProgress | null = wantsProgress(context.global)
     ? await sendDueProgress(
         await withStore(context, { readonly: true }, (store) => sendDueWorkLeft(store, Date.now())),
