@@ -1,10 +1,10 @@
 /**
  * Configuration: `.env` (or --env-file), then the environment, then flags. Every problem is
  * collected and reported at once, before any work, each saying what to do.
- * Secrets (SMTP password, token secret, database password) stay in this object and are never
- * printed: `redactor()` masks them in anything that might be shown.
+ * Secrets (SMTP password, token secrets, DKIM key, database password) stay in this object and are
+ * never printed: `redactor()` masks them in anything that might be shown.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,15 +12,38 @@ import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from './domain/errors.js';
 import { parseDuration, parseDurationList } from './domain/duration.js';
 import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
+import { parseWhen } from './domain/when.js';
 
 export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+/** NEWSLETTER_DKIM_*: the key is read and checked when the configuration is loaded. */
+export interface DkimConfig {
+  /** Where the key was read from: shown in messages, never the key itself. */
+  keyPath: string;
+  /** The PEM text of the RSA private key. A secret. */
+  privateKey: string;
+  selector: string;
+  /** The d= domain; null signs with the domain of each message's From address. */
+  domain: string | null;
+}
 
 export interface Config {
   database: DatabaseTarget;
   transport: TransportSpec | null;
   from: string | null;
+  /** NEWSLETTER_REPLY_TO: a Reply-To header on every message, when set. */
+  replyTo: string | null;
   baseUrl: string | null;
   secret: string | null;
+  /**
+   * The token key before the last rotation: still accepted when checking a token (never used to
+   * sign one) until `secretPreviousUntil`, or for as long as it is set when that is null.
+   */
+  secretPrevious: string | null;
+  secretPreviousUntil: number | null;
+  dkim: DkimConfig | null;
+  /** Soft bounces (4.x.x, delayed) of one address before `bounces import` suppresses it. */
+  softBounceLimit: number;
   /** Messages per second, for the whole run. */
   rate: number;
   /** Delays between attempts after a 4xx; after the last one the delivery fails. */
@@ -62,7 +85,11 @@ const DEFAULTS = {
   smtpTimeout: '60s',
   busyTimeout: '5s',
   lockStale: '2m',
+  softBounceLimit: 3,
 };
+
+/** Folded header lines, NUL and the Unicode line separators: never allowed in a header value. */
+const HEADER_BREAK = /[\r\n\0\u2028\u2029]/;
 
 export function loadConfig(options: LoadConfigOptions): Config {
   const problems: string[] = [];
@@ -89,12 +116,19 @@ export function loadConfig(options: LoadConfigOptions): Config {
   }
 
   const from = get('NEWSLETTER_FROM');
-  if (from && /[\r\n\0\u2028\u2029]/.test(from)) {
+  if (from && HEADER_BREAK.test(from)) {
     problems.push(
       'NEWSLETTER_FROM contains a line break; it must be one line, e.g. "News <news@example.org>".',
     );
   } else if (from && !/@/.test(from)) {
     problems.push(`NEWSLETTER_FROM "${from}" has no address; use e.g. "News <news@example.org>".`);
+  }
+
+  const replyTo = get('NEWSLETTER_REPLY_TO');
+  if (replyTo && HEADER_BREAK.test(replyTo)) {
+    problems.push('NEWSLETTER_REPLY_TO contains a line break; it must be one line, e.g. "Ada <ada@example.org>".');
+  } else if (replyTo && !/@/.test(replyTo)) {
+    problems.push(`NEWSLETTER_REPLY_TO "${replyTo}" has no address; use e.g. "Help <help@example.org>".`);
   }
 
   const baseUrl = get('NEWSLETTER_BASE_URL');
@@ -110,6 +144,14 @@ export function loadConfig(options: LoadConfigOptions): Config {
       'NEWSLETTER_SECRET is shorter than 16 characters; generate one with `openssl rand -hex 32`.',
     );
   }
+  const rotation = previousSecret(get, secret, problems);
+  const dkim = dkimConfig(get, options.cwd, problems);
+  const softBounceLimit = positiveInteger(
+    get('NEWSLETTER_SOFT_BOUNCE_LIMIT'),
+    DEFAULTS.softBounceLimit,
+    'NEWSLETTER_SOFT_BOUNCE_LIMIT',
+    problems,
+  );
 
   const rate = positiveNumber(
     get('NEWSLETTER_RATE'),
@@ -167,8 +209,13 @@ export function loadConfig(options: LoadConfigOptions): Config {
     database: database as DatabaseTarget,
     transport,
     from,
+    replyTo,
     baseUrl,
     secret,
+    secretPrevious: rotation.secret,
+    secretPreviousUntil: rotation.until,
+    dkim,
+    softBounceLimit,
     rate,
     retryAfter: retryAfter as number[],
     leaseMs: leaseMs as number,
@@ -204,9 +251,26 @@ export function problemsForRealSend(config: Config): string[] {
   return problems;
 }
 
+/**
+ * The keys an unsubscribe token may have been signed with at `now`: the current one first, then
+ * the previous one while it is still accepted. Empty without NEWSLETTER_SECRET.
+ */
+export function unsubscribeKeys(config: Config, now: number): string[] {
+  if (!config.secret) return [];
+  const previousValid =
+    config.secretPrevious !== null &&
+    (config.secretPreviousUntil === null || now < config.secretPreviousUntil);
+  return previousValid ? [config.secret, config.secretPrevious as string] : [config.secret];
+}
+
 /** Masks every secret of the configuration in a text that may be shown or stored. */
 export function redactor(config: Config): (text: string) => string {
-  const secrets = [config.secret, config.transport?.kind === 'smtp' ? config.transport.password : null];
+  const secrets = [
+    config.secret,
+    config.secretPrevious,
+    config.transport?.kind === 'smtp' ? config.transport.password : null,
+    ...(config.dkim ? pemSecrets(config.dkim.privateKey) : []),
+  ];
   if (config.database.kind === 'postgres') {
     try {
       secrets.push(decodeURIComponent(new URL(config.database.url).password) || null);
@@ -238,6 +302,120 @@ export function describeDatabase(target: DatabaseTarget): string {
   } catch {
     return 'postgres://…';
   }
+}
+
+/**
+ * The key whole, and each line of its base64 body: a log line or an error could hold a piece of
+ * it without the armour, and the whole PEM would then not match.
+ */
+function pemSecrets(pem: string): string[] {
+  const lines = pem
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line.length >= 16 && !line.startsWith('-----'));
+  return [pem.trim(), ...lines];
+}
+
+function previousSecret(
+  get: (key: string) => string | null,
+  secret: string | null,
+  problems: string[],
+): { secret: string | null; until: number | null } {
+  const previous = get('NEWSLETTER_SECRET_PREVIOUS');
+  const untilValue = get('NEWSLETTER_SECRET_PREVIOUS_UNTIL');
+  let until: number | null = null;
+  if (untilValue !== null) {
+    // A date, not `now` or `+2d`: a relative time would move with every run and never arrive.
+    until = /^(now|\+|in\s)/i.test(untilValue) ? null : parseWhen(untilValue, Date.now());
+    if (until === null) {
+      problems.push(
+        `NEWSLETTER_SECRET_PREVIOUS_UNTIL "${untilValue}" is not a date; use e.g. 2026-12-31 or 2026-12-31T12:00Z.`,
+      );
+    }
+    if (previous === null) {
+      problems.push('NEWSLETTER_SECRET_PREVIOUS_UNTIL is set without NEWSLETTER_SECRET_PREVIOUS; remove it.');
+    }
+  }
+  if (previous !== null) {
+    if (!secret) {
+      problems.push(
+        'NEWSLETTER_SECRET_PREVIOUS is set without NEWSLETTER_SECRET: after a rotation the new key goes in NEWSLETTER_SECRET.',
+      );
+    } else if (previous === secret) {
+      problems.push('NEWSLETTER_SECRET_PREVIOUS is the same as NEWSLETTER_SECRET; set it to the key it replaced.');
+    }
+    if (previous.length < 16) problems.push('NEWSLETTER_SECRET_PREVIOUS is shorter than 16 characters.');
+  }
+  return { secret: previous, until };
+}
+
+/**
+ * NEWSLETTER_DKIM_KEY (a PEM file), _SELECTOR and _DOMAIN. The key is read and parsed here, so a
+ * wrong path or a file that is not an RSA private key stops every command before any work, and
+ * no message ever goes out unsigned because of it. Messages name the path, never the contents.
+ */
+function dkimConfig(
+  get: (key: string) => string | null,
+  cwd: string,
+  problems: string[],
+): DkimConfig | null {
+  const keyValue = get('NEWSLETTER_DKIM_KEY');
+  const selector = get('NEWSLETTER_DKIM_SELECTOR');
+  const domain = get('NEWSLETTER_DKIM_DOMAIN');
+  if (keyValue === null) {
+    if (selector !== null || domain !== null) {
+      problems.push(
+        'NEWSLETTER_DKIM_SELECTOR or NEWSLETTER_DKIM_DOMAIN is set without NEWSLETTER_DKIM_KEY (the path of the private key).',
+      );
+    }
+    return null;
+  }
+  const keyPath = path.resolve(cwd, keyValue);
+  const before = problems.length;
+  if (selector === null) {
+    problems.push('NEWSLETTER_DKIM_SELECTOR is not set: it names the DNS record <selector>._domainkey.<domain>.');
+  } else if (!DNS_NAME.test(selector)) {
+    problems.push(`NEWSLETTER_DKIM_SELECTOR "${selector}" is not a DNS label; use e.g. news2026.`);
+  }
+  if (domain !== null && (!DNS_NAME.test(domain) || !domain.includes('.'))) {
+    problems.push(`NEWSLETTER_DKIM_DOMAIN "${domain}" is not a domain name; use e.g. example.org.`);
+  }
+  let privateKey: string | null = null;
+  try {
+    privateKey = readFileSync(keyPath, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    problems.push(
+      code === 'ENOENT'
+        ? `NEWSLETTER_DKIM_KEY ${keyPath} does not exist; generate a key with \`openssl genrsa -out dkim.pem 2048\`.`
+        : `NEWSLETTER_DKIM_KEY ${keyPath} cannot be read (${code}); check its permissions.`,
+    );
+  }
+  if (privateKey !== null) {
+    const problem = rsaKeyProblem(privateKey);
+    if (problem) problems.push(`NEWSLETTER_DKIM_KEY ${keyPath} ${problem}`);
+  }
+  if (problems.length > before || privateKey === null || selector === null) return null;
+  return { keyPath, privateKey, selector, domain: domain?.toLowerCase() ?? null };
+}
+
+/** Dot-separated labels of letters, digits and inner hyphens (a selector may have dots too). */
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Why a PEM text cannot sign DKIM, or null. Never quotes the text or the parser's words about it. */
+function rsaKeyProblem(pem: string): string | null {
+  let key: ReturnType<typeof createPrivateKey>;
+  try {
+    key = createPrivateKey({ key: pem, format: 'pem' });
+  } catch {
+    return 'is not a PEM private key (expected "-----BEGIN PRIVATE KEY-----" or "-----BEGIN RSA PRIVATE KEY-----").';
+  }
+  if (key.asymmetricKeyType !== 'rsa') {
+    return `is a ${key.asymmetricKeyType ?? 'non-RSA'} key; DKIM signing here needs an RSA key (openssl genrsa -out dkim.pem 2048).`;
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (bits < 1024) return `is a ${bits}-bit RSA key; receivers refuse keys under 1024 bits (use 2048).`;
+  return null;
 }
 
 function envFilePath(options: LoadConfigOptions): string {

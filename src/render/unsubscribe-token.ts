@@ -35,9 +35,17 @@ export function createUnsubscribeToken(secret: string, target: UnsubscribeTarget
  * The ids a token was made for, or null for anything not made with this secret: malformed,
  * tampered, another version. Never throws: its input comes from strangers on the internet.
  * An empty secret verifies nothing (a server started without one must not accept forgeries).
+ *
+ * Key rotation: `secret` may be a list, the current key first, then the previous one while it is
+ * still accepted (config's unsubscribeKeys). Every key is tried, whatever the first one said, so
+ * the time taken does not tell which key a token was made with.
  */
-export function verifyUnsubscribeToken(secret: string, token: string): UnsubscribeTarget | null {
-  if (secret === '' || typeof token !== 'string' || token.length > 200) return null;
+export function verifyUnsubscribeToken(
+  secret: string | readonly string[],
+  token: string,
+): UnsubscribeTarget | null {
+  const keys = (typeof secret === 'string' ? [secret] : secret).filter((key) => key !== '');
+  if (keys.length === 0 || typeof token !== 'string' || token.length > 200) return null;
   const parts = token.split('.');
   if (parts.length !== 4) return null;
   const [version, sid, nid, mac] = parts as [string, string, string, string];
@@ -45,11 +53,14 @@ export function verifyUnsubscribeToken(secret: string, token: string): Unsubscri
   const subscriberId = Number(sid);
   const newsletterId = Number(nid);
   if (!isId(subscriberId) || !isId(newsletterId)) return null;
-  const expected = Buffer.from(macOf(secret, subscriberId, newsletterId));
   const given = Buffer.from(mac);
-  // timingSafeEqual throws on unequal lengths; the length is public (always 43) anyway.
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
-  return { subscriberId, newsletterId };
+  let valid = false;
+  for (const key of keys) {
+    const expected = Buffer.from(macOf(key, subscriberId, newsletterId));
+    // timingSafeEqual throws on unequal lengths; the length is public (always 43) anyway.
+    if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
+  }
+  return valid ? { subscriberId, newsletterId } : null;
 }
 
 /**
