@@ -91,6 +91,7 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
         baseUrl: deps.config.baseUrl ?? PLACEHOLDER_BASE_URL,
         secret: deps.config.secret ?? PLACEHOLDER_SECRET,
         listNames: newsletter.lists,
+        replyTo: deps.config.replyTo,
       });
       const fromDomain = domainOf(body.from);
       let after = 0;

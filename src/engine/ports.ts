@@ -12,6 +12,8 @@ export interface OutgoingMessage {
   from: string;
   /** The envelope and header recipient: a single mailbox. */
   to: string;
+  /** NEWSLETTER_REPLY_TO, when set. */
+  replyTo?: string | undefined;
   subject: string;
   html: string;
   text: string;
@@ -53,6 +55,8 @@ export interface PersonaliseContext {
   secret: string;
   /** Used for List-Id and the mailto unsubscribe address. */
   listNames: readonly string[];
+  /** NEWSLETTER_REPLY_TO: a Reply-To on every message. */
+  replyTo?: string | null | undefined;
 }
 
 /** Prepared once per newsletter (templates pre-split), then called per recipient in microseconds. */

@@ -301,6 +301,7 @@ async function sendNewsletter(
     baseUrl: config.baseUrl ?? '',
     secret: config.secret ?? '',
     listNames: newsletter.lists,
+    replyTo: config.replyTo,
   });
   const fromDomain = domainOf(body.from);
   let after = 0;

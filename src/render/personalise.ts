@@ -39,6 +39,7 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
       messageId: recipient.messageId,
       from: body.from,
       to: recipient.email,
+      ...(context.replyTo ? { replyTo: context.replyTo } : {}),
       subject: renderSplit(subject, values, stripHeaderBreaks),
       html: renderSplit(html, values, escapeHtml),
       text: renderSplit(text, values, raw),

@@ -11,7 +11,7 @@ import type { TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
 import type { OutgoingMessage, Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
-import { composeMessage } from './compose.js';
+import { type ComposeOptions, composeMessage } from './compose.js';
 
 export type FileSpec = Extract<TransportSpec, { kind: 'file' }>;
 
@@ -25,7 +25,7 @@ export function outboxFileName(messageId: string): string {
   return `${safe || 'message'}.eml`;
 }
 
-export function createFileOutbox(spec: FileSpec): Transport {
+export function createFileOutbox(spec: FileSpec, options: ComposeOptions = {}): Transport {
   const dir = resolve(spec.dir);
   let ready: Promise<void> | null = null;
   const ensureDir = (): Promise<void> => {
@@ -45,7 +45,7 @@ export function createFileOutbox(spec: FileSpec): Transport {
     async send(message: OutgoingMessage): Promise<SendOutcome> {
       let raw: Buffer;
       try {
-        raw = await composeMessage(message);
+        raw = await composeMessage(message, options);
       } catch (error) {
         return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
       }

@@ -11,10 +11,11 @@ import type { SmtpOptions } from './smtp.js';
 export type { CountingOptions, CountingStats, CountingTransport } from './counting.js';
 export { createCountingTransport } from './counting.js';
 export { TransportCheckError } from './check-error.js';
+export type { ComposeOptions, DkimOptions } from './compose.js';
 export type { SmtpOptions } from './smtp.js';
 export type { SendmailOptions } from './sendmail.js';
 
-/** Options of every kind in one object; each transport reads its own. All are optional. */
+/** Options of every kind in one object; each transport reads its own. All are optional. `dkim` is read by all. */
 export type TransportOptions = SmtpOptions & SendmailOptions;
 
 export async function createTransport(
@@ -32,7 +33,7 @@ export async function createTransport(
     }
     case 'file': {
       const { createFileOutbox } = await import('./file-outbox.js');
-      return createFileOutbox(spec);
+      return createFileOutbox(spec, options);
     }
   }
 }

@@ -12,11 +12,11 @@ import type { TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
 import type { OutgoingMessage, Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
-import { composeMessage, envelopeOf } from './compose.js';
+import { type ComposeOptions, composeMessage, envelopeOf } from './compose.js';
 
 export type SendmailSpec = Extract<TransportSpec, { kind: 'sendmail' }>;
 
-export interface SendmailOptions {
+export interface SendmailOptions extends ComposeOptions {
   /**
    * How long one sendmail process may take, in ms; then the outcome is `unknown` (it may still
    * queue the message). Default 60 s.
@@ -43,7 +43,7 @@ export function createSendmailTransport(spec: SendmailSpec, options: SendmailOpt
     async send(message: OutgoingMessage): Promise<SendOutcome> {
       let raw: Buffer;
       try {
-        raw = await composeMessage(message);
+        raw = await composeMessage(message, options);
       } catch (error) {
         const text = error instanceof Error ? error.message : String(error);
         return { kind: 'failed', reply: `could not build the message: ${text}`, suppress: false };

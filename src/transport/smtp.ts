@@ -12,19 +12,25 @@
  * wrong: nodemailer buffers it eagerly, before the envelope is even sent.
  *
  * `maxRequeues: 0`: the pool must never resend a message on its own; the ledger decides.
+ *
+ * SMTPUTF8: nodemailer sends a non-ASCII address whether or not the server offers SMTPUTF8 (RFC
+ * 6531), and a server without it may mangle or bounce it later. So the first message that needs
+ * it asks the server once, on a connection of its own, and every such message then fails at once,
+ * with a reason an operator can act on, when the server does not offer it.
  */
 import { PassThrough, type Readable, pipeline } from 'node:stream';
 import nodemailer from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { classifySmtpFailure, classifySuccess, type SmtpFailure } from '../domain/outcome.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
 import type { OutgoingMessage, Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
-import { composeMessage, envelopeOf } from './compose.js';
+import { type ComposeOptions, composeMessage, type Envelope, envelopeOf, needsSmtpUtf8 } from './compose.js';
 
 export type SmtpSpec = Extract<TransportSpec, { kind: 'smtp' }>;
 
-export interface SmtpOptions {
+export interface SmtpOptions extends ComposeOptions {
   /** Connections the pool may open at once. Default 5. */
   maxConnections?: number;
   /** Connect, greeting and socket-inactivity timeout, in ms. Default 60 s. */
@@ -58,18 +64,11 @@ interface PhaseTracker {
 export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): Transport {
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const secrets = spec.password ? [spec.password] : [];
-  const transporter = nodemailer.createTransport({
-    pool: true,
+  // What a connection needs, shared by the pool and the SMTPUTF8 probe.
+  const connection = {
     host: spec.host,
     port: spec.port,
     secure: spec.secure,
-    ...(spec.user !== null || spec.password !== null
-      ? { auth: { user: spec.user ?? '', pass: spec.password ?? '' } }
-      : {}),
-    maxConnections: options.maxConnections ?? 5,
-    maxRequeues: 0,
-    disableFileAccess: true,
-    disableUrlAccess: true,
     connectionTimeout: options.connectionTimeoutMs ?? timeout,
     greetingTimeout: options.greetingTimeoutMs ?? timeout,
     socketTimeout: options.socketTimeoutMs ?? timeout,
@@ -78,7 +77,27 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
     ...(options.tls ? { tls: { ...options.tls } } : {}),
     ...(options.name ? { name: options.name } : {}),
     logger: false,
+  };
+  const transporter = nodemailer.createTransport({
+    pool: true,
+    ...connection,
+    ...(spec.user !== null || spec.password !== null
+      ? { auth: { user: spec.user ?? '', pass: spec.password ?? '' } }
+      : {}),
+    maxConnections: options.maxConnections ?? 5,
+    maxRequeues: 0,
+    disableFileAccess: true,
+    disableUrlAccess: true,
   });
+  // Asked once per transport, when a message first needs it; a failed probe is asked again.
+  let smtpUtf8: Promise<boolean | null> | null = null;
+  const offersSmtpUtf8 = (): Promise<boolean | null> => {
+    smtpUtf8 ??= probeSmtpUtf8(connection).catch((error: unknown) => {
+      smtpUtf8 = null;
+      throw error;
+    });
+    return smtpUtf8;
+  };
 
   // Keyed by the raw Buffer, which nodemailer carries through untouched as `mail.data.raw`.
   const trackers = new WeakMap<object, PhaseTracker>();
@@ -95,9 +114,19 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
     kind: 'smtp',
 
     async send(message: OutgoingMessage): Promise<SendOutcome> {
+      const envelope = envelopeOf(message);
+      if (needsSmtpUtf8(envelope)) {
+        let offered: boolean | null;
+        try {
+          offered = await offersSmtpUtf8();
+        } catch (error) {
+          return classifySmtpFailure(failureOf(error), 'before-data', secrets);
+        }
+        if (offered === false) return noSmtpUtf8(envelope, spec);
+      }
       let raw: Buffer;
       try {
-        raw = await composeMessage(message);
+        raw = await composeMessage(message, options);
       } catch (error) {
         return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
       }
@@ -111,7 +140,7 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
       try {
         const info = await transporter.sendMail({
           raw,
-          envelope: envelopeOf(message),
+          envelope,
           messageId: message.messageId,
           signal: deadline.signal,
         });
@@ -139,6 +168,39 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
     async close(): Promise<void> {
       transporter.close();
     },
+  };
+}
+
+/**
+ * Whether the server lists SMTPUTF8 in its EHLO reply (after STARTTLS when it offers that), read
+ * on a connection that sends nothing and quits. null when this nodemailer no longer exposes the
+ * extension list: then the server decides, as it would without this check.
+ */
+async function probeSmtpUtf8(options: ConstructorParameters<typeof SMTPConnection>[0]): Promise<boolean | null> {
+  const probe = new SMTPConnection(options);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // `on`, not `once`: a late error (the server hanging up on our QUIT) must find a listener.
+      probe.on('error', reject);
+      probe.connect((error) => (error ? reject(error) : resolve()));
+    });
+    // Not part of nodemailer's typed API; test/integration/transport-smtputf8.test.ts pins it down.
+    const extensions = (probe as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
+    return Array.isArray(extensions) ? extensions.includes('SMTPUTF8') : null;
+  } finally {
+    probe.quit();
+    probe.close();
+  }
+}
+
+function noSmtpUtf8(envelope: Envelope, spec: SmtpSpec): SendOutcome {
+  const address = needsSmtpUtf8({ from: envelope.from, to: [] }) ? envelope.from : (envelope.to[0] ?? '');
+  return {
+    kind: 'failed',
+    reply:
+      `${address} has a non-ASCII local part, and ${spec.host}:${spec.port} does not offer SMTPUTF8 (RFC 6531): ` +
+      'not sent; send through a server that offers SMTPUTF8, or use an ASCII address',
+    suppress: false,
   };
 }
 

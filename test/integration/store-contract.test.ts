@@ -996,6 +996,12 @@ for (;;) {
   if (result.claimed.length === 0 && result.skipped === 0) break;
   after = result.lastSubscriberId;
   for (const row of result.claimed) claimed.push(row.address);
+  if (batches === 1) {
+    // Hold after the first claim until every claimer has made one: each then provably got work,
+    // however the scheduler ordered the processes, and they race for the rest.
+    process.stdout.write('first\\n');
+    await new Promise((resolve) => process.stdin.once('data', resolve));
+  }
   await store.recordOutcomes(run.id, result.claimed.map((row) => ({
     deliveryId: row.deliveryId, state: 'sent', attempts: row.attempts + 1, nextAttemptAt: null,
     smtpReply: '250 ok', queueId: null, suppressAddress: null,
@@ -1104,6 +1110,8 @@ describe.each(makeStoreFactories().filter((factory) => factory.name === 'sqlite'
           );
           for (const { lines } of started) expect(await nextLine(lines, 'ready')).toBe('ready');
           for (const { child } of started) child.stdin!.write('go\n');
+          for (const { lines } of started) expect(await nextLine(lines, 'first')).toBe('first');
+          for (const { child } of started) child.stdin!.write('on\n');
           reports = await Promise.all(
             started.map(
               async ({ lines }) => JSON.parse(await nextLine(lines, 'its report')) as ClaimerReport,

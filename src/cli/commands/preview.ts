@@ -29,6 +29,7 @@ async function personaliseFor(
     baseUrl: context.config.baseUrl ?? 'https://newsletter.invalid',
     secret: context.config.secret ?? 'preview-placeholder-secret-not-for-sending',
     listNames: newsletter.lists,
+    replyTo: context.config.replyTo,
   });
   return { message: personalise(recipient), body };
 }
@@ -148,6 +149,7 @@ export async function testSendCommand(
   const transport = await createTransport(transportSpec, {
     maxConnections: 1,
     timeoutMs: context.config.smtpTimeoutMs,
+    dkim: context.config.dkim,
   });
   try {
     const outcome = await transport.send(testMessage);

@@ -98,6 +98,7 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
           return createTransport(config.transport!, {
             maxConnections: config.connections,
             timeoutMs: config.smtpTimeoutMs,
+            dkim: config.dkim,
           });
         },
         maxMessages: options.maxMessages ?? null,

@@ -1,3 +1,4 @@
+import { unsubscribeKeys } from '../../config.js';
 import { ConfigError, InputError } from '../../domain/errors.js';
 import { parseUnsubscribeInput, verifyUnsubscribeToken } from '../../render/unsubscribe-token.js';
 import type { Context } from '../context.js';
@@ -14,7 +15,8 @@ export async function unsubscribeCommand(
   if (!secret)
     throw new ConfigError('NEWSLETTER_SECRET is not set: it is needed to check unsubscribe tokens.');
   const token = parseUnsubscribeInput(tokenOrUrl);
-  const target = token === null ? null : verifyUnsubscribeToken(secret, token);
+  // The previous key too, while a rotation lets it (NEWSLETTER_SECRET_PREVIOUS).
+  const target = token === null ? null : verifyUnsubscribeToken(unsubscribeKeys(context.config, Date.now()), token);
   // A bad or tampered token reveals nothing about who it might belong to.
   if (!target)
     throw new InputError('This unsubscribe token is not valid.', ['Check that the whole link was copied.']);

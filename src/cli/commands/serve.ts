@@ -1,0 +1,83 @@
+/**
+ * `newsletter serve [--port P] [--host H]`: answers the unsubscribe links of every message
+ * (src/server/unsubscribe-server.ts) until SIGTERM or SIGINT. Meant to run under systemd behind
+ * the site's reverse proxy, which terminates TLS and forwards /u/ (README, "serve").
+ */
+import { unsubscribeKeys } from '../../config.js';
+import { ConfigError, UsageError } from '../../domain/errors.js';
+import { closeServer, createUnsubscribeServer, listen } from '../../server/unsubscribe-server.js';
+import type { Context } from '../context.js';
+import { openStore } from '../context.js';
+import { createLogger } from '../log.js';
+import { println } from '../output.js';
+
+interface ServeOptions {
+  port: string;
+  host: string;
+}
+
+export async function serveCommand(context: Context, options: ServeOptions): Promise<void> {
+  const port = Number(options.port);
+  if (!/^\d+$/.test(options.port) || port > 65_535) {
+    throw new UsageError(`--port "${options.port}" is not a port number (0 to 65535; 0 picks a free one).`);
+  }
+  const { config } = context;
+  if (!config.secret) {
+    throw new ConfigError('NEWSLETTER_SECRET is not set: serve needs it to check unsubscribe tokens.', [
+      'Use the same NEWSLETTER_SECRET as send-due, or no link in any sent message will work.',
+    ]);
+  }
+  const log = createLogger(context.global);
+  const store = await openStore(context);
+  const server = createUnsubscribeServer({
+    keys: () => unsubscribeKeys(config, Date.now()),
+    unsubscribe: (target) => store.unsubscribeById(target.subscriberId, Date.now()),
+    onEvent(event) {
+      switch (event.type) {
+        case 'unsubscribed':
+          log.log(
+            'info',
+            'unsubscribed',
+            event.known
+              ? `subscriber ${event.subscriberId} ${event.changed ? 'unsubscribed' : 'was already unsubscribed'} (newsletter ${event.newsletterId})`
+              : `subscriber ${event.subscriberId} does not exist; nothing to do (newsletter ${event.newsletterId})`,
+            { subscriberId: event.subscriberId, newsletterId: event.newsletterId, changed: event.changed },
+          );
+          return;
+        case 'bad-token':
+          log.log('debug', 'bad-token', `a ${event.method} request with a token that is not ours`);
+          return;
+        case 'failed':
+          log.log('error', 'request-failed', `a request failed: ${event.message}`);
+          return;
+      }
+    },
+  });
+
+  let address: { url: string };
+  try {
+    address = await listen(server, port, options.host);
+  } catch (error) {
+    await store.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`Cannot listen on ${options.host}:${options.port} (${code ?? String(error)}).`, [
+      code === 'EADDRINUSE'
+        ? 'Another program uses this port: choose another with --port.'
+        : 'Check --host (an address of this machine, e.g. 127.0.0.1) and --port.',
+    ]);
+  }
+  // One line, always: a service manager's log shows where it listens (and tests read the port).
+  println(`newsletter serve: listening on ${address.url}/u/ (stop with SIGTERM)`);
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  await closeServer(server);
+  await store.close();
+}

@@ -1,0 +1,259 @@
+/**
+ * `newsletter serve`: the HTTPS end of every List-Unsubscribe header, behind the site's reverse
+ * proxy (README, "serve"). node:http and nothing else.
+ *
+ * | request                                          | answer                                          |
+ * | ------------------------------------------------ | ----------------------------------------------- |
+ * | POST /u/TOKEN, body `List-Unsubscribe=One-Click` | 200, unsubscribed at once (RFC 8058); again: 200 |
+ * | GET (or HEAD) /u/TOKEN                           | 200, a page with one button that makes that POST |
+ * | a token not made with our key, any method        | 400, the same short page for every bad token    |
+ * | POST /u/TOKEN without the one-click body         | 400                                             |
+ * | any other path                                   | 404; other methods 405                          |
+ * | a body over 4 KiB                                | 413                                             |
+ *
+ * GET never unsubscribes: mail scanners and link previews fetch every link in a message, and a
+ * newsletter must not unsubscribe its readers by being scanned. The page loads nothing from
+ * anywhere (inline style, no script), says nothing about who the token belongs to, and is never
+ * cached or sent on as a Referer (the token is a capability).
+ *
+ * The server knows HTTP and tokens; the store call and the logging are handed in by the CLI.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { UnsubscribeTarget } from '../render/unsubscribe-token.js';
+import { verifyUnsubscribeToken } from '../render/unsubscribe-token.js';
+
+export type ServeEvent =
+  | { type: 'unsubscribed'; subscriberId: number; newsletterId: number; changed: boolean; known: boolean }
+  | { type: 'bad-token'; method: string }
+  | { type: 'failed'; message: string };
+
+export interface UnsubscribeServerOptions {
+  /** Unsubscribes the token's subscriber; null when no such subscriber exists (any more). */
+  unsubscribe(target: UnsubscribeTarget): Promise<{ changed: boolean } | null>;
+  /** The keys a token may be signed with now: the current one, and the previous during a rotation. */
+  keys(): readonly string[];
+  onEvent?(event: ServeEvent): void;
+  /** Largest request body read, in bytes. Default 4 KiB: the one-click body is 26. */
+  maxBodyBytes?: number;
+}
+
+const DEFAULT_MAX_BODY = 4096;
+/** What is read (and dropped) of a too-large body before the connection is cut. */
+const MAX_DRAIN = 1024 * 1024;
+const PATH = /^\/u\/([^/]+)\/?$/;
+
+export function createUnsubscribeServer(options: UnsubscribeServerOptions): Server {
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const server = createServer(
+    {
+      // Bounded on every side: a long URL or header, a slow client, a large body.
+      maxHeaderSize: 8192,
+      headersTimeout: 10_000,
+      requestTimeout: 15_000,
+    },
+    (request, response) => {
+      handle(request, response, options, maxBody).catch((error: unknown) => {
+        options.onEvent?.({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+        if (!response.headersSent) send(response, 500, PAGES.failed);
+        else response.destroy();
+      });
+    },
+  );
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
+/** Listens, and gives back the URL the server answers on (port 0 becomes the port chosen). */
+export async function listen(server: Server, port: number, host: string): Promise<{ url: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return { url: `http://${shownHost}:${address.port}`, port: address.port };
+}
+
+/** Stops accepting, ends idle keep-alive connections, and resolves once every request is answered. */
+export async function closeServer(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
+
+async function handle(
+  request: IncomingMessage,
+  response: ServerResponse,
+  options: UnsubscribeServerOptions,
+  maxBody: number,
+): Promise<void> {
+  const method = request.method ?? 'GET';
+  let pathname: string;
+  try {
+    pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+  } catch {
+    pathname = '';
+  }
+  const match = PATH.exec(pathname);
+  if (!match) {
+    drain(request);
+    send(response, 404, PAGES.notFound);
+    return;
+  }
+  if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') {
+    drain(request);
+    send(response, 405, PAGES.notAllowed, { Allow: 'GET, HEAD, POST' });
+    return;
+  }
+
+  const body = method === 'POST' ? await readBody(request, maxBody) : '';
+  if (body === null) {
+    send(response, 413, PAGES.tooLarge, { Connection: 'close' });
+    return;
+  }
+  if (method !== 'POST') drain(request);
+
+  const target = verifyUnsubscribeToken(options.keys(), decode(match[1] ?? ''));
+  if (!target) {
+    options.onEvent?.({ type: 'bad-token', method });
+    send(response, 400, PAGES.badToken);
+    return;
+  }
+  if (method !== 'POST') {
+    send(response, 200, PAGES.confirm);
+    return;
+  }
+  if (!isOneClick(body)) {
+    send(response, 400, PAGES.notOneClick);
+    return;
+  }
+  const result = await options.unsubscribe(target);
+  options.onEvent?.({
+    type: 'unsubscribed',
+    subscriberId: target.subscriberId,
+    newsletterId: target.newsletterId,
+    changed: result?.changed ?? false,
+    // A removed subscriber (or the 0 of a test send) has nobody left to mail: that is done too.
+    known: result !== null,
+  });
+  send(response, 200, PAGES.done);
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * RFC 8058's body, `List-Unsubscribe=One-Click`, as application/x-www-form-urlencoded (what mail
+ * providers and our own button send) or as a multipart/form-data field.
+ */
+function isOneClick(body: string): boolean {
+  if (new URLSearchParams(body.trim()).get('List-Unsubscribe') === 'One-Click') return true;
+  return /name="?List-Unsubscribe"?\s*\r?\n(?:[^\r\n]+\r?\n)*\r?\n\s*One-Click\s*(?:\r?\n|$)/i.test(body);
+}
+
+/** The body as text, or null once it passes `max` bytes (the rest is drained, then dropped). */
+async function readBody(request: IncomingMessage, max: number): Promise<string | null> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    drain(request);
+    return null;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      drain(request, size);
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Reads and drops what is left of a request, so that the reply reaches a client still sending;
+ * a client sending more than MAX_DRAIN is cut off.
+ */
+function drain(request: IncomingMessage, already = 0): void {
+  let size = already;
+  request.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_DRAIN) request.destroy();
+  });
+  request.resume();
+}
+
+interface Page {
+  title: string;
+  text: string;
+  button?: boolean;
+}
+
+const PAGES = {
+  confirm: {
+    title: 'Unsubscribe',
+    text: 'Do you want to stop receiving these emails?',
+    button: true,
+  },
+  done: { title: 'Unsubscribed', text: 'You are unsubscribed. You will not receive these emails any more.' },
+  badToken: {
+    title: 'Link not valid',
+    text: 'This unsubscribe link is not valid. Check that the whole link was copied from the email.',
+  },
+  notOneClick: {
+    title: 'Not a one-click unsubscribe',
+    text: 'This request did not ask to unsubscribe. Open the link and press the button.',
+  },
+  notFound: { title: 'Not found', text: 'There is nothing here.' },
+  notAllowed: { title: 'Method not allowed', text: 'Use GET or POST.' },
+  tooLarge: { title: 'Request too large', text: 'The request is too large.' },
+  failed: { title: 'Try again later', text: 'Something went wrong on our side. Please try again later.' },
+} satisfies Record<string, Page>;
+
+/** A page of fixed text: nothing from the request is ever written into it. */
+function render(page: Page): string {
+  // The form posts to the page's own URL (no action): correct behind any proxy prefix.
+  const form = page.button
+    ? `<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`
+    : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex"><title>${page.title}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}button{font:inherit;padding:.5rem 1.25rem;cursor:pointer}</style>
+</head><body><h1>${page.title}</h1><p>${page.text}</p>${form}</body></html>
+`;
+}
+
+const RENDERED = new Map<Page, Buffer>();
+
+function send(response: ServerResponse, status: number, page: Page, headers: Record<string, string> = {}): void {
+  let body = RENDERED.get(page);
+  if (!body) {
+    body = Buffer.from(render(page), 'utf8');
+    RENDERED.set(page, body);
+  }
+  response.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': String(body.length),
+    'Cache-Control': 'no-store',
+    // Nothing but the inline style may load, the form may only post back here, no framing.
+    'Content-Security-Policy':
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    'Referrer-Policy': 'no-referrer',
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    ...headers,
+  });
+  response.end(body);
+}
