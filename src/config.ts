@@ -126,7 +126,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
 
   const replyTo = get('NEWSLETTER_REPLY_TO');
   if (replyTo && HEADER_BREAK.test(replyTo)) {
-    problems.push('NEWSLETTER_REPLY_TO contains a line break; it must be one line, e.g. "Ada <ada@example.org>".');
+    problems.push(
+      'NEWSLETTER_REPLY_TO contains a line break; it must be one line, e.g. "Ada <ada@example.org>".',
+    );
   } else if (replyTo && !/@/.test(replyTo)) {
     problems.push(`NEWSLETTER_REPLY_TO "${replyTo}" has no address; use e.g. "Help <help@example.org>".`);
   }
@@ -290,7 +292,10 @@ export function redactor(config: Config): (text: string) => string {
 export function lockTargetOf(target: DatabaseTarget): string {
   if (target.kind === 'sqlite') return target.path;
   const shown = describeDatabase(target);
-  return path.join(tmpdir(), `newsletter-${createHash('sha256').update(shown).digest('hex').slice(0, 16)}.db`);
+  return path.join(
+    tmpdir(),
+    `newsletter-${createHash('sha256').update(shown).digest('hex').slice(0, 16)}.db`,
+  );
 }
 
 export function describeDatabase(target: DatabaseTarget): string {
@@ -342,7 +347,9 @@ function previousSecret(
         'NEWSLETTER_SECRET_PREVIOUS is set without NEWSLETTER_SECRET: after a rotation the new key goes in NEWSLETTER_SECRET.',
       );
     } else if (previous === secret) {
-      problems.push('NEWSLETTER_SECRET_PREVIOUS is the same as NEWSLETTER_SECRET; set it to the key it replaced.');
+      problems.push(
+        'NEWSLETTER_SECRET_PREVIOUS is the same as NEWSLETTER_SECRET; set it to the key it replaced.',
+      );
     }
     if (previous.length < 16) problems.push('NEWSLETTER_SECRET_PREVIOUS is shorter than 16 characters.');
   }
@@ -354,11 +361,7 @@ function previousSecret(
  * wrong path or a file that is not an RSA private key stops every command before any work, and
  * no message ever goes out unsigned because of it. Messages name the path, never the contents.
  */
-function dkimConfig(
-  get: (key: string) => string | null,
-  cwd: string,
-  problems: string[],
-): DkimConfig | null {
+function dkimConfig(get: (key: string) => string | null, cwd: string, problems: string[]): DkimConfig | null {
   const keyValue = get('NEWSLETTER_DKIM_KEY');
   const selector = get('NEWSLETTER_DKIM_SELECTOR');
   const domain = get('NEWSLETTER_DKIM_DOMAIN');
@@ -373,7 +376,9 @@ function dkimConfig(
   const keyPath = path.resolve(cwd, keyValue);
   const before = problems.length;
   if (selector === null) {
-    problems.push('NEWSLETTER_DKIM_SELECTOR is not set: it names the DNS record <selector>._domainkey.<domain>.');
+    problems.push(
+      'NEWSLETTER_DKIM_SELECTOR is not set: it names the DNS record <selector>._domainkey.<domain>.',
+    );
   } else if (!DNS_NAME.test(selector)) {
     problems.push(`NEWSLETTER_DKIM_SELECTOR "${selector}" is not a DNS label; use e.g. news2026.`);
   }
@@ -400,7 +405,8 @@ function dkimConfig(
 }
 
 /** Dot-separated labels of letters, digits and inner hyphens (a selector may have dots too). */
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** Why a PEM text cannot sign DKIM, or null. Never quotes the text or the parser's words about it. */
 function rsaKeyProblem(pem: string): string | null {

@@ -234,6 +234,77 @@ Examples:
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  newsletter unsubscribe https://example.org/newsletter/u/v1.12.3.abc')
     .action(lazy(async () => (await import('./commands/unsubscribe.js')).unsubscribeCommand as Handler));
+  program
+    .command('serve')
+    .description(
+      'answer unsubscribe links: one-click POST (RFC 8058) and a confirmation page, behind your reverse proxy',
+    )
+    .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter serve                       # http://127.0.0.1:8080/u/TOKEN\n  newsletter serve --port 8025 --host ::1',
+    )
+    .action(lazy(async () => (await import('./commands/serve.js')).serveCommand as Handler));
+
+  const suppress = program
+    .command('suppress')
+    .description('addresses never mailed again, on any list: add, remove, list, import')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter suppress add ada@example.org --reason "asked by phone"\n  newsletter suppress list',
+    );
+  suppress
+    .command('add <emails...>')
+    .description('suppress addresses (later sends record them as skipped)')
+    .option('--reason <text>', 'why, shown in `suppress list` and in the skipped deliveries')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nExample:\n  newsletter suppress add ada@example.org bob@example.net --reason "complained"',
+    )
+    .action(lazy(async () => (await import('./commands/suppress.js')).addCommand as Handler));
+  suppress
+    .command('remove <emails...>')
+    .description('lift suppressions (their soft bounces stop counting)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  newsletter suppress remove ada@example.org')
+    .action(lazy(async () => (await import('./commands/suppress.js')).removeCommand as Handler));
+  suppress
+    .command('list')
+    .description('the suppressed addresses, in address order, with source and reason')
+    .option('--limit <n>', 'at most this many', '1000')
+    .option('--after <address>', 'start after this address (paging)')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExample:\n  newsletter suppress list --json')
+    .action(lazy(async () => (await import('./commands/suppress.js')).listCommand as Handler));
+  suppress
+    .command('import <file>')
+    .description('suppress every address of a text file (one a line) or CSV (address[,reason])')
+    .option('--reason <text>', 'the reason for lines that give none')
+    .option('--skip-invalid', 'import the valid lines and report the others (default: import nothing)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nExample:\n  newsletter suppress import do-not-mail.csv --reason "old unsubscribe list"',
+    )
+    .action(lazy(async () => (await import('./commands/suppress.js')).importCommand as Handler));
+
+  const bounces = program
+    .command('bounces')
+    .description('read bounces (delivery status notifications) and suppress what they say')
+    .addHelpText('after', '\nExample:\n  newsletter bounces import /var/mail/bounces');
+  bounces
+    .command('import <paths...>')
+    .description(
+      'read DSNs from an mbox, a Maildir or .eml files: hard bounces suppress, soft bounces count (NEWSLETTER_SOFT_BOUNCE_LIMIT); importing again changes nothing',
+    )
+    .option('--json', 'print the counts as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter bounces import /var/mail/bounces\n  newsletter bounces import ~/Maildir/.Bounces bounce-1.eml --json',
+    )
+    .action(lazy(async () => (await import('./commands/bounces.js')).importCommand as Handler));
 
   const host = program
     .command('host')

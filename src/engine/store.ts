@@ -83,6 +83,37 @@ export interface ClaimResult {
   stillSending: boolean;
 }
 
+/** An address that is never mailed again, and why (`smtp`, `bounce`, `operator`, `import`). */
+export interface Suppression {
+  address: string;
+  reason: string;
+  source: string;
+  createdAt: Millis;
+}
+
+/** One recipient of one delivery status notification (RFC 3464), as `bounces import` read it. */
+export interface BounceEvent {
+  /** The DSN's Message-ID, or the sha256 of its bytes: with the address, its identity. */
+  dsnId: string;
+  /** Normalised (lower-case), as the ledger keys it. */
+  address: string;
+  /** hard: 5.x.x and Action failed; soft: 4.x.x or Action delayed. */
+  kind: 'hard' | 'soft';
+  /** RFC 3463, e.g. `5.1.1`. */
+  status: string;
+  /** The Diagnostic-Code (or Action) in words. */
+  reason: string;
+}
+
+export interface BounceResult {
+  /** False when this (DSN, address) was imported before: nothing changed. */
+  recorded: boolean;
+  /** The address was suppressed by this event (false if it already was, or is not yet). */
+  suppressed: boolean;
+  /** Soft bounces of the address that still count, this one included (0 for a hard bounce). */
+  softCount: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   close(): Promise<void>;
@@ -177,4 +208,24 @@ export interface Store {
     now: Millis,
   ): Promise<{ changed: number; notUnknown: string[] }>;
   suppress(address: string, reason: string, source: string, now: Millis): Promise<void>;
+
+  // suppressions and bounces
+  /** One transaction; an address already suppressed keeps its first reason. Returns how many were new. */
+  suppressMany(
+    entries: readonly { address: string; reason: string }[],
+    source: string,
+    now: Millis,
+  ): Promise<{ added: number }>;
+  /**
+   * Lifts a suppression; the address's soft bounces stop counting, so that one more soft bounce
+   * does not suppress it again at once. False when it was not suppressed.
+   */
+  unsuppress(address: string, now: Millis): Promise<boolean>;
+  /** In address order (bytes), after `afterAddress` (null: from the start). */
+  listSuppressions(filter: { afterAddress: string | null; limit: number }): Promise<Suppression[]>;
+  /**
+   * Records one bounce, once: a (DSN, address) seen before changes nothing. A hard bounce
+   * suppresses the address; a soft one does once `softLimit` soft bounces count. One transaction.
+   */
+  recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }): Promise<BounceResult>;
 }

@@ -54,7 +54,10 @@ export function createUnsubscribeServer(options: UnsubscribeServerOptions): Serv
     },
     (request, response) => {
       handle(request, response, options, maxBody).catch((error: unknown) => {
-        options.onEvent?.({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+        options.onEvent?.({
+          type: 'failed',
+          message: error instanceof Error ? error.message : String(error),
+        });
         if (!response.headersSent) send(response, 500, PAGES.failed);
         else response.destroy();
       });
@@ -65,7 +68,11 @@ export function createUnsubscribeServer(options: UnsubscribeServerOptions): Serv
 }
 
 /** Listens, and gives back the URL the server answers on (port 0 becomes the port chosen). */
-export async function listen(server: Server, port: number, host: string): Promise<{ url: string; port: number }> {
+export async function listen(
+  server: Server,
+  port: number,
+  host: string,
+): Promise<{ url: string; port: number }> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -237,7 +244,12 @@ function render(page: Page): string {
 
 const RENDERED = new Map<Page, Buffer>();
 
-function send(response: ServerResponse, status: number, page: Page, headers: Record<string, string> = {}): void {
+function send(
+  response: ServerResponse,
+  status: number,
+  page: Page,
+  headers: Record<string, string> = {},
+): void {
   let body = RENDERED.get(page);
   if (!body) {
     body = Buffer.from(render(page), 'utf8');

@@ -9,8 +9,8 @@
  * old host then meets the clone guard and refuses loudly, instead of sending from a ledger that
  * no longer is the truth. `newsletter host adopt` binds it again, on purpose.
  *
- * The column lists below follow migrations/sqlite/001_initial.sql and migrations/postgres/
- * 001_initial.sql; a migration that changes a table changes its line here too.
+ * The column lists below follow migrations/sqlite/ and migrations/postgres/ (001_initial,
+ * 002_bounces); a migration that changes a table changes its line here too.
  */
 import type Database from 'better-sqlite3';
 import { DatabaseError } from '../domain/errors.js';
@@ -158,6 +158,20 @@ const TABLES: TableSpec[] = [
     columns: [
       ['key', 'text'],
       ['value', 'text'],
+    ],
+  },
+  {
+    name: 'bounce_events',
+    identity: true,
+    columns: [
+      ['id', 'bigint'],
+      ['dsn_id', 'text'],
+      ['address', 'text'],
+      ['kind', 'text'],
+      ['status', 'text'],
+      ['reason', 'text'],
+      ['at', 'bigint'],
+      ['cleared_at', 'bigint'],
     ],
   },
 ];

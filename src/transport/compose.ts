@@ -57,7 +57,10 @@ type HeaderValue = string | { prepared: true; foldLines: true; value: string };
  * The complete RFC 5322 message, CRLF line endings. File and URL access are refused: every
  * part is a string we built, and a `path` sneaking in through a template must not read a file.
  */
-export async function composeMessage(message: OutgoingMessage, options: ComposeOptions = {}): Promise<Buffer> {
+export async function composeMessage(
+  message: OutgoingMessage,
+  options: ComposeOptions = {},
+): Promise<Buffer> {
   const headers: Record<string, HeaderValue> = {};
   for (const [key, value] of Object.entries(message.headers)) headers[key] = prepareHeader(value);
   const composer = new MailComposer({
@@ -97,7 +100,9 @@ async function signDkim(bytes: Buffer, dkim: DkimOptions, from: string): Promise
   for await (const chunk of signer.sign(bytes)) chunks.push(chunk as Buffer);
   const signed = Buffer.concat(chunks);
   if (!signed.subarray(0, 16).toString('latin1').startsWith('DKIM-Signature:')) {
-    throw new Error(`DKIM signing for ${domainName} (selector ${dkim.selector}) failed: check NEWSLETTER_DKIM_KEY`);
+    throw new Error(
+      `DKIM signing for ${domainName} (selector ${dkim.selector}) failed: check NEWSLETTER_DKIM_KEY`,
+    );
   }
   return signed;
 }

@@ -176,7 +176,9 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
  * on a connection that sends nothing and quits. null when this nodemailer no longer exposes the
  * extension list: then the server decides, as it would without this check.
  */
-async function probeSmtpUtf8(options: ConstructorParameters<typeof SMTPConnection>[0]): Promise<boolean | null> {
+async function probeSmtpUtf8(
+  options: ConstructorParameters<typeof SMTPConnection>[0],
+): Promise<boolean | null> {
   const probe = new SMTPConnection(options);
   try {
     await new Promise<void>((resolve, reject) => {

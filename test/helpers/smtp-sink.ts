@@ -52,6 +52,8 @@ export interface SmtpSinkOptions {
   auth?: { user: string; password: string };
   /** smtp-server's inactivity timeout; bounds a client that stalls. Default 10 s. */
   socketTimeoutMs?: number;
+  /** Offer SMTPUTF8 (RFC 6531) in the EHLO reply. Default true, as smtp-server does. */
+  smtputf8?: boolean;
 }
 
 export interface SmtpSink {
@@ -64,6 +66,8 @@ export interface SmtpSink {
   readonly messages: readonly SinkMessage[];
   /** TCP connections accepted so far. */
   readonly connections: number;
+  /** Every MAIL FROM and RCPT TO command line as it arrived on the wire (smtp-server decodes A-labels). */
+  readonly envelopeCommands: readonly string[];
   /** Messages to `address` answered with 250. */
   count(address: string): number;
   /** Messages to `address` read completely, whatever the reply: what the server may hold. */
@@ -81,6 +85,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const seqOfSession = new Map<string, number>();
   let transactions = 0;
   let connections = 0;
+  const envelopeCommands: string[] = [];
 
   const find = (kinds: SinkFault['kind'][], seq: number, to: readonly string[]): SinkFault | undefined =>
     rules.find(
@@ -99,6 +104,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     hideSTARTTLS: true,
     disabledCommands: ['STARTTLS'],
     hideENHANCEDSTATUSCODES: true,
+    hideSMTPUTF8: options.smtputf8 === false,
     authOptional: !options.auth,
     allowInsecureAuth: true,
     logger: false,
@@ -172,6 +178,13 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     }
     sockets.set(port, socket);
     socket.once('close', () => sockets.delete(port));
+    let pending = '';
+    socket.on('data', (chunk: Buffer) => {
+      const lines = (pending + chunk.toString('utf8')).split('\r\n');
+      // A partial last line waits for the next chunk; message data can be long, keep only a tail.
+      pending = (lines.pop() ?? '').slice(-2000);
+      for (const line of lines) if (/^(MAIL FROM|RCPT TO):/i.test(line)) envelopeCommands.push(line);
+    });
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -199,6 +212,9 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     },
     get connections() {
       return connections;
+    },
+    get envelopeCommands() {
+      return envelopeCommands;
     },
     count: (address) => accepted(address).length,
     received: (address) => messages.filter((m) => includes(m.to, address)).length,

@@ -935,6 +935,186 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       ).toEqual([u2.address]);
     });
   });
+
+  describe('suppressions and bounces', () => {
+    const bounce = (dsnId: string, address: string, kind: 'hard' | 'soft', status: string) => ({
+      dsnId,
+      address,
+      kind,
+      status,
+      reason: `${status} test diagnostic`,
+    });
+
+    it('suppressMany adds each address once, keeps the first reason, and claims skip them', async () => {
+      const recipients = addresses(4);
+      await store.suppress(recipients[0]!, '550 5.1.1 earlier', 'smtp', at(0));
+      const result = await store.suppressMany(
+        [
+          { address: recipients[0]!, reason: 'from a file' },
+          { address: recipients[1]!, reason: 'from a file' },
+          { address: recipients[1]!, reason: 'twice in the file' },
+          { address: 'not-a-subscriber@example.org', reason: 'from a file' },
+        ],
+        'import',
+        at(1),
+      );
+      expect(result).toEqual({ added: 2 });
+      expect(await store.listSuppressions({ afterAddress: null, limit: 10 })).toEqual([
+        {
+          address: 'not-a-subscriber@example.org',
+          reason: 'from a file',
+          source: 'import',
+          createdAt: at(1),
+        },
+        { address: recipients[0]!, reason: '550 5.1.1 earlier', source: 'smtp', createdAt: at(0) },
+        { address: recipients[1]!, reason: 'from a file', source: 'import', createdAt: at(1) },
+      ]);
+
+      const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(2) });
+      const run = await registerTestRun(store, at(3));
+      const claimed = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 10,
+        now: at(3),
+      });
+      expect(claimed.claimed.map((c) => c.address)).toEqual(recipients.slice(2));
+      expect(claimed.skipped).toBe(2);
+    });
+
+    it('listSuppressions pages in byte order of the address', async () => {
+      const all = [
+        'b@example.org',
+        'a@example.org',
+        'A-upper@example.org',
+        'c@example.org',
+        '_x@example.org',
+      ];
+      await store.suppressMany(
+        all.map((address) => ({ address, reason: 'r' })),
+        'operator',
+        at(0),
+      );
+      const seen: string[] = [];
+      let after: string | null = null;
+      for (let page = 0; page < 10; page++) {
+        const rows = await store.listSuppressions({ afterAddress: after, limit: 2 });
+        if (rows.length === 0) break;
+        seen.push(...rows.map((r) => r.address));
+        after = rows.at(-1)!.address;
+      }
+      expect(seen).toEqual([...all].sort((x, y) => (Buffer.from(x) < Buffer.from(y) ? -1 : 1)));
+    });
+
+    it('unsuppress lifts a suppression once; the next newsletter mails the address again', async () => {
+      const recipients = addresses(2);
+      await store.suppress(recipients[0]!, 'operator said so', 'operator', at(0));
+      expect(await store.unsuppress(recipients[0]!, at(1))).toBe(true);
+      expect(await store.unsuppress(recipients[0]!, at(2))).toBe(false);
+      expect(await store.unsuppress('never@example.org', at(2))).toBe(false);
+      expect(await store.listSuppressions({ afterAddress: null, limit: 10 })).toEqual([]);
+
+      const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(3) });
+      const run = await registerTestRun(store, at(4));
+      const claimed = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 10,
+        now: at(4),
+      });
+      expect(claimed.claimed.map((c) => c.address)).toEqual(recipients);
+    });
+
+    it('a hard bounce suppresses at once; the same DSN again changes nothing', async () => {
+      const address = 'gone@example.org';
+      const event = bounce('<dsn-1@mx.example.net>', address, 'hard', '5.1.1');
+      expect(await store.recordBounce(event, { softLimit: 3, now: at(0) })).toEqual({
+        recorded: true,
+        suppressed: true,
+        softCount: 0,
+      });
+      expect(await store.recordBounce(event, { softLimit: 3, now: at(1) })).toEqual({
+        recorded: false,
+        suppressed: false,
+        softCount: 0,
+      });
+      const [row] = await store.listSuppressions({ afterAddress: null, limit: 10 });
+      expect(row).toEqual({
+        address,
+        reason: 'hard bounce 5.1.1: 5.1.1 test diagnostic',
+        source: 'bounce',
+        createdAt: at(0),
+      });
+      // Another recipient of the same DSN is its own event.
+      expect(
+        (
+          await store.recordBounce(bounce('<dsn-1@mx.example.net>', 'other@example.org', 'hard', '5.2.1'), {
+            softLimit: 3,
+            now: at(2),
+          })
+        ).recorded,
+      ).toBe(true);
+    });
+
+    it('soft bounces count per address and suppress at the limit; re-recording one does not count twice', async () => {
+      const address = 'full@example.org';
+      const limit = { softLimit: 3 };
+      const soft = (n: number) => bounce(`<soft-${n}@mx.example.net>`, address, 'soft', '4.2.2');
+      expect(await store.recordBounce(soft(1), { ...limit, now: at(1) })).toMatchObject({ softCount: 1 });
+      expect(await store.recordBounce(soft(1), { ...limit, now: at(2) })).toMatchObject({ recorded: false });
+      expect(await store.recordBounce(soft(2), { ...limit, now: at(3) })).toEqual({
+        recorded: true,
+        suppressed: false,
+        softCount: 2,
+      });
+      // Another address's soft bounces do not add up with these.
+      await store.recordBounce(bounce('<soft-x@mx.example.net>', 'else@example.org', 'soft', '4.4.1'), {
+        ...limit,
+        now: at(4),
+      });
+      expect(await store.listSuppressions({ afterAddress: null, limit: 10 })).toEqual([]);
+      expect(await store.recordBounce(soft(3), { ...limit, now: at(5) })).toEqual({
+        recorded: true,
+        suppressed: true,
+        softCount: 3,
+      });
+      expect(await store.listSuppressions({ afterAddress: null, limit: 10 })).toEqual([
+        {
+          address,
+          reason: '3 soft bounces, the last 4.2.2: 4.2.2 test diagnostic',
+          source: 'bounce',
+          createdAt: at(5),
+        },
+      ]);
+
+      // Lifted by an operator: the old soft bounces stop counting, and are still known.
+      expect(await store.unsuppress(address, at(6))).toBe(true);
+      expect(await store.recordBounce(soft(3), { ...limit, now: at(7) })).toMatchObject({ recorded: false });
+      expect(await store.recordBounce(soft(4), { ...limit, now: at(8) })).toEqual({
+        recorded: true,
+        suppressed: false,
+        softCount: 1,
+      });
+    });
+
+    it('concurrent soft bounces of one address from two connections still reach the limit', async () => {
+      const other = await handle.connect();
+      const address = 'busy@example.org';
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          (i % 2 === 0 ? store : other).recordBounce(bounce(`<race-${i}@mx>`, address, 'soft', '4.2.1'), {
+            softLimit: 6,
+            now: at(i),
+          }),
+        ),
+      );
+      expect(results.map((r) => r.softCount).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(results.filter((r) => r.suppressed)).toHaveLength(1);
+      expect((await store.listSuppressions({ afterAddress: null, limit: 10 })).map((s) => s.address)).toEqual(
+        [address],
+      );
+    });
+  });
 });
 
 // ---- real processes racing on one SQLite file --------------------------------------------------

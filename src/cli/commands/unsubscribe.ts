@@ -16,7 +16,8 @@ export async function unsubscribeCommand(
     throw new ConfigError('NEWSLETTER_SECRET is not set: it is needed to check unsubscribe tokens.');
   const token = parseUnsubscribeInput(tokenOrUrl);
   // The previous key too, while a rotation lets it (NEWSLETTER_SECRET_PREVIOUS).
-  const target = token === null ? null : verifyUnsubscribeToken(unsubscribeKeys(context.config, Date.now()), token);
+  const target =
+    token === null ? null : verifyUnsubscribeToken(unsubscribeKeys(context.config, Date.now()), token);
   // A bad or tampered token reveals nothing about who it might belong to.
   if (!target)
     throw new InputError('This unsubscribe token is not valid.', ['Check that the whole link was copied.']);

@@ -5,6 +5,7 @@
  * then both claim.
  */
 import type Database from 'better-sqlite3';
+import { bounceSuppressionReason } from '../../domain/bounce.js';
 import { InputError } from '../../domain/errors.js';
 import type {
   ClaimedDelivery,
@@ -20,6 +21,8 @@ import type {
   VerifiedBody,
 } from '../../domain/types.js';
 import type {
+  BounceEvent,
+  BounceResult,
   ClaimRequest,
   ClaimResult,
   ImportSummary,
@@ -28,6 +31,7 @@ import type {
   RunRegistration,
   Store,
   SubscriberInput,
+  Suppression,
 } from '../../engine/store.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import { type OpenOptions, openSqlite } from './open.js';
@@ -785,6 +789,92 @@ export class SqliteStore implements Store {
     this.db
       .prepare('INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)')
       .run(address, reason, source, now);
+  }
+
+  // ---- suppressions and bounces ------------------------------------------------------------
+
+  async suppressMany(
+    entries: readonly { address: string; reason: string }[],
+    source: string,
+    now: Millis,
+  ): Promise<{ added: number }> {
+    return this.db
+      .transaction(() => {
+        const insert = this.db.prepare(
+          'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
+        );
+        let added = 0;
+        for (const entry of entries) added += insert.run(entry.address, entry.reason, source, now).changes;
+        return { added };
+      })
+      .immediate();
+  }
+
+  async unsuppress(address: string, now: Millis): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        this.db
+          .prepare(
+            "UPDATE bounce_events SET cleared_at = ? WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
+          )
+          .run(now, address);
+        return this.db.prepare('DELETE FROM suppressions WHERE address = ?').run(address).changes === 1;
+      })
+      .immediate();
+  }
+
+  async listSuppressions(filter: { afterAddress: string | null; limit: number }): Promise<Suppression[]> {
+    // SQLite compares TEXT as bytes (BINARY), the order PostgreSQL gives with COLLATE "C".
+    const rows = this.db
+      .prepare(
+        'SELECT address, reason, source, created_at FROM suppressions WHERE address > ? ORDER BY address LIMIT ?',
+      )
+      .all(filter.afterAddress ?? '', filter.limit) as {
+      address: string;
+      reason: string;
+      source: string;
+      created_at: number;
+    }[];
+    return rows.map((r) => ({
+      address: r.address,
+      reason: r.reason,
+      source: r.source,
+      createdAt: r.created_at,
+    }));
+  }
+
+  async recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }): Promise<BounceResult> {
+    const { now, softLimit } = options;
+    return this.db
+      .transaction((): BounceResult => {
+        const inserted = this.db
+          .prepare(
+            `INSERT OR IGNORE INTO bounce_events (dsn_id, address, kind, status, reason, at)
+             VALUES (?, ?, ?, ?, ?, ?)`,
+          )
+          .run(event.dsnId, event.address, event.kind, event.status, event.reason, now).changes;
+        if (inserted === 0) return { recorded: false, suppressed: false, softCount: 0 };
+        const softCount =
+          event.kind === 'soft'
+            ? (
+                this.db
+                  .prepare(
+                    "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
+                  )
+                  .get(event.address) as { n: number }
+              ).n
+            : 0;
+        if (event.kind === 'soft' && softCount < softLimit)
+          return { recorded: true, suppressed: false, softCount };
+        const suppressed =
+          this.db
+            .prepare(
+              "INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, 'bounce', ?)",
+            )
+            .run(event.address, bounceSuppressionReason(event, softCount), now).changes === 1;
+        return { recorded: true, suppressed, softCount };
+      })
+      .immediate();
   }
 }
 

@@ -1,0 +1,333 @@
+/**
+ * `npm run bench`: every comparison of issue 5 in one script, on this machine, each measured
+ * against its yardstick in the same run (the machine is shared and noisy, so ratios travel
+ * better than absolute figures). Writes docs/benchmarks.md and bench/results/latest.json.
+ *
+ *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile] [--save=NAME] [--no-doc]
+ *
+ * --quick shrinks every size (a smoke test of the harness); --save=before keeps the results as
+ * bench/results/before.json, the baseline the document compares with. Every child process is
+ * killed on the way out, and every workspace removed.
+ */
+import { fork } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  audience,
+  cli,
+  cpuMicros,
+  killChildren,
+  machine,
+  median,
+  ROOT,
+  round,
+  runNode,
+  track,
+  workspace,
+} from './lib.js';
+import { profileTable, summariseProfile } from './profile.js';
+import { renderDoc } from './report.js';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
+const saveAs = argv.find((a) => a.startsWith('--save='))?.slice(7) ?? 'latest';
+const want = (section) => only === null || only.includes(section);
+
+const SIZES = quick
+  ? { throughput: 2000, small: 500, idleRuns: 5, scale: [10_000, 100_000], personalise: 20_000, profile: 2000 }
+  : {
+      throughput: 20_000,
+      small: 5_000,
+      idleRuns: 11,
+      scale: [100_000, 1_000_000],
+      personalise: 200_000,
+      profile: 20_000,
+    };
+/** The send-due configuration of the throughput run, and the one beside it at the defaults. */
+const TUNED = { batch: 200, connections: 4 };
+const DEFAULTS = { batch: 20, connections: 3 };
+const RAW_CONNECTIONS = [4, 8];
+
+const cleanup = [];
+let sink = null;
+
+async function main() {
+  const results = { machine: machine(), quick, sizes: SIZES, commands: {}, sections: {} };
+  log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, Node ${results.machine.node}`);
+  if (want('throughput') || want('profile') || want('idle')) sink = await startSink();
+
+  if (want('throughput')) results.sections.throughput = await throughput(results);
+  if (want('idle')) results.sections.idle = await idle(results);
+  if (want('personalise')) results.sections.personalise = await personaliseBench(results);
+  if (want('scale')) results.sections.scale = await scale(results);
+  if (want('profile')) results.sections.profile = await profile(results);
+
+  await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  const file = path.join(ROOT, 'bench', 'results', `${saveAs}.json`);
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  log(`results: ${path.relative(ROOT, file)}`);
+  if (!argv.includes('--no-doc') && !quick && only === null) {
+    const before = await readJson(path.join(ROOT, 'bench', 'results', 'before.json'));
+    const doc = renderDoc({ after: results, before: saveAs === 'before' ? null : before });
+    await writeFile(path.join(ROOT, 'docs', 'benchmarks.md'), doc);
+    log('wrote docs/benchmarks.md');
+  }
+}
+
+// ---- the sink ---------------------------------------------------------------------------------
+
+async function startSink() {
+  const child = track(fork(path.join(ROOT, 'bench', 'sink.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const port = await new Promise((resolve, reject) => {
+    child.once('message', (m) => (m.ready ? resolve(m.port) : reject(new Error('sink: no port'))));
+    child.once('exit', (code) => reject(new Error(`sink exited ${code}`)));
+  });
+  const ask = (message) =>
+    new Promise((resolve) => {
+      child.once('message', resolve);
+      child.send(message);
+    });
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    reset: (capture = null) => ask({ cmd: 'reset', capture }),
+    stats: () => ask({ cmd: 'stats' }),
+    stop: () => child.send({ cmd: 'exit' }),
+  };
+}
+
+// ---- 1 and 2: throughput and CPU per message ----------------------------------------------------
+
+function sendEnv(config) {
+  return {
+    NEWSLETTER_TRANSPORT: sink.url,
+    NEWSLETTER_RATE: '1000000',
+    NEWSLETTER_BATCH: String(config.batch),
+    NEWSLETTER_SMTP_CONNECTIONS: String(config.connections),
+  };
+}
+
+/** One send-due run of `count` recipients, from a fresh workspace; returns what it cost. */
+async function sendDueRun(label, count, config, options = {}) {
+  const ws = await workspace(label, sendEnv(config));
+  cleanup.push(ws.remove);
+  const { id } = await audience(ws, count);
+  await sink.reset(options.capture ?? null);
+  const run = await cli(ws, ['send-due'], { rusage: true, nodeArgs: options.nodeArgs ?? [] });
+  const seen = await sink.stats();
+  const shown = JSON.parse((await cli(ws, ['show', String(id), '--json'])).stdout);
+  if (seen.messages !== count || shown.counts.sent !== count || shown.status !== 'sent') {
+    throw new Error(`${label}: the sink got ${seen.messages}, the ledger says ${JSON.stringify(shown.counts)}`);
+  }
+  const cpu = cpuMicros(run.usage);
+  return {
+    ws,
+    messages: count,
+    config,
+    wallMs: round(run.ms),
+    rate: round((count / run.ms) * 1000),
+    sinkRate: round((count / (seen.last - seen.first)) * 1000),
+    bytesPerMessage: round(seen.bytes / count),
+    cpuMs: round(cpu / 1000),
+    cpuMicrosPerMessage: round(cpu / count, 1),
+    maxRssMiB: round(run.usage.maxRSS / 1024, 1),
+    sinkCpuMicrosPerMessage: null,
+  };
+}
+
+async function rawRun(count, connections, payload) {
+  await sink.reset();
+  const before = await sink.stats();
+  const run = await runNode(
+    path.join(ROOT, 'bench', 'raw-client.js'),
+    [String(sink.port), String(count), String(connections), payload],
+    { rusage: true },
+  );
+  if (run.code !== 0) throw new Error(`raw client exited ${run.code}: ${run.stderr}`);
+  const seen = await sink.stats();
+  if (seen.messages !== count) throw new Error(`raw client: the sink got ${seen.messages} of ${count}`);
+  const own = JSON.parse(run.stdout);
+  return {
+    connections,
+    messages: count,
+    wallMs: round(run.ms),
+    rate: round((count / run.ms) * 1000),
+    innerRate: round(own.rate),
+    bytesPerMessage: round(seen.bytes / count),
+    cpuMicrosPerMessage: round(cpuMicros(run.usage) / count, 1),
+    sinkCpuMicrosPerMessage: round((seen.cpuMicros - before.cpuMicros) / count, 1),
+  };
+}
+
+async function throughput(results) {
+  const n = SIZES.throughput;
+  log(`throughput: capturing one message of the benchmark newsletter for the raw client`);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'newsletter-bench-sample-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const payload = path.join(dir, 'sample.eml');
+  // A small warm-up run that also captures the payload: the raw client sends these very bytes.
+  await sendDueRun('warmup', 200, TUNED, { capture: payload });
+
+  const raws = [];
+  for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
+  log(`raw client: ${raws.map((r) => `${r.rate}/s with ${r.connections}`).join(', ')}`);
+  const tuned = await sendDueRun('throughput', n, TUNED);
+  log(`send-due (batch ${TUNED.batch}, ${TUNED.connections} connections): ${tuned.rate}/s, ${tuned.cpuMicrosPerMessage} µs CPU/message`);
+  for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
+  log(`raw client again: ${raws.slice(-2).map((r) => `${r.rate}/s with ${r.connections}`).join(', ')}`);
+  const defaults = await sendDueRun('defaults', SIZES.small, DEFAULTS);
+  log(`send-due at the defaults (batch ${DEFAULTS.batch}, ${DEFAULTS.connections} connections): ${defaults.rate}/s`);
+
+  const best = raws.reduce((a, b) => (b.rate > a.rate ? b : a));
+  results.commands.throughput = [
+    `node bench/sink.js   # forked; smtp-server on 127.0.0.1, disableReverseLookup, STARTTLS hidden, counts only`,
+    `NEWSLETTER_TRANSPORT=smtp://127.0.0.1:PORT NEWSLETTER_RATE=1000000 NEWSLETTER_BATCH=${TUNED.batch} NEWSLETTER_SMTP_CONNECTIONS=${TUNED.connections} node bench/rusage.js OUT.json bin/newsletter.js send-due   # ${n} recipients, templates/digest-40k.mjml`,
+    `node bench/rusage.js OUT.json bench/raw-client.js PORT ${n} {${RAW_CONNECTIONS.join(',')}} sample.eml   # before and after send-due`,
+  ];
+  // The idle section reuses the finished workspace: its newsletter is sent, nothing is due.
+  results.idleWorkspace = tuned.ws;
+  const strip = ({ ws, ...rest }) => rest;
+  return {
+    raw: raws,
+    yardstick: { connections: best.connections, rate: best.rate },
+    sendDue: strip(tuned),
+    defaults: strip(defaults),
+    ratio: round(tuned.rate / best.rate, 3),
+    sinkRatio: round(tuned.sinkRate / Math.max(...raws.map((r) => r.innerRate)), 3),
+  };
+}
+
+// ---- 3: the idle cron run --------------------------------------------------------------------------
+
+async function idle(results) {
+  let ws = results.idleWorkspace;
+  delete results.idleWorkspace;
+  if (!ws) {
+    ws = await workspace('idle', sendEnv(TUNED));
+    cleanup.push(ws.remove);
+  }
+  const node = [];
+  const sendDue = [];
+  for (let i = 0; i < SIZES.idleRuns; i++) {
+    node.push((await runNode(null, [], { nodeArgs: ['-e', '0'], cwd: ws.dir })).ms);
+    const run = await cli(ws, ['send-due']);
+    if (run.stdout !== '' || run.stderr !== '') throw new Error(`idle send-due printed: ${run.stdout}${run.stderr}`);
+    sendDue.push(run.ms);
+  }
+  results.commands.idle = [
+    `node -e 0   # ${SIZES.idleRuns} times, interleaved with:`,
+    `node bin/newsletter.js send-due   # nothing due (the throughput newsletter, already sent)`,
+  ];
+  const m = { node: round(median(node), 1), sendDue: round(median(sendDue), 1) };
+  log(`idle: send-due ${m.sendDue} ms, node -e 0 ${m.node} ms (medians of ${SIZES.idleRuns})`);
+  return { runs: SIZES.idleRuns, medianMs: m, ratio: round(m.sendDue / m.node, 2) };
+}
+
+// ---- 4: scale: import and --dry-run ---------------------------------------------------------------
+
+async function scale(results) {
+  const rows = [];
+  for (const n of SIZES.scale) {
+    const ws = await workspace(`scale-${n}`);
+    cleanup.push(ws.remove);
+    const { imported } = await audience(ws, n, { rusage: true });
+    const dry = await cli(ws, ['send-due', '--dry-run', '--json'], { rusage: true });
+    const report = JSON.parse(dry.stdout);
+    if (report.newsletters[0]?.wouldSend !== n) throw new Error(`dry run of ${n}: ${dry.stdout}`);
+    rows.push({
+      recipients: n,
+      importMs: round(imported.ms),
+      dryRunMs: round(dry.ms),
+      totalMs: round(imported.ms + dry.ms),
+      importMaxRssMiB: round(imported.usage.maxRSS / 1024, 1),
+      dryRunMaxRssMiB: round(dry.usage.maxRSS / 1024, 1),
+      dryRunMicrosPerRecipient: round((dry.ms * 1000) / n, 1),
+    });
+    log(`scale ${n}: import ${round(imported.ms)} ms, dry run ${round(dry.ms)} ms, peak RSS ${Math.max(rows.at(-1).importMaxRssMiB, rows.at(-1).dryRunMaxRssMiB)} MiB`);
+    await ws.remove();
+  }
+  results.commands.scale = [
+    'node bench/rusage.js OUT.json bin/newsletter.js recipients import subscribers.csv --list readers   # email,name,city',
+    'node bench/rusage.js OUT.json bin/newsletter.js send-due --dry-run --json   # templates/digest-40k.mjml, due now',
+  ];
+  const [small, large] = rows;
+  return {
+    rows,
+    peakRssMiB: Math.max(...rows.flatMap((r) => [r.importMaxRssMiB, r.dryRunMaxRssMiB])),
+    timeRatio: small && large ? round(large.totalMs / small.totalMs, 2) : null,
+    sizeRatio: small && large ? large.recipients / small.recipients : null,
+  };
+}
+
+// ---- 5: personalisation ---------------------------------------------------------------------------
+
+async function personaliseBench(results) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'newsletter-bench-templates-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const ws = { dir };
+  const { cp, copyFile } = await import('node:fs/promises');
+  await cp(path.join(ROOT, 'templates', 'partials'), path.join(ws.dir, 'partials'), { recursive: true });
+  await copyFile(path.join(ROOT, 'bench', 'templates', 'digest-40k.mjml'), path.join(ws.dir, 'digest-40k.mjml'));
+  const run = await runNode(path.join(ROOT, 'bench', 'personalise.js'), [ws.dir, String(SIZES.personalise)]);
+  if (run.code !== 0) throw new Error(`personalise bench: ${run.stderr}`);
+  const r = JSON.parse(run.stdout);
+  results.commands.personalise = [`node bench/personalise.js TEMPLATES ${SIZES.personalise}`];
+  log(`personalise: ${r.personaliseMicros.toFixed(2)} µs per recipient; with message bytes ${r.bytesMicros.toFixed(1)} µs (${r.bytesHow})`);
+  return {
+    ...r,
+    personaliseMicros: round(r.personaliseMicros, 2),
+    bytesMicros: round(r.bytesMicros, 1),
+    buildMs: round(r.buildMs),
+  };
+}
+
+// ---- the profile ----------------------------------------------------------------------------------
+
+async function profile(results) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'newsletter-bench-prof-'));
+  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const run = await sendDueRun('profile', SIZES.profile, TUNED, {
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  });
+  await run.ws.remove();
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length !== 1) throw new Error(`profile: expected one .cpuprofile, found ${files.length}`);
+  const summary = summariseProfile(path.join(dir, files[0]), ROOT);
+  results.commands.profile = [
+    `node --cpu-prof bench/rusage.js OUT.json bin/newsletter.js send-due   # ${SIZES.profile} recipients, as the throughput run`,
+  ];
+  log(`profile (${SIZES.profile} messages, ${summary.totalMs} ms sampled):\n${profileTable(summary)}`);
+  return { messages: SIZES.profile, rate: run.rate, cpuMicrosPerMessage: run.cpuMicrosPerMessage, ...summary };
+}
+
+// ---- plumbing -------------------------------------------------------------------------------------
+
+function log(text) {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+async function readJson(file) {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+async function finish() {
+  sink?.stop();
+  killChildren();
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+}
+
+process.on('SIGINT', () => {
+  finish().finally(() => process.exit(130));
+});
+
+try {
+  await main();
+} finally {
+  await finish();
+}

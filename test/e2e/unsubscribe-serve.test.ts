@@ -1,0 +1,250 @@
+/**
+ * Unsubscribing through the built CLI: links taken from real sent messages (the file outbox),
+ * `newsletter serve` as a child process answering real HTTP requests, `newsletter unsubscribe
+ * TOKEN|URL`, a key rotation, and the next send-due recording those addresses as `skipped`.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { simpleParser } from 'mailparser';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
+import { type CliProcess, reapChildren, startCli } from '../helpers/cli-process.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+
+beforeAll(() => {
+  assertBuilt();
+});
+
+afterEach(async () => {
+  const left = await reapChildren();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  expect(left, 'children left running').toEqual([]);
+});
+
+async function workspace(): Promise<Workspace> {
+  const ws = await makeWorkspace('newsletter-serve-');
+  cleanups.push(() => ws.cleanup());
+  return ws;
+}
+
+/** init, import `count` readers, create a newsletter due now; returns the id. */
+async function prepare(
+  ws: Workspace,
+  count: number,
+): Promise<{ addresses: string[]; create: () => Promise<number> }> {
+  await ws.ok(['init']);
+  const { file, addresses } = await ws.writeCsv(count);
+  await ws.ok(['recipients', 'import', file, '--list', 'readers']);
+  const template = path.join(ws.copyTemplates(), 'welcome.mjml');
+  const create = async () =>
+    (
+      await ws.json<{ id: number }>([
+        'create',
+        '--subject',
+        'Hello {{name}}',
+        '--template',
+        template,
+        '--list',
+        'readers',
+        '--at',
+        'now',
+        '--json',
+      ])
+    ).id;
+  return { addresses, create };
+}
+
+/** Each recipient's https link, from the List-Unsubscribe header of the message newsletter `id` wrote. */
+async function linksFromOutbox(outbox: string, id: number): Promise<Map<string, string>> {
+  const links = new Map<string, string>();
+  // Outbox files are named by Message-ID, `<n{id}.{hash}@domain>`.
+  for (const name of readdirSync(outbox).filter((n) => n.startsWith(`n${id}.`) && n.endsWith('.eml'))) {
+    const mail = await simpleParser(readFileSync(path.join(outbox, name)));
+    const to = (Array.isArray(mail.to) ? mail.to[0] : mail.to)?.value[0]?.address ?? '';
+    const header = mail.headerLines.find((h) => h.key === 'list-unsubscribe')?.line ?? '';
+    const url = /<(https:[^>]+)>/.exec(header.replace(/\r?\n\s+/g, ' '))?.[1];
+    if (url) links.set(to, url);
+    // The same link is in the body, for people.
+    expect(mail.html).toContain(url);
+  }
+  return links;
+}
+
+async function serve(
+  ws: Workspace,
+  env: Record<string, string> = {},
+): Promise<{ child: CliProcess; base: string }> {
+  const child = startCli(['serve', '--port', '0'], {
+    cwd: ws.dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: ws.dir, ...ws.env, ...env },
+    timeoutMs: 60_000,
+  });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const match = /listening on (http:\/\/[^\s/]+)\/u\//.exec(child.stdout());
+    if (match?.[1]) return { child, base: match[1] };
+    if (!child.running() || Date.now() > deadline) {
+      child.signal('SIGKILL');
+      const result = await child.exited;
+      throw new Error(`serve did not start: ${result.stdout}\n${result.stderr}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function stop(child: CliProcess): Promise<void> {
+  child.signal('SIGTERM');
+  const result = await child.exited;
+  expect(result, `serve stderr: ${result.stderr}`).toMatchObject({ code: 0, signal: null });
+}
+
+/** The link's path on our server: what the site's reverse proxy forwards (/u/TOKEN). */
+const onServer = (base: string, link: string) => `${base}${new URL(link).pathname}`;
+
+function skippedOf(ws: Workspace, id: number): { address: string; reason: string }[] {
+  const db = new Database(ws.db, { readonly: true });
+  try {
+    return db
+      .prepare(
+        "SELECT address, reason FROM deliveries WHERE newsletter_id = ? AND state = 'skipped' ORDER BY address",
+      )
+      .all(id) as { address: string; reason: string }[];
+  } finally {
+    db.close();
+  }
+}
+
+describe('unsubscribe links, end to end', () => {
+  it('one-click POST to `serve`, the confirmation page, and `newsletter unsubscribe`; the next send-due skips them', async () => {
+    const ws = await workspace();
+    const transport = { NEWSLETTER_TRANSPORT: 'file:./outbox' };
+    const { addresses, create } = await prepare(ws, 5);
+    const id = await create();
+    await ws.ok(['send-due'], { env: transport });
+    const links = await linksFromOutbox(ws.path('outbox'), id);
+    expect([...links.keys()].sort()).toEqual([...addresses].sort());
+
+    const server = await serve(ws);
+    // A mail provider's one-click POST (RFC 8058).
+    const first = links.get(addresses[0]!)!;
+    const oneClick = await fetch(onServer(server.base, first), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(oneClick.status).toBe(200);
+    // A person: GET shows the page (and unsubscribes nobody), the button POSTs.
+    const second = links.get(addresses[1]!)!;
+    const page = await fetch(onServer(server.base, second));
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<form method="post">');
+    expect(
+      (
+        await fetch(onServer(server.base, second), {
+          method: 'POST',
+          body: new URLSearchParams({ 'List-Unsubscribe': 'One-Click' }),
+        })
+      ).status,
+    ).toBe(200);
+    // A tampered link: 400, nothing changes.
+    const tampered = first.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+    expect(
+      (await fetch(onServer(server.base, tampered), { method: 'POST', body: 'List-Unsubscribe=One-Click' }))
+        .status,
+    ).toBe(400);
+    await stop(server.child);
+
+    // A site that handles /u/TOKEN itself hands the URL, or the bare token, to the CLI.
+    const third = links.get(addresses[2]!)!;
+    const byUrl = await ws.json<{ address: string; changed: boolean }>(['unsubscribe', third, '--json']);
+    expect(byUrl).toEqual({ address: addresses[2], changed: true });
+    const again = await ws.run(['unsubscribe', third.split('/u/')[1]!]);
+    expect(again, describeRun(['unsubscribe'], again)).toMatchObject({ code: 0 });
+    expect(again.stdout).toContain('was already unsubscribed');
+    const bad = await ws.run(['unsubscribe', tampered]);
+    expect(bad.code).toBe(4);
+    expect(bad.stderr).toContain('not valid');
+    expect(bad.stderr).not.toContain('@');
+
+    const next = await create();
+    const run = await ws.run(['send-due'], { env: transport });
+    expect(run, describeRun(['send-due'], run)).toMatchObject({ code: 0, stderr: '' });
+    const shown = await ws.json<{ counts: { sent: number; skipped: number } }>([
+      'show',
+      String(next),
+      '--json',
+    ]);
+    expect(shown.counts).toMatchObject({ sent: 2, skipped: 3 });
+    expect(skippedOf(ws, next)).toEqual(
+      addresses.slice(0, 3).map((address) => ({ address, reason: 'unsubscribed' })),
+    );
+  });
+
+  it('after a key rotation the old links keep working until NEWSLETTER_SECRET_PREVIOUS_UNTIL', async () => {
+    const ws = await workspace();
+    const transport = { NEWSLETTER_TRANSPORT: 'file:./outbox' };
+    const { addresses, create } = await prepare(ws, 4);
+    const id = await create();
+    await ws.ok(['send-due'], { env: transport });
+    const links = await linksFromOutbox(ws.path('outbox'), id);
+    const oldSecret = ws.env.NEWSLETTER_SECRET!;
+    const rotated = { NEWSLETTER_SECRET: 'a-brand-new-secret-after-rotation-42' };
+    const post = (base: string, link: string) =>
+      fetch(onServer(base, link), { method: 'POST', body: 'List-Unsubscribe=One-Click' });
+
+    // Rotated without keeping the old key: every link already sent is dead.
+    let server = await serve(ws, rotated);
+    expect((await post(server.base, links.get(addresses[0]!)!)).status).toBe(400);
+    await stop(server.child);
+
+    // The old key kept as NEWSLETTER_SECRET_PREVIOUS: old links work.
+    server = await serve(ws, {
+      ...rotated,
+      NEWSLETTER_SECRET_PREVIOUS: oldSecret,
+      NEWSLETTER_SECRET_PREVIOUS_UNTIL: '2999-12-31',
+    });
+    expect((await post(server.base, links.get(addresses[0]!)!)).status).toBe(200);
+    await stop(server.child);
+
+    // Past its date: refused again.
+    server = await serve(ws, {
+      ...rotated,
+      NEWSLETTER_SECRET_PREVIOUS: oldSecret,
+      NEWSLETTER_SECRET_PREVIOUS_UNTIL: '2020-01-01T00:00Z',
+    });
+    expect((await post(server.base, links.get(addresses[1]!)!)).status).toBe(400);
+    await stop(server.child);
+
+    // The CLI accepts the previous key the same way.
+    const viaCli = await ws.run(['unsubscribe', links.get(addresses[2]!)!], {
+      env: { ...rotated, NEWSLETTER_SECRET_PREVIOUS: oldSecret },
+    });
+    expect(viaCli, describeRun(['unsubscribe'], viaCli)).toMatchObject({ code: 0 });
+
+    // New messages carry links made with the new key only.
+    const next = await create();
+    await ws.ok(['send-due'], { env: { ...transport, ...rotated, NEWSLETTER_SECRET_PREVIOUS: oldSecret } });
+    const fresh = (await linksFromOutbox(ws.path('outbox'), next)).get(addresses[3]!)!;
+    expect(fresh).not.toBe(links.get(addresses[3]!));
+    expect((await ws.run(['unsubscribe', fresh])).code).toBe(4); // the old key alone: not ours
+    const withNew = await ws.run(['unsubscribe', fresh], { env: rotated });
+    expect(withNew, describeRun(['unsubscribe'], withNew)).toMatchObject({ code: 0 });
+  });
+
+  it('serve refuses to start without NEWSLETTER_SECRET, and on a port in use', async () => {
+    const ws = await workspace();
+    await ws.ok(['init']);
+    const missing = await ws.run(['serve', '--port', '0'], { env: { NEWSLETTER_SECRET: undefined } });
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain('NEWSLETTER_SECRET');
+    const server = await serve(ws);
+    const port = new URL(server.base).port;
+    const busy = await ws.run(['serve', '--port', port]);
+    expect(busy.code).toBe(3);
+    expect(busy.stderr).toContain('EADDRINUSE');
+    await stop(server.child);
+    expect((await ws.run(['serve', '--port', 'http'])).code).toBe(2);
+  });
+});
