@@ -76,8 +76,8 @@ export async function demoCommand(context: Context, options: { dir: string }): P
     ]).trim();
     writeFileSync(idFile, `${id}\n`);
   }
-  run(['send-due', '--dry-run', '--verbose']);
-  run(['send-due', '--verbose']);
+  run(['send-due', '--dry-run', '--verbose', '--log-format', 'text']);
+  run(['send-due', '--verbose', '--log-format', 'text']);
   run(['show', id]);
   const outbox = path.join(dir, 'outbox');
   const files = existsSync(outbox) ? readdirSync(outbox).filter((f) => f.endsWith('.eml')) : [];
