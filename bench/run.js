@@ -115,7 +115,10 @@ async function sendDueRun(label, count, config, options = {}) {
   cleanup.push(ws.remove);
   const { id } = await audience(ws, count);
   await sink.reset(options.capture ?? null);
+  const sinkBefore = await sink.stats();
   const run = await cli(ws, ['send-due'], { rusage: true, nodeArgs: options.nodeArgs ?? [] });
+  // Cron's contract: a run that went well prints nothing.
+  if (run.stdout !== '' || run.stderr !== '') throw new Error(`${label}: send-due printed:\n${run.stdout}${run.stderr}`);
   const seen = await sink.stats();
   const shown = JSON.parse((await cli(ws, ['show', String(id), '--json'])).stdout);
   if (seen.messages !== count || shown.counts.sent !== count || shown.status !== 'sent') {
@@ -133,7 +136,9 @@ async function sendDueRun(label, count, config, options = {}) {
     cpuMs: round(cpu / 1000),
     cpuMicrosPerMessage: round(cpu / count, 1),
     maxRssMiB: round(run.usage.maxRSS / 1024, 1),
-    sinkCpuMicrosPerMessage: null,
+    sinkCpuMicrosPerMessage: round((seen.cpuMicros - sinkBefore.cpuMicros) / count, 1),
+    /** Share of one core the sink used between the first and the last message. */
+    sinkBusy: round((seen.cpuMicros - sinkBefore.cpuMicros) / 1000 / (seen.last - seen.first), 2),
   };
 }
 
@@ -158,6 +163,7 @@ async function rawRun(count, connections, payload) {
     bytesPerMessage: round(seen.bytes / count),
     cpuMicrosPerMessage: round(cpuMicros(run.usage) / count, 1),
     sinkCpuMicrosPerMessage: round((seen.cpuMicros - before.cpuMicros) / count, 1),
+    sinkBusy: round((seen.cpuMicros - before.cpuMicros) / 1000 / (seen.last - seen.first), 2),
   };
 }
 
@@ -172,9 +178,11 @@ async function throughput(results) {
 
   const raws = [];
   for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
-  log(`raw client: ${raws.map((r) => `${r.rate}/s with ${r.connections}`).join(', ')}`);
+  log(`raw client: ${raws.map((r) => `${r.rate}/s with ${r.connections} (sink ${r.sinkBusy} of a core)`).join(', ')}`);
   const tuned = await sendDueRun('throughput', n, TUNED);
-  log(`send-due (batch ${TUNED.batch}, ${TUNED.connections} connections): ${tuned.rate}/s, ${tuned.cpuMicrosPerMessage} µs CPU/message`);
+  log(
+    `send-due (batch ${TUNED.batch}, ${TUNED.connections} connections): ${tuned.rate}/s, ${tuned.cpuMicrosPerMessage} µs CPU/message; sink ${tuned.sinkCpuMicrosPerMessage} µs/message, ${tuned.sinkBusy} of a core`,
+  );
   for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
   log(`raw client again: ${raws.slice(-2).map((r) => `${r.rate}/s with ${r.connections}`).join(', ')}`);
   const defaults = await sendDueRun('defaults', SIZES.small, DEFAULTS);

@@ -4,15 +4,20 @@
  * Secrets (SMTP password, token secrets, DKIM key, database password) stay in this object and are
  * never printed: `redactor()` masks them in anything that might be shown.
  */
-import { createHash, createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from './domain/errors.js';
 import { parseDuration, parseDurationList } from './domain/duration.js';
+import { defaultQuotaAccount } from './domain/quota.js';
 import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
 import { parseWhen } from './domain/when.js';
+
+// dotenv and node:crypto are loaded when needed, not at start: the every-minute idle cron run
+// (src/cli/idle.ts) reads no .env file, checks no DKIM key and hashes nothing.
+const require = createRequire(import.meta.url);
+const crypto = (): typeof import('node:crypto') => require('node:crypto');
 
 export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
@@ -25,6 +30,14 @@ export interface DkimConfig {
   selector: string;
   /** The d= domain; null signs with the domain of each message's From address. */
   domain: string | null;
+}
+
+/** NEWSLETTER_HOURLY_LIMIT: the sending account's quota, counted in the database by every host. */
+export interface QuotaConfig {
+  /** NEWSLETTER_QUOTA_ACCOUNT, or the SMTP user@host of the transport (never a password). */
+  account: string;
+  /** Messages per clock hour, for all runs on all hosts together. */
+  hourlyLimit: number;
 }
 
 export interface Config {
@@ -46,6 +59,8 @@ export interface Config {
   softBounceLimit: number;
   /** Messages per second, for the whole run. */
   rate: number;
+  /** Null: no hourly quota. */
+  quota: QuotaConfig | null;
   /** Delays between attempts after a 4xx; after the last one the delivery fails. */
   retryAfter: number[];
   /** How long a run's claims last without renewal. */
@@ -200,6 +215,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     problems,
   );
   if (lockStaleMs !== null && lockStaleMs < 2000) problems.push('NEWSLETTER_LOCK_STALE must be at least 2s.');
+  const quota = quotaConfig(get, transport, problems);
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -219,6 +235,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     dkim,
     softBounceLimit,
     rate,
+    quota,
     retryAfter: retryAfter as number[],
     leaseMs: leaseMs as number,
     hostIdOverride: get('NEWSLETTER_HOST_ID'),
@@ -294,7 +311,7 @@ export function lockTargetOf(target: DatabaseTarget): string {
   const shown = describeDatabase(target);
   return path.join(
     tmpdir(),
-    `newsletter-${createHash('sha256').update(shown).digest('hex').slice(0, 16)}.db`,
+    `newsletter-${crypto().createHash('sha256').update(shown).digest('hex').slice(0, 16)}.db`,
   );
 }
 
@@ -319,6 +336,42 @@ function pemSecrets(pem: string): string[] {
     .map((line) => line.trim())
     .filter((line) => line.length >= 16 && !line.startsWith('-----'));
   return [pem.trim(), ...lines];
+}
+
+/** The most a quota account name may be: it is a key in the database and shown in messages. */
+const QUOTA_ACCOUNT_MAX = 200;
+
+function quotaConfig(
+  get: (key: string) => string | null,
+  transport: TransportSpec | null,
+  problems: string[],
+): QuotaConfig | null {
+  const limitValue = get('NEWSLETTER_HOURLY_LIMIT');
+  const accountValue = get('NEWSLETTER_QUOTA_ACCOUNT');
+  if (limitValue === null) {
+    if (accountValue !== null) {
+      problems.push(
+        'NEWSLETTER_QUOTA_ACCOUNT is set without NEWSLETTER_HOURLY_LIMIT (messages per hour for that account, e.g. 500).',
+      );
+    }
+    return null;
+  }
+  const before = problems.length;
+  const hourlyLimit = Number(limitValue);
+  if (!/^\d+$/.test(limitValue) || !Number.isSafeInteger(hourlyLimit) || hourlyLimit <= 0) {
+    problems.push(
+      `NEWSLETTER_HOURLY_LIMIT "${limitValue}" must be a whole number above 0 (messages per clock hour, e.g. 500); unset it for no quota.`,
+    );
+  }
+  if (accountValue !== null && (accountValue.length > QUOTA_ACCOUNT_MAX || /\p{Cc}/u.test(accountValue))) {
+    problems.push(
+      `NEWSLETTER_QUOTA_ACCOUNT must be one line of at most ${QUOTA_ACCOUNT_MAX} characters, e.g. news@smtp.example.org.`,
+    );
+  }
+  if (problems.length > before) return null;
+  // Without a transport real sends refuse (problemsForRealSend) and nothing is counted.
+  const account = accountValue ?? (transport ? defaultQuotaAccount(transport) : 'no transport');
+  return { account, hourlyLimit };
 }
 
 function previousSecret(
@@ -410,9 +463,9 @@ const DNS_NAME =
 
 /** Why a PEM text cannot sign DKIM, or null. Never quotes the text or the parser's words about it. */
 function rsaKeyProblem(pem: string): string | null {
-  let key: ReturnType<typeof createPrivateKey>;
+  let key: ReturnType<typeof import('node:crypto').createPrivateKey>;
   try {
-    key = createPrivateKey({ key: pem, format: 'pem' });
+    key = crypto().createPrivateKey({ key: pem, format: 'pem' });
   } catch {
     return 'is not a PEM private key (expected "-----BEGIN PRIVATE KEY-----" or "-----BEGIN RSA PRIVATE KEY-----").';
   }
@@ -432,7 +485,7 @@ function readEnvFile(options: LoadConfigOptions, problems: string[]): Record<str
   const file = envFilePath(options);
   if (!options.envFile && !existsSync(file)) return null;
   try {
-    return parseDotenv(readFileSync(file));
+    return (require('dotenv') as typeof import('dotenv')).parse(readFileSync(file));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     problems.push(

@@ -63,7 +63,7 @@ export function eventLevel(event: EngineEvent): LogLevel {
     case 'newsletter-build-failed':
       return 'error';
     case 'stopping':
-      if (event.reason === 'budget') return 'info';
+      if (event.reason === 'budget' || event.reason === 'quota') return 'info';
       if (event.reason === 'throttled' || event.reason === 'unreachable' || event.reason === 'signal')
         return 'warn';
       return 'error';

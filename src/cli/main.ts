@@ -1,13 +1,15 @@
 /**
  * The entry point, and the only place where errors become exit codes and the process exits.
+ * The crontab's idle `send-due` is answered first (idle.ts), before commander and the commands
+ * are even loaded.
  */
-import { CommanderError } from 'commander';
 import { NewsletterError } from '../domain/errors.js';
 import { ExitCode } from '../domain/exit-codes.js';
-import { printError } from './output.js';
-import { buildProgram } from './program.js';
+import { quietIdleSendDue } from './idle.js';
 
 async function main(argv: string[]): Promise<number> {
+  if (await quietIdleSendDue(argv.slice(2))) return ExitCode.ok;
+  const { buildProgram } = await import('./program.js');
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -17,7 +19,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function exitCodeFor(error: unknown): number {
+async function exitCodeFor(error: unknown): Promise<number> {
+  const [{ CommanderError }, { printError }] = await Promise.all([import('commander'), import('./output.js')]);
   if (error instanceof CommanderError) {
     // Help and version are successes; commander already printed its own message otherwise.
     if (

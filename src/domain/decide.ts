@@ -7,7 +7,7 @@ import type { ClaimedDelivery, Millis, SendOutcome } from './types.js';
 
 export function decideWrite(
   delivery: ClaimedDelivery,
-  outcome: Exclude<SendOutcome, { kind: 'fatal' }>,
+  outcome: Exclude<SendOutcome, { kind: 'fatal' | 'withdrawn' }>,
   retryAfter: readonly number[],
   now: Millis,
 ): OutcomeWrite {

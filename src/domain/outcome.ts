@@ -44,6 +44,8 @@ export interface SmtpFailure {
 }
 
 type SentOutcome = Extract<SendOutcome, { kind: 'sent' }>;
+/** What one attempt can come to; `withdrawn` is the pool's, for messages it never tried. */
+type AttemptOutcome = Exclude<SendOutcome, { kind: 'withdrawn' }>;
 
 const MAX_REPLY = 1000;
 
@@ -93,7 +95,7 @@ export function classifySmtpFailure(
   failure: SmtpFailure,
   phase: SmtpPhase,
   secrets: readonly string[] = [],
-): SendOutcome {
+): AttemptOutcome {
   const reply = describeFailure(failure, phase, secrets);
   const code = validReplyCode(failure);
   const command = (failure.command ?? '').trim().toUpperCase();
@@ -161,7 +163,7 @@ export interface SendmailFailure {
  * | killed by a signal after reading the message        | unknown (it may have queued it)  |
  * | any other exit code                                 | failed, with the code            |
  */
-export function classifySendmailFailure(failure: SendmailFailure, path: string): SendOutcome {
+export function classifySendmailFailure(failure: SendmailFailure, path: string): AttemptOutcome {
   const detail = failure.message ? `: ${redactSecrets(oneLine(failure.message))}` : '';
   const code = failure.code;
   if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR' || code === 'EPERM') {

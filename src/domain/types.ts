@@ -137,4 +137,10 @@ export type SendOutcome =
   | { kind: 'failed'; reply: string; suppress: boolean }
   | { kind: 'unknown'; reply: string }
   /** Authentication or configuration: the run must stop; the row goes back to `retry` unpunished. */
-  | { kind: 'fatal'; reply: string };
+  | { kind: 'fatal'; reply: string }
+  /**
+   * Given back untried: the message was still waiting for a connection when another message's
+   * reply meant the run must stop (throttled, unreachable, fatal). Nothing of it was sent; the
+   * row goes back to `retry` unpunished, like the rest of the batch.
+   */
+  | { kind: 'withdrawn'; reply: string };

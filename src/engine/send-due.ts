@@ -19,6 +19,7 @@ import type {
 import type { EventSink } from './events.js';
 import { failpoint } from './failpoints.js';
 import type { BuildBody, Personaliser, PreparePersonaliser, Transport } from './ports.js';
+import { claimWithinQuota } from './quota.js';
 import type { StopController, StopReason } from './stop.js';
 import type { OutcomeWrite, Store } from './store.js';
 
@@ -310,7 +311,8 @@ async function sendNewsletter(
     if (deps.stop.stopped) return report;
     if (!(await lease.renewIfDue())) return report;
     const limit = budget.messages === null ? config.batchSize : Math.min(config.batchSize, budget.messages);
-    const claim = await store.claimBatch({
+    // Reserves from the hourly quota first, when one is set; used up → stop 'quota', claim nothing.
+    const claim = await claimWithinQuota(deps, {
       newsletterId: newsletter.id,
       runId,
       limit,
@@ -360,10 +362,11 @@ function checkBudget(deps: SendDueDeps, budget: Budget): void {
 }
 
 /**
- * Sends one claimed batch with up to `connections` messages in flight, at the configured rate,
- * then records every outcome in one transaction. A message is only handed to the transport while
- * this run's lease is known to be valid; once the run must stop, the rest of the batch is released
- * back to `retry` untouched (it was never sent, so it is not `unknown`).
+ * Sends one claimed batch with up to `transport.maxInFlight` messages in flight (three per SMTP
+ * connection: the pool pipelines), at the configured rate, then records every outcome in one
+ * transaction. A message is only handed to the transport while this run's lease is known to be
+ * valid; once the run must stop, the rest of the batch is released back to `retry` untouched (it
+ * was never sent, so it is not `unknown`).
  */
 async function sendBatch(
   deps: SendDueDeps,
@@ -379,6 +382,13 @@ async function sendBatch(
   const writes: OutcomeWrite[] = [];
   const notSent: number[] = [];
   let next = 0;
+  // Aborted when a reply stops the run: messages still waiting for a connection come back
+  // `withdrawn`, so a server that said "slow down" gets nothing more from this run.
+  const serverSaidStop = new AbortController();
+  const stopOnReply = (reason: 'fatal' | 'throttled' | 'unreachable', reply: string): void => {
+    deps.stop.stop(reason, reply);
+    serverSaidStop.abort();
+  };
 
   const worker = async (): Promise<void> => {
     for (;;) {
@@ -397,18 +407,25 @@ async function sendBatch(
         notSent.push(delivery.deliveryId);
         continue;
       }
-      const outcome = await sendOne(transport, personalise, delivery);
+      const outcome = await sendOne(transport, personalise, delivery, serverSaidStop.signal);
       if (outcome.kind === 'fatal') {
-        deps.stop.stop('fatal', outcome.reply);
+        stopOnReply('fatal', outcome.reply);
         notSent.push(delivery.deliveryId);
         continue;
       }
-      if (outcome.kind === 'retry' && outcome.throttled) deps.stop.stop('throttled', outcome.reply);
-      if (outcome.kind === 'retry' && outcome.unreachable) deps.stop.stop('unreachable', outcome.reply);
+      if (outcome.kind === 'withdrawn') {
+        // Another message's reply stopped the run before this one was tried: like the rest.
+        notSent.push(delivery.deliveryId);
+        continue;
+      }
+      if (outcome.kind === 'retry' && outcome.throttled) stopOnReply('throttled', outcome.reply);
+      if (outcome.kind === 'retry' && outcome.unreachable) stopOnReply('unreachable', outcome.reply);
       writes.push(decideWrite(delivery, outcome, deps.config.retryAfter, deps.now()));
     }
   };
-  const workers = Math.max(1, Math.min(deps.config.connections, batch.length));
+  // The SMTP pool pipelines (three messages per connection); other transports take one each.
+  const inFlight = transport.maxInFlight ?? deps.config.connections;
+  const workers = Math.max(1, Math.min(inFlight, batch.length));
   await Promise.all(Array.from({ length: workers }, worker));
 
   failpoint('after-send-before-record');
@@ -430,9 +447,10 @@ async function sendOne(
   transport: Transport,
   personalise: Personaliser,
   delivery: ClaimedDelivery,
+  signal: AbortSignal,
 ): Promise<SendOutcome> {
   try {
-    return await transport.send(personalise(delivery));
+    return await transport.send(personalise(delivery), { signal });
   } catch (error) {
     // A transport must classify, not throw; if one throws anyway we cannot know how far it got.
     return { kind: 'unknown', reply: `transport error: ${(error as Error).message}` };

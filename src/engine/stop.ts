@@ -8,7 +8,9 @@ export type StopReason =
   | 'unreachable'
   | 'fatal'
   | 'lease-lost'
-  | 'lock-compromised';
+  | 'lock-compromised'
+  /** The sending account's hourly quota (NEWSLETTER_HOURLY_LIMIT) is used up for this hour. */
+  | 'quota';
 
 export class StopController {
   private current: { reason: StopReason; detail: string } | null = null;

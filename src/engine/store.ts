@@ -194,6 +194,25 @@ export interface Store {
   /** sending → sent when no recipient is left to claim and no row is `claimed` or `retry`. */
   completeIfDone(newsletterId: number, now: Millis): Promise<boolean>;
 
+  // the sending account's hourly quota (src/domain/quota.ts)
+  /**
+   * Reserves up to `wanted` messages of `account`'s quota in the window starting at `windowStart`
+   * and returns how many were granted (0 when the window's `limit` is used up). Atomic across
+   * connections, processes and hosts: runs reserving at once never get more than `limit` between
+   * them.
+   */
+  reserveQuota(
+    account: string,
+    windowStart: Millis,
+    wanted: number,
+    limit: number,
+    now: Millis,
+  ): Promise<number>;
+  /** Gives back `count` reserved messages that were not claimed (never below 0). */
+  releaseQuota(account: string, windowStart: Millis, count: number, now: Millis): Promise<void>;
+  /** How many messages of `account`'s quota are reserved in that window (0 when none). */
+  quotaUsed(account: string, windowStart: Millis): Promise<number>;
+
   // dry run (read-only) and operators
   pendingRecipients(
     newsletterId: number | null,

@@ -15,10 +15,14 @@
  * then refuse to send until adopted again: treat the format as frozen (bump the key's version and
  * migrate if it ever has to change).
  */
-import { createHmac } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+
+// node:crypto is loaded when an id is worked out, not when NEWSLETTER_HOST_ID gives it: the idle
+// cron run (src/cli/idle.ts) should load as little as it can.
+const require = createRequire(import.meta.url);
 
 export type HostIdSource = 'env' | 'machine-id+cloud-instance' | 'machine-id+mac' | 'machine-id' | 'hostname';
 
@@ -90,7 +94,7 @@ export function detectHostId(options: DetectHostIdOptions = {}): HostIdentity {
 /** `h-` and 64 bits of HMAC-SHA256: plenty to tell a fleet apart, short enough to read aloud. */
 function keyedId(parts: readonly string[]): string {
   // A JSON array keeps the parts unambiguous (no separator can be forged by a value).
-  const digest = createHmac('sha256', HMAC_KEY).update(JSON.stringify(parts)).digest('hex');
+  const digest = (require('node:crypto') as typeof import('node:crypto')).createHmac('sha256', HMAC_KEY).update(JSON.stringify(parts)).digest('hex');
   return `h-${digest.slice(0, 16)}`;
 }
 

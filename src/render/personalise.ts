@@ -1,24 +1,38 @@
 /**
  * Per-recipient messages from a verified body. Everything that is the same for every recipient
- * (the split templates, List-Id, the From domain) is worked out once in preparePersonaliser; the
- * returned function only concatenates strings and signs one token.
+ * (the compiled templates, List-Id, the From domain) is worked out once in preparePersonaliser;
+ * the returned function looks each field up and escapes it once, and signs one token.
+ *
+ * The HTML and text parts go out as template + values (`parts`): the transport encodes the
+ * newsletter's literal text once and only the values per recipient (src/transport/mime.ts). The
+ * flat `html` and `text` strings are built only if something reads them (preview, a dry run's
+ * count, a test).
  *
  * Deliberately light: no mjml, no html-to-text, so sending never loads the compiler.
  */
 import { domainOf } from '../domain/message-id.js';
-import type { PreparePersonaliser } from '../engine/ports.js';
-import { escapeHtml, renderSplit, splitTemplate, stripHeaderBreaks } from './fields.js';
+import type { OutgoingMessage, PreparePersonaliser } from '../engine/ports.js';
+import {
+  compileTemplate,
+  escapeHtml,
+  fill,
+  fillValues,
+  splitTemplate,
+  stripHeaderBreaks,
+} from './fields.js';
 import { createUnsubscribeToken } from './unsubscribe-token.js';
 
 const raw = (value: string): string => value;
 
 export const preparePersonaliser: PreparePersonaliser = (body, context) => {
-  const subject = splitTemplate(body.subject);
-  const html = splitTemplate(body.html);
-  const text = splitTemplate(body.text);
+  const subject = compileTemplate(splitTemplate(body.subject));
+  const html = compileTemplate(splitTemplate(body.html));
+  const text = compileTemplate(splitTemplate(body.text));
   const fromDomain = domainOf(body.from);
   const baseUrl = context.baseUrl.replace(/\/+$/, '');
   const listId = `<${listIdLabel(context.listNames[0])}.${fromDomain}>`;
+  const mailto = `<mailto:unsubscribe@${fromDomain}?subject=unsubscribe-`;
+  const replyTo = context.replyTo ? { replyTo: context.replyTo } : {};
 
   return (recipient) => {
     const token = createUnsubscribeToken(context.secret, {
@@ -35,21 +49,36 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
       name: recipient.name,
       unsubscribe_url: unsubscribeUrl,
     };
-    return {
+    const parts = {
+      html: { template: html, values: fillValues(html, values, escapeHtml) },
+      text: { template: text, values: fillValues(text, values, raw) },
+    };
+    let htmlPart: string | undefined;
+    let textPart: string | undefined;
+    const message: OutgoingMessage = {
       messageId: recipient.messageId,
       from: body.from,
       to: recipient.email,
-      ...(context.replyTo ? { replyTo: context.replyTo } : {}),
-      subject: renderSplit(subject, values, stripHeaderBreaks),
-      html: renderSplit(html, values, escapeHtml),
-      text: renderSplit(text, values, raw),
+      ...replyTo,
+      subject: fill(subject, fillValues(subject, values, stripHeaderBreaks)),
+      // Own enumerable getters: `{ ...message }` (test-send) copies the strings they return.
+      get html() {
+        htmlPart ??= fill(html, parts.html.values);
+        return htmlPart;
+      },
+      get text() {
+        textPart ??= fill(text, parts.text.values);
+        return textPart;
+      },
       headers: {
         // RFC 8058 one-click: the HTTPS link first (mail providers POST to it), mailto as fallback.
-        'List-Unsubscribe': `<${unsubscribeUrl}>, <mailto:unsubscribe@${fromDomain}?subject=unsubscribe-${token}>`,
+        'List-Unsubscribe': `<${unsubscribeUrl}>, ${mailto}${token}>`,
         'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
         'List-Id': listId,
       },
+      parts,
     };
+    return message;
   };
 };
 

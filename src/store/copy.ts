@@ -10,7 +10,7 @@
  * no longer is the truth. `newsletter host adopt` binds it again, on purpose.
  *
  * The column lists below follow migrations/sqlite/ and migrations/postgres/ (001_initial,
- * 002_bounces); a migration that changes a table changes its line here too.
+ * 002_bounces, 003_quota); a migration that changes a table changes its line here too.
  */
 import type Database from 'better-sqlite3';
 import { DatabaseError } from '../domain/errors.js';
@@ -172,6 +172,18 @@ const TABLES: TableSpec[] = [
       ['reason', 'text'],
       ['at', 'bigint'],
       ['cleared_at', 'bigint'],
+    ],
+  },
+  {
+    // The hour in progress carries on where the SQLite host left it: a move between two runs
+    // must not hand the account a fresh quota.
+    name: 'quota_usage',
+    identity: false,
+    columns: [
+      ['account', 'text'],
+      ['window_start', 'bigint'],
+      ['used', 'integer'],
+      ['updated_at', 'bigint'],
     ],
   },
 ];

@@ -1,15 +1,15 @@
 /**
  * One message, built once to the exact bytes every transport hands over: the SMTP transport
- * sends them as `raw`, sendmail pipes them, the outbox writes them. Built with nodemailer's
- * MailComposer; loaded only with a transport (see index.ts).
+ * writes them as chunks (mime.ts builds them from encodings prepared once per newsletter),
+ * sendmail pipes them, the outbox writes them. DKIM signs the whole message when a key is
+ * configured. Loaded only with a transport (see index.ts).
  */
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import DKIM from 'nodemailer/lib/dkim';
-import MailComposer from 'nodemailer/lib/mail-composer';
-import { encodeWords } from 'nodemailer/lib/mime-funcs';
 import { domainOf } from '../domain/message-id.js';
 import type { OutgoingMessage } from '../engine/ports.js';
+import { messageChunks } from './mime.js';
 
 /** NEWSLETTER_DKIM_*, as every transport receives it (see TransportOptions). */
 export interface DkimOptions {
@@ -51,33 +51,23 @@ export type Envelope = {
   to: string[];
 };
 
-type HeaderValue = string | { prepared: true; foldLines: true; value: string };
+/**
+ * The complete RFC 5322 message, CRLF line endings, in one buffer (sendmail, the outbox, counts).
+ */
+export async function composeMessage(message: OutgoingMessage, options: ComposeOptions = {}): Promise<Buffer> {
+  const chunks = await composeChunks(message, options);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+}
 
 /**
- * The complete RFC 5322 message, CRLF line endings. File and URL access are refused: every
- * part is a string we built, and a `path` sneaking in through a template must not read a file.
+ * The message as chunks whose concatenation is the message (the SMTP client writes them as they
+ * are). Unsigned messages are built synchronously, from the newsletter's prepared encodings;
+ * a DKIM signature needs the whole message, so a signed one comes back as a single buffer.
  */
-export async function composeMessage(
-  message: OutgoingMessage,
-  options: ComposeOptions = {},
-): Promise<Buffer> {
-  const headers: Record<string, HeaderValue> = {};
-  for (const [key, value] of Object.entries(message.headers)) headers[key] = prepareHeader(value);
-  const composer = new MailComposer({
-    from: message.from,
-    to: message.to,
-    ...(message.replyTo ? { replyTo: message.replyTo } : {}),
-    subject: message.subject,
-    html: message.html,
-    text: message.text,
-    headers,
-    messageId: message.messageId,
-    newline: 'windows',
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  });
-  const bytes = await composer.compile().build();
-  return options.dkim ? signDkim(bytes, options.dkim, message.from) : bytes;
+export function composeChunks(message: OutgoingMessage, options: ComposeOptions = {}): Buffer[] | Promise<Buffer[]> {
+  const chunks = messageChunks(message);
+  if (!options.dkim) return chunks;
+  return signDkim(Buffer.concat(chunks), options.dkim, message.from).then((signed) => [signed]);
 }
 
 /**
@@ -109,10 +99,40 @@ async function signDkim(bytes: Buffer, dkim: DkimOptions, from: string): Promise
 
 /** MAIL FROM is the address of the From header; RCPT TO is the one recipient. */
 export function envelopeOf(message: OutgoingMessage): Envelope {
-  const parsed = addressparser(message.from, { flatten: true });
-  const from = parsed.find((entry) => entry.address)?.address ?? message.from.trim();
-  const to = addressparser(message.to, { flatten: true }).find((entry) => entry.address)?.address;
-  return { from: asciiDomain(from), to: [asciiDomain(to ?? message.to.trim())] };
+  return { from: envelopeFrom(message.from), to: [envelopeAddress(message.to)] };
+}
+
+// A bare ASCII address, as the ledger stores recipients: nothing to parse.
+const BARE_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$/;
+let lastFrom: { header: string; address: string } | null = null;
+
+function envelopeFrom(header: string): string {
+  // One From per newsletter: parsed once, not per message.
+  if (lastFrom?.header !== header) lastFrom = { header, address: envelopeAddress(header) };
+  return lastFrom.address;
+}
+
+function envelopeAddress(value: string): string {
+  if (BARE_ADDRESS.test(value)) return value;
+  const address = addressparser(value, { flatten: true }).find((entry) => entry.address)?.address;
+  return asciiDomain(address ?? value.trim());
+}
+
+/**
+ * The envelope as written on the wire. Under SMTPUTF8 the domains go in Unicode too (RFC 6531
+ * allows it, and a UTF-8 local part with an A-label domain puzzles some servers), as nodemailer
+ * did; otherwise they are A-labels.
+ */
+export function wireEnvelope(envelope: Envelope, smtpUtf8: boolean): Envelope {
+  if (!smtpUtf8) return envelope;
+  return { from: unicodeDomain(envelope.from), to: envelope.to.map(unicodeDomain) };
+}
+
+function unicodeDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at === -1 || !/(^|\.)xn--/i.test(address.slice(at + 1))) return address;
+  const unicode = domainToUnicode(address.slice(at + 1));
+  return unicode === '' ? address : `${address.slice(0, at)}@${unicode}`;
 }
 
 /**
@@ -132,28 +152,4 @@ function asciiDomain(address: string): string {
 export function needsSmtpUtf8(envelope: Envelope): boolean {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what is tested for
   return [envelope.from, ...envelope.to].some((address) => !/^[\x00-\x7f]*$/.test(address));
-}
-
-/**
- * nodemailer encodes a non-ASCII header value as one encoded word, angle brackets included,
- * which breaks `List-Id: Nöws <news.example.org>`: only the text outside `<…>` may be encoded.
- * Line breaks never reach a header.
- */
-function prepareHeader(value: string): HeaderValue {
-  const clean = value.replace(/[\r\n]+/g, ' ');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what is tested for
-  if (/^[\x00-\x7f]*$/.test(clean) || !/<[^<>]*>/.test(clean)) return clean;
-  const encoded = clean
-    .split(/(<[^<>]*>)/)
-    .map((part) => (part.startsWith('<') ? part : encodePhrase(part)))
-    .join('');
-  return { prepared: true, foldLines: true, value: encoded };
-}
-
-function encodePhrase(part: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what is tested for
-  if (/^[\x00-\x7f]*$/.test(part)) return part;
-  const lead = /^\s*/.exec(part)?.[0] ?? '';
-  const trail = /\s*$/.exec(part)?.[0] ?? '';
-  return `${lead}${encodeWords(part.trim(), 'Q', 52, true)}${trail}`;
 }

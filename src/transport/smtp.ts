@@ -1,38 +1,50 @@
 /**
- * SMTP through nodemailer's pool, with the phase of every message tracked here.
+ * SMTP: a pool of our own pipelining connections (smtp-session.ts), each message handed over as
+ * the chunks mime.ts builds from encodings prepared once per newsletter.
  *
- * Why our own phase tracking: nodemailer reports most failures as command `CONN`, whether the
- * connection died during the envelope or after the final ".". Only the second may have been
- * delivered (`unknown`); the first is safe to retry. So each message goes out as `raw` bytes we
- * composed, and a 'stream' plugin wraps the very stream nodemailer pipes into the DATA
- * dot-stuffer: that stream is read only after the server's 354, and its 'end' fires once its
- * last byte has been handed over. The terminating "." is written only after that 'end', so a
- * failure before it cannot have been accepted (`before-data`); any failure after it without a
- * 4xx/5xx reply may have been (`data-sent` → unknown). Watching the raw input instead would be
- * wrong: nodemailer buffers it eagerly, before the envelope is even sent.
+ * The phase of every message is tracked where its bytes are written: `before-data` until the
+ * message is handed to the socket after the server's 354, `data-sent` from then on. A failure
+ * before it cannot have been accepted (`retry`); a failure after it without a 4xx/5xx reply may
+ * have been (`unknown`). A connection that fails takes every message on it down, each with its own
+ * phase: with pipelining that can be one `data-sent` (waiting for its final reply) and one
+ * `before-data` (its envelope written behind the first one's ".").
  *
- * `maxRequeues: 0`: the pool must never resend a message on its own; the ledger decides.
+ * The pool never resends a message on its own: a failed transaction is reported, and the ledger
+ * decides (DESIGN, "SMTP outcomes"). A connection that cannot be opened fails the message that has
+ * waited longest, so a dead server cannot make the pool retry for ever.
  *
- * SMTPUTF8: nodemailer sends a non-ASCII address whether or not the server offers SMTPUTF8 (RFC
- * 6531), and a server without it may mangle or bounce it later. So the first message that needs
- * it asks the server once, on a connection of its own, and every such message then fails at once,
- * with a reason an operator can act on, when the server does not offer it.
+ * SMTPUTF8: a message whose envelope has a non-ASCII local part goes only over a connection whose
+ * server offers SMTPUTF8 (RFC 6531); otherwise it fails at once, with a reason an operator can act
+ * on, and nothing of it is sent.
  */
-import { PassThrough, type Readable, pipeline } from 'node:stream';
-import nodemailer from 'nodemailer';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { hostname } from 'node:os';
 import { classifySmtpFailure, classifySuccess, type SmtpFailure } from '../domain/outcome.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
-import type { OutgoingMessage, Transport } from '../engine/ports.js';
+import type { OutgoingMessage, SendOptions, Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
-import { type ComposeOptions, composeMessage, type Envelope, envelopeOf, needsSmtpUtf8 } from './compose.js';
+import {
+  type ComposeOptions,
+  composeChunks,
+  type Envelope,
+  envelopeOf,
+  needsSmtpUtf8,
+  wireEnvelope,
+} from './compose.js';
+import { isDotSafe } from './mime.js';
+import { type Phase, SmtpError, SmtpSession, type SessionOptions, type Transaction } from './smtp-session.js';
 
 export type SmtpSpec = Extract<TransportSpec, { kind: 'smtp' }>;
 
 export interface SmtpOptions extends ComposeOptions {
   /** Connections the pool may open at once. Default 5. */
   maxConnections?: number;
+  /**
+   * Messages per connection before it is closed and replaced (some servers limit it; Exim's
+   * default is 1000). Its successor opens when 90 % are given, so no message waits for a greeting:
+   * for that moment there is one connection more than `maxConnections`. Default 1000.
+   */
+  maxMessagesPerConnection?: number;
   /** Connect, greeting and socket-inactivity timeout, in ms. Default 60 s. */
   timeoutMs?: number;
   /** Overrides of `timeoutMs` for one of the three. */
@@ -40,8 +52,8 @@ export interface SmtpOptions extends ComposeOptions {
   greetingTimeoutMs?: number;
   socketTimeoutMs?: number;
   /**
-   * Upper bound of one message, connection included, in ms: catches a server that trickles
-   * bytes forever, which no inactivity timeout sees. Default 10 minutes.
+   * Upper bound of one message, waiting for a connection included, in ms: catches a server that
+   * trickles bytes forever, which no inactivity timeout sees. Default 10 minutes.
    */
   messageTimeoutMs?: number;
   /** Refuse to send unless the server offers STARTTLS. Default false. */
@@ -56,106 +68,66 @@ export interface SmtpOptions extends ComposeOptions {
 const DEFAULT_TIMEOUT_MS = 60_000;
 const DEFAULT_MESSAGE_TIMEOUT_MS = 10 * 60_000;
 
-/** Tracks one message: set once the stream that feeds DATA has handed over its last byte. */
-interface PhaseTracker {
-  dataSent: boolean;
-}
+type PoolResult =
+  | { kind: 'done'; ok: true; response: string }
+  | { kind: 'done'; ok: false; error: SmtpError; phase: Phase }
+  | { kind: 'no-smtputf8' }
+  | { kind: 'withdrawn'; reply: string };
 
 export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): Transport {
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const secrets = spec.password ? [spec.password] : [];
-  // What a connection needs, shared by the pool and the SMTPUTF8 probe.
-  const connection = {
+  const session: SessionOptions = {
     host: spec.host,
     port: spec.port,
     secure: spec.secure,
-    connectionTimeout: options.connectionTimeoutMs ?? timeout,
-    greetingTimeout: options.greetingTimeoutMs ?? timeout,
-    socketTimeout: options.socketTimeoutMs ?? timeout,
     requireTLS: options.requireTLS ?? false,
     ignoreTLS: options.ignoreTLS ?? false,
-    ...(options.tls ? { tls: { ...options.tls } } : {}),
-    ...(options.name ? { name: options.name } : {}),
-    logger: false,
+    tls: options.tls,
+    name: (options.name ?? defaultName()).replace(/[\r\n]/g, ''),
+    auth: spec.user !== null || spec.password !== null ? { user: spec.user ?? '', pass: spec.password ?? '' } : null,
+    connectionTimeoutMs: options.connectionTimeoutMs ?? timeout,
+    greetingTimeoutMs: options.greetingTimeoutMs ?? timeout,
+    socketTimeoutMs: options.socketTimeoutMs ?? timeout,
   };
-  const transporter = nodemailer.createTransport({
-    pool: true,
-    ...connection,
-    ...(spec.user !== null || spec.password !== null
-      ? { auth: { user: spec.user ?? '', pass: spec.password ?? '' } }
-      : {}),
-    maxConnections: options.maxConnections ?? 5,
-    maxRequeues: 0,
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  });
-  // Asked once per transport, when a message first needs it; a failed probe is asked again.
-  let smtpUtf8: Promise<boolean | null> | null = null;
-  const offersSmtpUtf8 = (): Promise<boolean | null> => {
-    smtpUtf8 ??= probeSmtpUtf8(connection).catch((error: unknown) => {
-      smtpUtf8 = null;
-      throw error;
-    });
-    return smtpUtf8;
-  };
-
-  // Keyed by the raw Buffer, which nodemailer carries through untouched as `mail.data.raw`.
-  const trackers = new WeakMap<object, PhaseTracker>();
-  transporter.use('stream', (mail, done) => {
-    const raw = mail.data.raw;
-    const tracker = raw && typeof raw === 'object' ? trackers.get(raw) : undefined;
-    if (tracker && mail.message) {
-      mail.message.processFunc((input) => watchEnd(input, tracker));
-    }
-    done();
-  });
+  const maxConnections = Math.max(1, options.maxConnections ?? 5);
+  const pool = new SmtpPool(session, maxConnections, options.maxMessagesPerConnection ?? 1000);
+  const messageTimeoutMs = options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS;
 
   return {
     kind: 'smtp',
+    // Per connection: one message waiting for its final reply, one for its envelope replies, and
+    // one ready to follow the next "." without waiting for the engine.
+    maxInFlight: 3 * maxConnections,
 
-    async send(message: OutgoingMessage): Promise<SendOutcome> {
+    async send(message: OutgoingMessage, sendOptions?: SendOptions): Promise<SendOutcome> {
+      if (sendOptions?.signal?.aborted) return withdrawnOutcome();
       const envelope = envelopeOf(message);
-      if (needsSmtpUtf8(envelope)) {
-        let offered: boolean | null;
-        try {
-          offered = await offersSmtpUtf8();
-        } catch (error) {
-          return classifySmtpFailure(failureOf(error), 'before-data', secrets);
-        }
-        if (offered === false) return noSmtpUtf8(envelope, spec);
-      }
-      let raw: Buffer;
+      const smtpUtf8 = needsSmtpUtf8(envelope);
+      let chunks: Buffer[];
       try {
-        raw = await composeMessage(message, options);
+        const composed = composeChunks(message, options);
+        chunks = Array.isArray(composed) ? composed : await composed;
       } catch (error) {
         return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
       }
-      const tracker: PhaseTracker = { dataSent: false };
-      trackers.set(raw, tracker);
-      const deadline = new AbortController();
-      const timer = setTimeout(
-        () => deadline.abort(),
-        options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS,
+      const wire = wireEnvelope(envelope, smtpUtf8);
+      const result = await pool.submit(
+        { from: wire.from, to: wire.to[0] ?? '', smtpUtf8, chunks, dotSafe: isDotSafe(chunks) },
+        messageTimeoutMs,
+        sendOptions?.signal,
       );
-      try {
-        const info = await transporter.sendMail({
-          raw,
-          envelope,
-          messageId: message.messageId,
-          signal: deadline.signal,
-        });
-        return classifySuccess(String(info.response ?? ''));
-      } catch (error) {
-        return classifySmtpFailure(failureOf(error), tracker.dataSent ? 'data-sent' : 'before-data', secrets);
-      } finally {
-        clearTimeout(timer);
-        trackers.delete(raw);
-      }
+      if (result.kind === 'no-smtputf8') return noSmtpUtf8(envelope, spec);
+      if (result.kind === 'withdrawn') return withdrawnOutcome();
+      if (result.ok) return classifySuccess(result.response);
+      return classifySmtpFailure(failureOf(result.error), result.phase, secrets);
     },
 
     async verify(): Promise<void> {
+      const probe = new SmtpSession(session);
       try {
-        await transporter.verify();
+        await probe.open(() => undefined);
+        probe.quit();
       } catch (error) {
         const outcome = classifySmtpFailure(failureOf(error), 'before-data', secrets);
         throw new TransportCheckError(
@@ -165,34 +137,287 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
       }
     },
 
-    async close(): Promise<void> {
-      transporter.close();
-    },
+    close: () => pool.close(),
   };
 }
 
+interface Job {
+  transaction: Transaction;
+  session: SmtpSession | null;
+  timer: NodeJS.Timeout | null;
+  /** Sent again once already, after losing its connection before its data (see TransactionResult). */
+  requeued: boolean;
+  signal: AbortSignal | null;
+  settle(result: PoolResult): void;
+}
+
 /**
- * Whether the server lists SMTPUTF8 in its EHLO reply (after STARTTLS when it offers that), read
- * on a connection that sends nothing and quits. null when this nodemailer no longer exposes the
- * extension list: then the server decides, as it would without this check.
+ * Up to `max` connections take messages (plus, briefly, the successor of one that is about to
+ * retire). A message waits in `queue` until a connection can take it; a connection can while no
+ * envelope of its own is waiting for replies. Connections are opened for waiting messages, never
+ * more than the messages waiting.
  */
-async function probeSmtpUtf8(
-  options: ConstructorParameters<typeof SMTPConnection>[0],
-): Promise<boolean | null> {
-  const probe = new SMTPConnection(options);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      // `on`, not `once`: a late error (the server hanging up on our QUIT) must find a listener.
-      probe.on('error', reject);
-      probe.connect((error) => (error ? reject(error) : resolve()));
+class SmtpPool {
+  private readonly open = new Set<SmtpSession>();
+  private readonly opening = new Set<SmtpSession>();
+  private readonly given = new Map<SmtpSession, number>();
+  private readonly queue: Job[] = [];
+  private closed = false;
+  private pumping = false;
+  private again = false;
+  private held = false;
+  private readonly watched = new WeakSet<AbortSignal>();
+
+  constructor(
+    private readonly options: SessionOptions,
+    private readonly max: number,
+    private readonly perConnection: number,
+  ) {}
+
+  /**
+   * Queues one message. If `signal` aborts while it still waits (the engine stops the run on
+   * another message's reply), it comes back `withdrawn`, untried; once written, it runs its course.
+   */
+  submit(
+    fields: Pick<Transaction, 'from' | 'to' | 'smtpUtf8' | 'chunks' | 'dotSafe'>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<PoolResult> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const job: Job = {
+        session: null,
+        timer: null,
+        requeued: false,
+        signal: null,
+        transaction: {
+          ...fields,
+          phase: 'before-data',
+          done: (result) => {
+            if (result.ok) return job.settle({ kind: 'done', ok: true, response: result.response });
+            if (result.unsent && !job.requeued && !this.closed) {
+              // Provably not delivered, and lost with another message's connection: once more,
+              // first in line.
+              job.requeued = true;
+              job.session = null;
+              job.transaction.phase = 'before-data';
+              this.queue.unshift(job);
+              this.holdAfterFailure();
+              return;
+            }
+            job.settle({ kind: 'done', ok: false, error: result.error, phase: job.transaction.phase });
+          },
+        },
+        settle: (result) => {
+          if (settled) return;
+          settled = true;
+          if (job.timer) clearTimeout(job.timer);
+          const index = this.queue.indexOf(job);
+          if (index !== -1) this.queue.splice(index, 1);
+          resolve(result);
+          if (result.kind === 'done' && !result.ok) this.holdAfterFailure();
+          else this.pump();
+        },
+      };
+      if (signal) this.watch(signal);
+      job.signal = signal ?? null;
+      job.timer = setTimeout(() => this.timedOut(job), timeoutMs);
+      if (this.closed) {
+        job.settle({ kind: 'done', ok: false, error: closedError(), phase: 'before-data' });
+        return;
+      }
+      this.queue.push(job);
+      this.pump();
     });
-    // Not part of nodemailer's typed API; test/integration/transport-smtputf8.test.ts pins it down.
-    const extensions = (probe as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
-    return Array.isArray(extensions) ? extensions.includes('SMTPUTF8') : null;
-  } finally {
-    probe.quit();
-    probe.close();
   }
+
+  /** One listener per signal (the engine gives the same one to a whole batch). */
+  private watch(signal: AbortSignal): void {
+    if (this.watched.has(signal)) return;
+    this.watched.add(signal);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const job of [...this.queue]) {
+          if (job.signal === signal) job.settle({ kind: 'withdrawn', reply: WITHDRAWN });
+        }
+      },
+      { once: true },
+    );
+  }
+
+  /**
+   * After a failure nothing new goes out until the event loop has turned once: the failed
+   * message's sender classifies it first (microtasks), and if the run must stop, `withdraw()`
+   * empties the queue before a waiting message could reach the server.
+   */
+  private holdAfterFailure(): void {
+    if (this.held) return;
+    this.held = true;
+    setImmediate(() => {
+      this.held = false;
+      this.pump();
+    });
+  }
+
+  /** Hands waiting messages to connections that can take them; opens connections if needed. */
+  private pump(): void {
+    if (this.held) return;
+    // Settling a message pumps again; one loop at a time, repeated while something changed.
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        this.pumpOnce();
+      } while (this.again);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpOnce(): void {
+    while (this.queue.length > 0) {
+      const session = this.ready();
+      if (!session) break;
+      const job = this.queue.shift() as Job;
+      if (job.signal?.aborted) {
+        job.settle({ kind: 'withdrawn', reply: WITHDRAWN });
+        continue;
+      }
+      if (job.transaction.smtpUtf8 && !session.extensions.has('SMTPUTF8')) {
+        job.settle({ kind: 'no-smtputf8' });
+        continue;
+      }
+      job.session = session;
+      const given = (this.given.get(session) ?? 0) + 1;
+      this.given.set(session, given);
+      session.send(job.transaction);
+      // Its successor is opened while it still works: a server's greeting can take a while
+      // (smtp-server waits 100 ms for early talkers, postscreen seconds), and messages would wait.
+      if (given === Math.ceil(this.perConnection * 0.9) && given < this.perConnection) this.connect(true);
+    }
+    while (!this.closed && this.opening.size < this.queue.length && this.accepting() < this.max) {
+      this.connect();
+    }
+    for (const session of this.open) {
+      if (!session.busy && (this.given.get(session) ?? 0) >= this.perConnection) session.quit();
+    }
+  }
+
+  private ready(): SmtpSession | null {
+    for (const session of this.open) {
+      if (session.canTake && (this.given.get(session) ?? 0) < this.perConnection) return session;
+    }
+    return null;
+  }
+
+  /** Connections open or opening that will still take messages. */
+  private accepting(): number {
+    let count = this.opening.size;
+    for (const session of this.open) if ((this.given.get(session) ?? 0) < this.perConnection) count += 1;
+    return count;
+  }
+
+  /** `spare`: a successor opened ahead of time; if it cannot open, no message is failed for it. */
+  private connect(spare = false): void {
+    if (this.closed) return;
+    const session = new SmtpSession(this.options);
+    this.opening.add(session);
+    session.onIdle = () => this.pump();
+    session
+      .open(() => {
+        this.open.delete(session);
+        this.given.delete(session);
+        this.pump();
+      })
+      .then(
+        () => {
+          this.opening.delete(session);
+          if (this.closed) return session.quit();
+          this.open.add(session);
+          this.pump();
+        },
+        (error: unknown) => {
+          this.opening.delete(session);
+          // The message that has waited longest gets the reason; the others may get a connection.
+          const job = spare ? undefined : this.queue.shift();
+          job?.settle({ kind: 'done', ok: false, error: asSmtpError(error), phase: 'before-data' });
+          this.pump();
+        },
+      );
+  }
+
+  private timedOut(job: Job): void {
+    const error = new SmtpError('Message timeout', { code: 'ETIMEDOUT', command: 'DATA' });
+    if (job.session) {
+      // The connection cannot be trusted with anything else: every message on it fails, each
+      // with its phase.
+      job.session.abort(error);
+      return;
+    }
+    const index = this.queue.indexOf(job);
+    if (index !== -1) this.queue.splice(index, 1);
+    job.settle({
+      kind: 'done',
+      ok: false,
+      error: new SmtpError('no connection within the message timeout', { code: 'ETIMEDOUT', command: 'CONN' }),
+      phase: 'before-data',
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) {
+      job.settle({ kind: 'done', ok: false, error: closedError(), phase: 'before-data' });
+    }
+    const sessions = [...this.open];
+    await Promise.all(
+      sessions.map(
+        (session) =>
+          new Promise<void>((resolve) => {
+            if (session.isClosed) return resolve();
+            const wait = setInterval(() => {
+              if (session.isClosed) {
+                clearInterval(wait);
+                resolve();
+              }
+            }, 10);
+            session.quit();
+          }),
+      ),
+    );
+  }
+}
+
+const WITHDRAWN = 'not sent: the run stopped on another message\'s reply before this one was tried';
+
+function withdrawnOutcome(): SendOutcome {
+  return { kind: 'withdrawn', reply: WITHDRAWN };
+}
+
+function closedError(): SmtpError {
+  return new SmtpError('the transport was closed', { code: 'ECONNECTION', command: 'CONN' });
+}
+
+function asSmtpError(error: unknown): SmtpError {
+  if (error instanceof SmtpError) return error;
+  return new SmtpError(errorText(error), { code: 'ECONNECTION', command: 'CONN' });
+}
+
+/** nodemailer's choice: the host name when it is a FQDN, else [127.0.0.1]. */
+function defaultName(): string {
+  let name = '';
+  try {
+    name = hostname();
+  } catch {
+    name = '';
+  }
+  if (!name.includes('.')) return '[127.0.0.1]';
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(name) ? `[${name}]` : name;
 }
 
 function noSmtpUtf8(envelope: Envelope, spec: SmtpSpec): SendOutcome {
@@ -206,22 +431,7 @@ function noSmtpUtf8(envelope: Envelope, spec: SmtpSpec): SendOutcome {
   };
 }
 
-/**
- * Returns a stream of our own in place of the one nodemailer would pipe into DATA. Its 'end'
- * fires when the consumer (the dot-stuffer, only attached after 354) has read the last byte.
- */
-function watchEnd(input: Readable, tracker: PhaseTracker): Readable {
-  const output = new PassThrough();
-  output.once('end', () => {
-    tracker.dataSent = true;
-  });
-  pipeline(input, output, () => {
-    // Errors reach the consumer through `output`; nothing else to do here.
-  });
-  return output;
-}
-
-/** The fields of a nodemailer error that classification reads, without anything else. */
+/** The fields of an error that classification reads, without anything else. */
 function failureOf(error: unknown): SmtpFailure {
   if (typeof error !== 'object' || error === null) return { message: String(error) };
   const e = error as Record<string, unknown>;

@@ -1115,6 +1115,143 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       );
     });
   });
+
+  describe('hourly quota', () => {
+    const HOUR = 3_600_000;
+    const window = Math.floor(T0 / HOUR) * HOUR;
+
+    it('reserveQuota grants what is wanted until the limit, then only what is left, then nothing', async () => {
+      expect(await store.quotaUsed('acct', window)).toBe(0);
+      expect(await store.reserveQuota('acct', window, 20, 50, at(0))).toBe(20);
+      expect(await store.reserveQuota('acct', window, 20, 50, at(1))).toBe(20);
+      expect(await store.reserveQuota('acct', window, 20, 50, at(2))).toBe(10);
+      expect(await store.reserveQuota('acct', window, 20, 50, at(3))).toBe(0);
+      expect(await store.quotaUsed('acct', window)).toBe(50);
+      // A limit lowered below what the hour used grants nothing and takes nothing back.
+      expect(await store.reserveQuota('acct', window, 5, 40, at(4))).toBe(0);
+      expect(await store.quotaUsed('acct', window)).toBe(50);
+    });
+
+    it('counts each account and each hour apart', async () => {
+      expect(await store.reserveQuota('acct', window, 10, 10, at(0))).toBe(10);
+      expect(await store.reserveQuota('acct', window, 1, 10, at(1))).toBe(0);
+      expect(await store.reserveQuota('other', window, 4, 10, at(2))).toBe(4);
+      expect(await store.reserveQuota('acct', window + HOUR, 7, 10, at(HOUR))).toBe(7);
+      expect(await store.quotaUsed('acct', window)).toBe(10);
+      expect(await store.quotaUsed('other', window)).toBe(4);
+      expect(await store.quotaUsed('acct', window + HOUR)).toBe(7);
+      expect(await store.quotaUsed('acct', window - HOUR)).toBe(0);
+    });
+
+    it('releaseQuota gives back what was not claimed, never below zero', async () => {
+      expect(await store.reserveQuota('acct', window, 20, 30, at(0))).toBe(20);
+      expect(await store.reserveQuota('acct', window, 20, 30, at(1))).toBe(10);
+      await store.releaseQuota('acct', window, 8, at(2));
+      expect(await store.quotaUsed('acct', window)).toBe(22);
+      expect(await store.reserveQuota('acct', window, 20, 30, at(3))).toBe(8);
+      await store.releaseQuota('acct', window, 0, at(4));
+      await store.releaseQuota('acct', window, 500, at(5));
+      expect(await store.quotaUsed('acct', window)).toBe(0);
+      // Giving back to an hour nobody reserved in changes nothing and creates nothing.
+      await store.releaseQuota('acct', window + HOUR, 3, at(6));
+      expect(await store.quotaUsed('acct', window + HOUR)).toBe(0);
+      expect(await store.reserveQuota('acct', window, 50, 30, at(7))).toBe(30);
+    });
+
+    it('separate connections reserving and giving back at once never hold more than the limit', async () => {
+      const limit = 120;
+      const connections = [store, ...(await Promise.all(Array.from({ length: 5 }, () => handle.connect())))];
+      const reports = await Promise.all(
+        connections.map(async (connection, index) => {
+          let granted = 0;
+          let released = 0;
+          for (let turn = 0; ; turn++) {
+            stopRunaway(turn, 1000);
+            const got = await connection.reserveQuota(
+              'acct',
+              window,
+              1 + ((turn + index) % 9),
+              limit,
+              Date.now(),
+            );
+            if (got === 0) break;
+            granted += got;
+            // Some claims come back short: give one back now and then, while the others reserve.
+            if (turn % 3 === 0 && got > 1) {
+              await connection.releaseQuota('acct', window, 1, Date.now());
+              released += 1;
+            }
+          }
+          return { granted, released };
+        }),
+      );
+      const held = reports.reduce((sum, r) => sum + r.granted - r.released, 0);
+      expect(held).toBeLessThanOrEqual(limit);
+      expect(await store.quotaUsed('acct', window)).toBe(held);
+      // What a late give-back left free is still there, exactly.
+      expect(await store.reserveQuota('acct', window, limit, limit, Date.now())).toBe(limit - held);
+      expect(await store.quotaUsed('acct', window)).toBe(limit);
+    });
+
+    it('separate processes reserving at once never get more than the limit between them', async () => {
+      const built = await builtQuotaStore(factory.name);
+      const limit = 300;
+      const processes = 6;
+      let reports: QuotaReport[];
+      if (built) {
+        const started = Array.from({ length: processes }, (_, index) =>
+          startQuotaProcess(built, factory.name, handle.location, {
+            account: 'acct',
+            windowStart: window,
+            limit,
+            first: index,
+          }),
+        );
+        try {
+          for (const { lines } of started) expect(await nextLine(lines, 'ready')).toBe('ready');
+          for (const { child } of started) child.stdin!.write('go\n');
+          for (const { lines } of started) expect(await nextLine(lines, 'first')).toBe('first');
+          for (const { child } of started) child.stdin!.write('on\n');
+          reports = await Promise.all(
+            started.map(async ({ lines }) => JSON.parse(await nextLine(lines, 'its report')) as QuotaReport),
+          );
+        } finally {
+          for (const { child } of started) child.kill('SIGKILL');
+        }
+      } else {
+        console.warn(
+          `dist/ has no ${factory.name} store with reserveQuota: racing connections in this process instead (run \`npm run build\`)`,
+        );
+        const connections = await Promise.all(Array.from({ length: processes }, () => handle.connect()));
+        reports = await Promise.all(
+          connections.map(async (connection, index) => {
+            let granted = 0;
+            let calls = 0;
+            for (;;) {
+              stopRunaway(calls, 1000);
+              const got = await connection.reserveQuota(
+                'acct',
+                window,
+                1 + ((calls + index) % 7),
+                limit,
+                Date.now(),
+              );
+              calls += 1;
+              if (got === 0) break;
+              granted += got;
+            }
+            return { granted, calls };
+          }),
+        );
+      }
+      // Each stopped only when nothing was left, so together they took exactly the limit: not
+      // one more (the reservation is atomic), not one less (nothing was lost).
+      expect(reports.reduce((sum, r) => sum + r.granted, 0)).toBe(limit);
+      if (built) expect(reports.every((r) => r.granted > 0)).toBe(true);
+      expect(await store.quotaUsed('acct', window)).toBe(limit);
+      expect(await store.reserveQuota('acct', window, 1, limit, Date.now())).toBe(0);
+    });
+  });
 });
 
 // ---- real processes racing on one SQLite file --------------------------------------------------
@@ -1334,3 +1471,83 @@ describe.each(makeStoreFactories().filter((factory) => factory.name === 'sqlite'
     });
   },
 );
+
+// ---- real processes reserving from one quota (SQLite file or PostgreSQL database) --------------
+
+interface QuotaReport {
+  granted: number;
+  calls: number;
+}
+
+/**
+ * One reserving process: opens the built store, says `ready`, waits for `go` (so that all start
+ * together, without sleeping), reserves 1–7 at a time until nothing is granted (pausing after its
+ * first grant until all have one), and prints what it got as one JSON line.
+ */
+const QUOTA_RESERVER = `
+const [moduleUrl, kind, location, json] = process.argv.slice(1);
+const { account, windowStart, limit, first, busyTimeoutMs } = JSON.parse(json);
+const built = await import(moduleUrl);
+const store = kind === 'sqlite'
+  ? built.SqliteStore.open(location, { create: false, readonly: false, busyTimeoutMs })
+  : await built.PostgresStore.open(location, { readonly: false });
+process.stdout.write('ready\\n');
+await new Promise((resolve) => process.stdin.once('data', resolve));
+let granted = 0;
+let calls = 0;
+for (;;) {
+  if (calls > 1000) throw new Error('still reserving after 1000 calls');
+  const got = await store.reserveQuota(account, windowStart, 1 + ((calls + first) % 7), limit, Date.now());
+  calls += 1;
+  if (got === 0) break;
+  granted += got;
+  if (calls === 1) {
+    // Hold after the first grant until every process has one: each provably took part, however
+    // the scheduler ordered them, and they race for the rest.
+    process.stdout.write('first\\n');
+    await new Promise((resolve) => process.stdin.once('data', resolve));
+  }
+}
+await store.close();
+process.stdout.write(JSON.stringify({ granted, calls }) + '\\n');
+process.stdin.destroy();
+`;
+
+/** The built store module of `kind`, if dist/ has one that knows the quota; else null. */
+async function builtQuotaStore(kind: Store['kind']): Promise<string | null> {
+  const file = join(
+    ROOT,
+    kind === 'sqlite' ? 'dist/store/sqlite/sqlite-store.js' : 'dist/store/postgres/postgres-store.js',
+  );
+  if (!existsSync(file)) return null;
+  const className = kind === 'sqlite' ? 'SqliteStore' : 'PostgresStore';
+  const probe = `const m = await import(${JSON.stringify(pathToFileURL(file).href)});
+    if (typeof m.${className}.prototype.reserveQuota !== 'function') process.exit(1);`;
+  return promisify(execFile)(process.execPath, ['--input-type=module', '-e', probe], { cwd: ROOT }).then(
+    () => file,
+    () => null,
+  );
+}
+
+function startQuotaProcess(
+  builtStore: string,
+  kind: Store['kind'],
+  location: string,
+  options: { account: string; windowStart: number; limit: number; first: number },
+): { child: ChildProcess; lines: AsyncIterator<string> } {
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      QUOTA_RESERVER,
+      pathToFileURL(builtStore).href,
+      kind,
+      location,
+      JSON.stringify({ ...options, busyTimeoutMs: BUSY_TIMEOUT_MS }),
+    ],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  return { child, lines };
+}

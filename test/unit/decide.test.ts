@@ -22,7 +22,7 @@ function delivery(attempts = 0): ClaimedDelivery {
 }
 
 /** What decideWrite takes: a fatal outcome stops the run and never reaches it. */
-type Decidable = Exclude<SendOutcome, { kind: 'fatal' }>;
+type Decidable = Exclude<SendOutcome, { kind: 'fatal' | 'withdrawn' }>;
 
 const retry = (reply = '451 4.7.1 try later'): Decidable => ({
   kind: 'retry',

@@ -152,6 +152,8 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
     if ((isTerminal() || verbose) && !context.global.quiet) {
       println(summary);
       for (const n of result.newsletters) println(`  newsletter ${n.id} (${n.subject}): ${n.result}`);
+      if (result.stopReason === 'quota')
+        println(`  stopped claiming: ${result.stopDetail}; the next hour continues`);
     }
     return;
   }
@@ -194,6 +196,9 @@ function exitCodeOf(result: SendDueResult): number {
     return ExitCode.partlyFailed;
   }
   if (result.stopReason === 'throttled' || result.stopReason === 'unreachable') return ExitCode.transient;
+  // 'quota' is 0, not transient (9): the limit is the operator's own plan, not a fault, and cron
+  // would otherwise mail the same non-news every minute until the hour turns. The run says it
+  // with --verbose (or on a terminal), and `newsletter runs` shows its outcome `quota`.
   return ExitCode.ok;
 }
 
@@ -211,6 +216,8 @@ function stopText(result: SendDueResult): string {
       return `stopped: the SMTP server is throttling (${result.stopDetail}); the next run continues.`;
     case 'unreachable':
       return `stopped: the SMTP server is unreachable (${result.stopDetail}); the next run continues.`;
+    case 'quota':
+      return `stopped at the hourly quota (${result.stopDetail}), and some recipients need attention.`;
     default:
       return 'finished, but some recipients need attention.';
   }

@@ -9,6 +9,8 @@
  *   one newsletter at once and never wait on each other.
  * - Every outcome is fenced by run id and state `claimed`; a run whose lease passed finds its rows
  *   `unknown` and changes nothing.
+ * - The sending account's hourly quota is one row per (account, hour) that every host reserves
+ *   from under its row lock (`reserveQuota`): together they never exceed the limit.
  *
  * Time. The Store interface passes `now` in, and this store compares only such caller times, as
  * the SQLite one does: the contract suite (which moves time by passing a later `now`) holds
@@ -24,6 +26,7 @@ import type { Pool } from 'pg';
 import { describeDatabase } from '../../config.js';
 import { bounceSuppressionReason } from '../../domain/bounce.js';
 import { DatabaseError, InputError } from '../../domain/errors.js';
+import { quotaGrant } from '../../domain/quota.js';
 import type {
   Delivery,
   DeliveryCounts,
@@ -674,6 +677,62 @@ export class PostgresStore implements Store {
       [newsletterId, now],
     );
     return result.rowCount === 1;
+  }
+
+  // ---- the hourly quota ------------------------------------------------------------------------
+
+  async reserveQuota(
+    account: string,
+    windowStart: Millis,
+    wanted: number,
+    limit: number,
+    now: Millis,
+  ): Promise<number> {
+    // Runs on every host reserve from the same row, so the read and the add must not interleave.
+    // The upsert takes the hour's row lock whether it inserts the row or finds it (DO UPDATE
+    // locks, and a concurrent insert of the same key waits for ours), and its RETURNING reads
+    // the newest committed `used`, never an older snapshot. The grant is decided under that lock
+    // and added before COMMIT releases it: reservations queue on one row, briefly, and never add
+    // up past the limit.
+    // Why not one statement: ON CONFLICT … DO UPDATE … RETURNING shows only the new `used`, and
+    // the grant needs the old one too (RETURNING old.* exists only from PostgreSQL 18).
+    return this.tx(async (sql) => {
+      const [row] = (
+        await sql.query<{ used: number }>(
+          `INSERT INTO quota_usage AS q (account, window_start, used, updated_at) VALUES ($1, $2, 0, $3)
+           ON CONFLICT (account, window_start) DO UPDATE SET updated_at = excluded.updated_at
+           RETURNING q.used`,
+          [account, windowStart, now],
+        )
+      ).rows;
+      const granted = quotaGrant(row!.used, wanted, limit);
+      if (granted > 0) {
+        await sql.query('UPDATE quota_usage SET used = used + $1 WHERE account = $2 AND window_start = $3', [
+          granted,
+          account,
+          windowStart,
+        ]);
+      }
+      return granted;
+    });
+  }
+
+  async releaseQuota(account: string, windowStart: Millis, count: number, now: Millis): Promise<void> {
+    if (count <= 0) return;
+    // One statement: the row lock orders it against reservations in flight.
+    await this.one(
+      `UPDATE quota_usage SET used = greatest(used - $1, 0), updated_at = $2
+       WHERE account = $3 AND window_start = $4`,
+      [count, now, account, windowStart],
+    );
+  }
+
+  async quotaUsed(account: string, windowStart: Millis): Promise<number> {
+    const [row] = await this.rows<{ used: number }>(
+      'SELECT used FROM quota_usage WHERE account = $1 AND window_start = $2',
+      [account, windowStart],
+    );
+    return row?.used ?? 0;
   }
 
   // ---- dry run and operators -----------------------------------------------------------------

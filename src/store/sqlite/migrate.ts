@@ -30,8 +30,17 @@ export function migrations(): Migration[] {
   return cached;
 }
 
+let latest: number | null = null;
+
+/** From the file names alone: every command asks, only `init` needs the SQL. */
 export function latestVersion(): number {
-  return migrations().at(-1)?.version ?? 0;
+  latest ??= Math.max(
+    0,
+    ...readdirSync(MIGRATIONS_DIR)
+      .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
+      .map((file) => Number(file.slice(0, 3))),
+  );
+  return latest;
 }
 
 export function currentVersion(db: Database.Database): number {

@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import { bounceSuppressionReason } from '../../domain/bounce.js';
 import { InputError } from '../../domain/errors.js';
+import { quotaGrant } from '../../domain/quota.js';
 import type {
   ClaimedDelivery,
   Delivery,
@@ -698,6 +699,56 @@ export class SqliteStore implements Store {
         return result.changes === 1;
       })
       .immediate();
+  }
+
+  // ---- the hourly quota ------------------------------------------------------------------------
+
+  async reserveQuota(
+    account: string,
+    windowStart: Millis,
+    wanted: number,
+    limit: number,
+    now: Millis,
+  ): Promise<number> {
+    // Read, decide and add under the write lock that BEGIN IMMEDIATE takes first: two processes
+    // can never both read the same `used` and both take what is left.
+    return this.db
+      .transaction(() => {
+        this.db
+          .prepare(
+            'INSERT OR IGNORE INTO quota_usage (account, window_start, used, updated_at) VALUES (?, ?, 0, ?)',
+          )
+          .run(account, windowStart, now);
+        const { used } = this.db
+          .prepare('SELECT used FROM quota_usage WHERE account = ? AND window_start = ?')
+          .get(account, windowStart) as { used: number };
+        const granted = quotaGrant(used, wanted, limit);
+        if (granted > 0) {
+          this.db
+            .prepare(
+              'UPDATE quota_usage SET used = used + ?, updated_at = ? WHERE account = ? AND window_start = ?',
+            )
+            .run(granted, now, account, windowStart);
+        }
+        return granted;
+      })
+      .immediate();
+  }
+
+  async releaseQuota(account: string, windowStart: Millis, count: number, now: Millis): Promise<void> {
+    if (count <= 0) return;
+    this.db
+      .prepare(
+        'UPDATE quota_usage SET used = max(used - ?, 0), updated_at = ? WHERE account = ? AND window_start = ?',
+      )
+      .run(count, now, account, windowStart);
+  }
+
+  async quotaUsed(account: string, windowStart: Millis): Promise<number> {
+    const row = this.db
+      .prepare('SELECT used FROM quota_usage WHERE account = ? AND window_start = ?')
+      .get(account, windowStart) as { used: number } | undefined;
+    return row?.used ?? 0;
   }
 
   // ---- dry run and operators -----------------------------------------------------------------

@@ -1,0 +1,62 @@
+/**
+ * The crontab's `send-due` when nothing is due, answered before commander, the engine, the run
+ * lock or anything else heavy is loaded: the every-minute idle run should cost little more than
+ * starting Node (docs/benchmarks.md measures it).
+ *
+ * This path only ever says "idle, and all is well": the plain cron line (`send-due`, with
+ * `--env-file`, `--database` or `--quiet` at most), stdout not a terminal, a configuration a real
+ * send accepts, a SQLite database of the current schema bound to this host, and nothing due or
+ * sending. In every other case, or on any error, it returns false and the normal path runs and
+ * says what it has to say, exactly as before.
+ */
+import type { GlobalOptions } from './context.js';
+
+export async function quietIdleSendDue(args: readonly string[]): Promise<boolean> {
+  if (process.stdout.isTTY === true) return false;
+  const global = plainSendDue(args);
+  if (global === null) return false;
+  try {
+    const [{ loadConfig, problemsForRealSend }, { probeIdle }] = await Promise.all([
+      import('../config.js'),
+      import('../store/sqlite/idle-probe.js'),
+    ]);
+    // As createContext and currentHost do it for every command.
+    const config = loadConfig({
+      cwd: process.cwd(),
+      env: process.env,
+      envFile: global.envFile ?? null,
+      overrides: { database: global.database },
+    });
+    if (config.database.kind !== 'sqlite' || problemsForRealSend(config).length > 0) return false;
+    return probeIdle({
+      file: config.database.path,
+      busyTimeoutMs: config.busyTimeoutMs,
+      hostId:
+        config.hostIdOverride ??
+        (await import('../host/identity.js')).detectHostId({ env: { NEWSLETTER_HOST_ID: '' } }).hostId,
+      now: Date.now(),
+    });
+  } catch {
+    // Whatever it is, the normal path meets it again and reports it properly.
+    return false;
+  }
+}
+
+/** The global options of a plain `send-due` line, or null for anything else. */
+function plainSendDue(args: readonly string[]): GlobalOptions | null {
+  const global: GlobalOptions = {};
+  let command = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s, 2) : [arg, undefined];
+    if (arg === 'send-due' && !command) command = true;
+    else if (arg === '-q' || arg === '--quiet') global.quiet = true;
+    else if (flag === '--env-file' || flag === '--database') {
+      const value = inline ?? args[++i];
+      if (value === undefined || value === '' || value.startsWith('-')) return null;
+      if (flag === '--env-file') global.envFile = value;
+      else global.database = value;
+    } else return null;
+  }
+  return command ? global : null;
+}

@@ -1,0 +1,43 @@
+/**
+ * The idle cron run's questions, asked of a SQLite file without loading the whole store (see
+ * src/cli/idle.ts), in one query: is the schema current, is the database bound to this host, is
+ * anything due or sending? The answers are SqliteStore's (schemaVersion, getMeta('host_id'),
+ * dueNewsletters, sendingNewsletters); test/integration/idle-probe.test.ts holds them to it.
+ * Read-only, and anything unexpected (a missing file, an old schema) is simply "not idle".
+ */
+import { readdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
+
+// migrate.ts's folder and file pattern, without loading migrate.ts (one module less to load).
+const MIGRATIONS_DIR = new URL('../../../migrations/sqlite/', import.meta.url);
+
+export interface IdleProbe {
+  file: string;
+  busyTimeoutMs: number;
+  hostId: string;
+  now: number;
+}
+
+/** True only when a run would find nothing to do and nothing to refuse. */
+export function probeIdle(probe: IdleProbe): boolean {
+  const db = new Database(probe.file, { readonly: true, fileMustExist: true, timeout: probe.busyTimeoutMs });
+  try {
+    const row = db
+      .prepare(
+        `SELECT (SELECT max(version) FROM schema_migrations) AS version,
+                (SELECT value FROM meta WHERE key = 'host_id') AS host,
+                EXISTS (SELECT 1 FROM newsletters
+                        WHERE (status = 'scheduled' AND scheduled_at <= ?) OR status = 'sending') AS work`,
+      )
+      .get(probe.now) as { version: number | null; host: string | null; work: number };
+    const latest = Math.max(
+      0,
+      ...readdirSync(MIGRATIONS_DIR)
+        .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
+        .map((file) => Number(file.slice(0, 3))),
+    );
+    return row.version === latest && row.host === probe.hostId && row.work === 0;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,285 @@
+/**
+ * The bytes of one message: RFC 5322 headers, then MIME multipart/alternative with a text/plain
+ * and a text/html part, both UTF-8, CRLF line endings. Built here rather than by a MIME library
+ * because of what a newsletter is: one body, tens of kilobytes, sent to a million people with a
+ * few short values changed.
+ *
+ * - A personalised message (`message.parts`) is encoded in pieces (qp.ts): the newsletter's
+ *   literal text once, cached by its template, and per recipient only the values. The message is
+ *   a list of chunks pointing at the cached literals: nothing the size of the body is encoded,
+ *   copied or allocated per message. A part whose text is mostly non-Latin goes out in base64
+ *   instead (a third of the size), encoded per message.
+ * - A message without `parts` (a hand-made one) is encoded whole, the same way.
+ * - Header values are encoded (RFC 2047) and folded (76 columns) with nodemailer's own functions,
+ *   as its MailComposer did; only the layout is ours.
+ *
+ * The result never has a line that starts with "." (see qp.ts), and its boundary contains "=_",
+ * which neither quoted-printable nor base64 text can contain.
+ */
+import { randomBytes } from 'node:crypto';
+import { encodeWords } from 'nodemailer/lib/mime-funcs';
+import MimeNode from 'nodemailer/lib/mime-node';
+import type { BodyTemplate, FilledTemplate, OutgoingMessage } from '../engine/ports.js';
+import { encodeBase64Lines, encodeQp, preferBase64 } from './qp.js';
+
+const BOUNDARY = `=_nl_${randomBytes(12).toString('hex')}`;
+const CRLF = '\r\n';
+const SOFT_BREAK = '=\r\n';
+
+type Encoding = 'quoted-printable' | 'base64';
+
+/** What a body template becomes once: its literals encoded, soft breaks around every slot included. */
+type PreparedTemplate = { encoding: 'quoted-printable'; literals: Buffer[] } | { encoding: 'base64' };
+
+const prepared = new WeakMap<BodyTemplate, PreparedTemplate>();
+
+/** Arrays returned by messageChunks: no line of theirs starts with "." (see isDotSafe). */
+const dotSafe = new WeakSet<readonly Buffer[]>();
+
+/**
+ * True for the chunks of a message built here: no line starts with "." (quoted-printable and
+ * base64 bodies, see qp.ts; header lines start with a name or, folded, with a blank; boundary
+ * lines with "--"), so SMTP needs no dot-stuffing and the client need not scan ~50 kB for it.
+ */
+export function isDotSafe(chunks: readonly Buffer[]): boolean {
+  return dotSafe.has(chunks);
+}
+
+/** The message as chunks, in order; their concatenation is the message. */
+export function messageChunks(message: OutgoingMessage): Buffer[] {
+  const text = bodyPart(message.parts?.text ?? message.text);
+  const html = bodyPart(message.parts?.html ?? message.html);
+  const chunks: Buffer[] = [
+    Buffer.from(
+      `${headerBlock(message)}${CRLF}${CRLF}--${BOUNDARY}${CRLF}${partHeader('plain', text.encoding)}`,
+      'utf8',
+    ),
+  ];
+  chunks.push(...text.chunks);
+  chunks.push(Buffer.from(`${CRLF}--${BOUNDARY}${CRLF}${partHeader('html', html.encoding)}`, 'latin1'));
+  chunks.push(...html.chunks);
+  chunks.push(CLOSE);
+  dotSafe.add(chunks);
+  return chunks;
+}
+
+/** The message as one buffer. */
+export function messageBytes(message: OutgoingMessage): Buffer {
+  return Buffer.concat(messageChunks(message));
+}
+
+const CLOSE = Buffer.from(`${CRLF}--${BOUNDARY}--${CRLF}`, 'latin1');
+
+function partHeader(subtype: 'plain' | 'html', encoding: Encoding): string {
+  return `Content-Type: text/${subtype}; charset=utf-8${CRLF}Content-Transfer-Encoding: ${encoding}${CRLF}${CRLF}`;
+}
+
+// ---- the body -----------------------------------------------------------------------------------
+
+function bodyPart(part: FilledTemplate | string): { encoding: Encoding; chunks: Buffer[] } {
+  if (typeof part === 'string') {
+    if (preferBase64(part)) return { encoding: 'base64', chunks: [base64Of(part)] };
+    return { encoding: 'quoted-printable', chunks: [Buffer.from(encodeQp(part), 'latin1')] };
+  }
+  const template = prepare(part.template);
+  if (template.encoding === 'base64') {
+    return { encoding: 'base64', chunks: [base64Of(fillText(part.template, part.values))] };
+  }
+  // Each distinct value is encoded once, however many slots it fills.
+  const values = part.values.map((value) => Buffer.from(encodeQp(value), 'latin1'));
+  const { literals } = template;
+  const chunks: Buffer[] = [literals[0] as Buffer];
+  const { slots } = part.template;
+  for (let i = 0; i < slots.length; i++) {
+    chunks.push(values[slots[i] as number] ?? EMPTY, literals[i + 1] as Buffer);
+  }
+  return { encoding: 'quoted-printable', chunks };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function prepare(template: BodyTemplate): PreparedTemplate {
+  let ready = prepared.get(template);
+  if (ready) return ready;
+  const { literals, slots } = template;
+  if (preferBase64(literals.join(''))) {
+    ready = { encoding: 'base64' };
+  } else {
+    // Every value starts a line and is followed by a soft break: see qp.ts.
+    const last = literals.length - 1;
+    ready = {
+      encoding: 'quoted-printable',
+      literals: literals.map((literal, i) =>
+        Buffer.from(
+          `${i > 0 ? SOFT_BREAK : ''}${encodeQp(literal)}${i < last && slots.length > 0 ? SOFT_BREAK : ''}`,
+          'latin1',
+        ),
+      ),
+    };
+  }
+  prepared.set(template, ready);
+  return ready;
+}
+
+function fillText(template: BodyTemplate, values: readonly string[]): string {
+  let out = template.literals[0] ?? '';
+  for (let i = 0; i < template.slots.length; i++) {
+    out += (values[template.slots[i] as number] ?? '') + (template.literals[i + 1] ?? '');
+  }
+  return out;
+}
+
+function base64Of(text: string): Buffer {
+  return Buffer.from(encodeBase64Lines(Buffer.from(text.replace(/\r\n|\r|\n/g, CRLF), 'utf8')), 'latin1');
+}
+
+// ---- the headers --------------------------------------------------------------------------------
+
+/**
+ * In MailComposer's order: the extra headers, From, To, Reply-To, Subject, Message-ID, Date,
+ * MIME-Version, Content-Type. Values that are the same for a whole newsletter (From, List-Id, …)
+ * are encoded once and remembered.
+ */
+function headerBlock(message: OutgoingMessage): string {
+  let block = '';
+  const { headers } = message;
+  for (const key in headers) {
+    const value = headers[key] as string;
+    const line = key === 'List-Unsubscribe' ? extraHeader(key, value) : remembered(key, value, extraHeader);
+    if (line !== '') block += `${line}${CRLF}`;
+  }
+  block += `${remembered('From', message.from, addressHeader)}${CRLF}`;
+  block += `${addressHeader('To', message.to)}${CRLF}`;
+  if (message.replyTo) block += `${remembered('Reply-To', message.replyTo, addressHeader)}${CRLF}`;
+  block += `${textHeader('Subject', message.subject)}${CRLF}`;
+  block += `Message-ID: ${messageIdValue(message.messageId)}${CRLF}`;
+  block += `Date: ${dateValue()}${CRLF}`;
+  block += 'MIME-Version: 1.0\r\n';
+  return `${block}Content-Type: multipart/alternative;${CRLF} boundary="${BOUNDARY}"`;
+}
+
+/** Encoded header lines by name, then value: a handful per newsletter (From, List-Id, …). */
+const cache = new Map<string, Map<string, string>>();
+
+function remembered(key: string, value: string, build: (key: string, value: string) => string): string {
+  let byValue = cache.get(key);
+  if (!byValue) {
+    byValue = new Map();
+    cache.set(key, byValue);
+  }
+  let line = byValue.get(value);
+  if (line === undefined) {
+    // The bound only matters for a very long-lived process sending many newsletters.
+    if (byValue.size > 100) byValue.clear();
+    line = build(key, value);
+    byValue.set(value, line);
+  }
+  return line;
+}
+
+// Printable ASCII (and tab): the value goes out as written, only folded.
+const PLAIN = /^[\x20-\x7e\t]*$/;
+const PLAIN_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$/;
+const PLAIN_MESSAGE_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]+>$/;
+
+/**
+ * Folds a header line at blanks so that its lines stay within 76 characters where a blank
+ * allows (RFC 5322 §2.2.3: unfolding removes the CRLF and gets the line back); a longer word,
+ * such as a URL, stays whole.
+ */
+export function fold(line: string): string {
+  if (line.length <= 76) return line;
+  let out = '';
+  let current = '';
+  const words = line.split(' ');
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] as string;
+    if (i === 0) current = word;
+    else if (current.length + 1 + word.length <= 76 || current.trim() === '') current += ` ${word}`;
+    else {
+      out += `${current}${CRLF}`;
+      current = ` ${word}`;
+    }
+  }
+  return out + current;
+}
+
+function addressHeader(key: string, value: string): string {
+  const clean = value.replace(/[\r\n]+/g, ' ');
+  if (key === 'To' && PLAIN_ADDRESS.test(clean)) return fold(`To: ${clean}`);
+  return fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+}
+
+function textHeader(key: string, value: string): string {
+  const clean = value.replace(/[\r\n]+/g, ' ');
+  if (PLAIN.test(clean)) return fold(`${key}: ${clean}`);
+  return fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+}
+
+function messageIdValue(value: string): string {
+  return PLAIN_MESSAGE_ID.test(value) ? value : MimeNode.encodeHeaderValue('Message-ID', value);
+}
+
+/**
+ * List-Unsubscribe, List-Id, …: under nodemailer's spelling of the name (`List-ID`). A non-ASCII
+ * value is encoded; in one that holds `<…>` (List-Id's phrase and id) only the text outside the
+ * angle brackets, since an encoded word around the brackets would hide the id. Line breaks
+ * never reach a header. An empty value leaves the header out, as MailComposer did.
+ */
+function extraHeader(key: string, value: string): string {
+  const name = headerName(key);
+  const clean = value.replace(/[\r\n]+/g, ' ');
+  if (clean.trim() === '') return '';
+  if (PLAIN.test(clean)) return fold(`${name}: ${clean}`);
+  if (!/<[^<>]*>/.test(clean)) return fold(`${name}: ${MimeNode.encodeHeaderValue(name, clean)}`);
+  const encoded = clean
+    .split(/(<[^<>]*>)/)
+    .map((part) => (part.startsWith('<') ? part : encodePhrase(part)))
+    .join('');
+  return fold(`${name}: ${encoded}`);
+}
+
+function encodePhrase(part: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what is tested for
+  if (/^[\x00-\x7f]*$/.test(part)) return part;
+  const lead = /^\s*/.exec(part)?.[0] ?? '';
+  const trail = /\s*$/.exec(part)?.[0] ?? '';
+  return `${lead}${encodeWords(part.trim(), 'Q', 52, true)}${trail}`;
+}
+
+const names = new Map<string, string>();
+
+/** nodemailer's header name normalisation: `list-id` → `List-ID`, `mime-version` → `MIME-Version`. */
+function headerName(key: string): string {
+  let name = names.get(key);
+  if (name === undefined) {
+    name = normaliseName(key);
+    if (names.size < 100) names.set(key, name);
+  }
+  return name;
+}
+
+function normaliseName(key: string): string {
+  return (
+    key
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+      .replace(/[\s\x00-\x20\x7f:]/g, '')
+      .toLowerCase()
+      .replace(/^X-SMTPAPI$|^(MIME|DKIM|ARC|BIMI)\b|^OTP(?=-Token$)|^[a-z]|-(SPF|FBL|ID|MD5)$|-[a-z]/gi, (c) =>
+        c.toUpperCase(),
+      )
+  );
+}
+
+let dateSecond = -1;
+let dateText = '';
+
+function dateValue(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString().replace(/GMT/, '+0000');
+  }
+  return dateText;
+}
