@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CliProcess } from '../helpers/cli-process.js';
 import { reapChildren } from '../helpers/cli-process.js';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { createWorkspace, type Workspace, waitUntil } from '../helpers/workspace.js';
+import { addressOf, createWorkspace, type Workspace, waitUntil } from '../helpers/workspace.js';
 
 const INTERRUPTED = 10;
 
@@ -86,5 +86,54 @@ describe('SIGTERM stops a run cleanly', () => {
     run.signal('SIGTERM');
 
     await expectCleanStopThenFinish(ws, server, run);
+  });
+});
+
+describe('a second signal aborts at once', () => {
+  it('SIGTERM twice while a reply hangs: exit 10 at once; the next run holds the batch as unknown and sends nobody twice', async () => {
+    const first = addressOf(0);
+    sink = await startSmtpSink({ faults: [{ to: first, fault: { kind: 'hangAfterData' } }] });
+    workspace = await createWorkspace({
+      recipients: 20,
+      transport: sink.url,
+      env: { NEWSLETTER_SMTP_TIMEOUT: '60s' },
+    });
+    const ws = workspace;
+    const server = sink;
+    expect(ws.addresses).toContain(first);
+
+    const run = ws.start(['send-due']);
+    // The server has the whole message and never answers: the run waits for that reply.
+    await waitUntil('the server holds the first message', () =>
+      server.messages.some((m) => m.to.includes(first)),
+    );
+    run.signal('SIGTERM');
+    await run.waitForStderr('a second signal aborts at once');
+    // The first signal alone would wait for the hanging reply (60 s); the second ends it now.
+    run.signal('SIGTERM');
+    const result = await run.exited;
+    expect(result).toMatchObject({ code: INTERRUPTED, timedOut: false });
+    expect(result.stderr).toContain('aborting at once');
+
+    // The aborted run recorded nothing of its batch; the next run finds its process gone, takes
+    // over its lock at once, holds those rows as unknown (never resent) and sends everyone else.
+    const next = await ws.run(['send-due']);
+    expect(next.code).toBe(8);
+    const shown = await ws.show();
+    expect(shown.status).toBe('sent');
+    expect(shown.counts.unknown).toBeGreaterThan(0);
+    expect(shown.counts.unknown).toBeLessThanOrEqual(5);
+    expect(shown.counts.sent + shown.counts.unknown).toBe(ws.addresses.length);
+    // Nobody twice; whoever the server never got is held as unknown (the aborted batch).
+    expect(ws.addresses.filter((address) => server.received(address) > 1)).toEqual([]);
+    const unknown = new Set(
+      ws
+        .ledger()
+        .filter((row) => row.state === 'unknown')
+        .map((row) => row.address),
+    );
+    expect(ws.addresses.filter((address) => server.received(address) === 0 && !unknown.has(address))).toEqual(
+      [],
+    );
   });
 });

@@ -57,6 +57,11 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
       process.exit(ExitCode.interrupted);
     }
     stop.stop('signal', `received ${signal}`);
+    log.event({
+      type: 'stopping',
+      reason: 'signal',
+      detail: `received ${signal}: finishing the messages in flight (a second signal aborts at once)`,
+    });
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
