@@ -15,6 +15,21 @@ export const CLI = path.join(ROOT, 'bin', 'newsletter.js');
 export const RUSAGE = path.join(ROOT, 'bench', 'rusage.js');
 export const LARGE_TEMPLATE = path.join(ROOT, 'bench', 'templates', 'digest-40k.mjml');
 
+/**
+ * The Node flags of bin/newsletter.js's shebang: cron starts the CLI through it, so the bench
+ * passes them too (`node FLAGS bin/newsletter.js …`), and measures what cron runs.
+ */
+export const CLI_NODE_FLAGS = (() => {
+  const shebang = readFileSync(CLI, 'utf8').split('\n')[0] ?? '';
+  const words = shebang.replace(/^#!\S*env\s+(-S\s+)?/, '').split(/\s+/);
+  const flags = [];
+  for (const word of words.slice(1)) {
+    if (word === '--') break;
+    flags.push(word);
+  }
+  return flags;
+})();
+
 /** Every child this script started; killed on the way out, whatever happened. */
 const children = new Set();
 export function killChildren() {
@@ -91,9 +106,12 @@ export async function runNode(script, args, options = {}) {
 /** Runs the built CLI; throws with its output unless it exits with one of `codes`. */
 export async function cli(ws, args, options = {}) {
   const { env = {}, codes = [0], ...rest } = options;
-  const result = await runNode(CLI, args, { cwd: ws.dir, env: { ...ws.env, ...env }, ...rest });
+  const nodeArgs = [...CLI_NODE_FLAGS, ...(rest.nodeArgs ?? [])];
+  const result = await runNode(CLI, args, { cwd: ws.dir, env: { ...ws.env, ...env }, ...rest, nodeArgs });
   if (!codes.includes(result.code)) {
-    throw new Error(`newsletter ${args.join(' ')} exited ${result.code ?? result.signal}:\n${result.stdout}${result.stderr}`);
+    throw new Error(
+      `newsletter ${args.join(' ')} exited ${result.code ?? result.signal}:\n${result.stdout}${result.stderr}`,
+    );
   }
   return result;
 }
@@ -144,7 +162,9 @@ export async function writeCsv(file, count) {
 export async function audience(ws, count, options = {}) {
   const csv = path.join(ws.dir, 'subscribers.csv');
   await writeCsv(csv, count);
-  const imported = await cli(ws, ['recipients', 'import', csv, '--list', 'readers'], { rusage: options.rusage });
+  const imported = await cli(ws, ['recipients', 'import', csv, '--list', 'readers'], {
+    rusage: options.rusage,
+  });
   const created = await cli(ws, [
     'create',
     '--subject',

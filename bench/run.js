@@ -4,6 +4,7 @@
  * better than absolute figures). Writes docs/benchmarks.md and bench/results/latest.json.
  *
  *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile] [--save=NAME] [--no-doc]
+ *   node bench/run.js --render   # docs/benchmarks.md again from bench/results/{latest,before}.json
  *
  * --quick shrinks every size (a smoke test of the harness); --save=before keeps the results as
  * bench/results/before.json, the baseline the document compares with. Every child process is
@@ -31,12 +32,23 @@ import { renderDoc } from './report.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const only = argv.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
+const only =
+  argv
+    .find((a) => a.startsWith('--only='))
+    ?.slice(7)
+    .split(',') ?? null;
 const saveAs = argv.find((a) => a.startsWith('--save='))?.slice(7) ?? 'latest';
 const want = (section) => only === null || only.includes(section);
 
 const SIZES = quick
-  ? { throughput: 2000, small: 500, idleRuns: 5, scale: [10_000, 100_000], personalise: 20_000, profile: 2000 }
+  ? {
+      throughput: 2000,
+      small: 500,
+      idleRuns: 5,
+      scale: [10_000, 100_000],
+      personalise: 20_000,
+      profile: 2000,
+    }
   : {
       throughput: 20_000,
       small: 5_000,
@@ -49,13 +61,16 @@ const SIZES = quick
 const TUNED = { batch: 200, connections: 4 };
 const DEFAULTS = { batch: 20, connections: 3 };
 const RAW_CONNECTIONS = [4, 8];
+const ROUNDS = 2;
 
 const cleanup = [];
 let sink = null;
 
 async function main() {
   const results = { machine: machine(), quick, sizes: SIZES, commands: {}, sections: {} };
-  log(`machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, Node ${results.machine.node}`);
+  log(
+    `machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, Node ${results.machine.node}`,
+  );
   if (want('throughput') || want('profile') || want('idle')) sink = await startSink();
 
   if (want('throughput')) results.sections.throughput = await throughput(results);
@@ -79,7 +94,9 @@ async function main() {
 // ---- the sink ---------------------------------------------------------------------------------
 
 async function startSink() {
-  const child = track(fork(path.join(ROOT, 'bench', 'sink.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const child = track(
+    fork(path.join(ROOT, 'bench', 'sink.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+  );
   const port = await new Promise((resolve, reject) => {
     child.once('message', (m) => (m.ready ? resolve(m.port) : reject(new Error('sink: no port'))));
     child.once('exit', (code) => reject(new Error(`sink exited ${code}`)));
@@ -118,11 +135,14 @@ async function sendDueRun(label, count, config, options = {}) {
   const sinkBefore = await sink.stats();
   const run = await cli(ws, ['send-due'], { rusage: true, nodeArgs: options.nodeArgs ?? [] });
   // Cron's contract: a run that went well prints nothing.
-  if (run.stdout !== '' || run.stderr !== '') throw new Error(`${label}: send-due printed:\n${run.stdout}${run.stderr}`);
+  if (run.stdout !== '' || run.stderr !== '')
+    throw new Error(`${label}: send-due printed:\n${run.stdout}${run.stderr}`);
   const seen = await sink.stats();
   const shown = JSON.parse((await cli(ws, ['show', String(id), '--json'])).stdout);
   if (seen.messages !== count || shown.counts.sent !== count || shown.status !== 'sent') {
-    throw new Error(`${label}: the sink got ${seen.messages}, the ledger says ${JSON.stringify(shown.counts)}`);
+    throw new Error(
+      `${label}: the sink got ${seen.messages}, the ledger says ${JSON.stringify(shown.counts)}`,
+    );
   }
   const cpu = cpuMicros(run.usage);
   return {
@@ -176,34 +196,54 @@ async function throughput(results) {
   // A small warm-up run that also captures the payload: the raw client sends these very bytes.
   await sendDueRun('warmup', 200, TUNED, { capture: payload });
 
+  // Two rounds, each: the raw client with 4 and with 8 connections, then send-due; the best of each
+  // counts. The machine is shared: whatever else runs slows one run or another, not a whole side.
   const raws = [];
-  for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
-  log(`raw client: ${raws.map((r) => `${r.rate}/s with ${r.connections} (sink ${r.sinkBusy} of a core)`).join(', ')}`);
-  const tuned = await sendDueRun('throughput', n, TUNED);
-  log(
-    `send-due (batch ${TUNED.batch}, ${TUNED.connections} connections): ${tuned.rate}/s, ${tuned.cpuMicrosPerMessage} µs CPU/message; sink ${tuned.sinkCpuMicrosPerMessage} µs/message, ${tuned.sinkBusy} of a core`,
-  );
-  for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
-  log(`raw client again: ${raws.slice(-2).map((r) => `${r.rate}/s with ${r.connections}`).join(', ')}`);
+  const sends = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
+    log(
+      `raw client: ${raws
+        .slice(-RAW_CONNECTIONS.length)
+        .map((r) => `${r.rate}/s with ${r.connections} (sink ${r.sinkBusy} of a core)`)
+        .join(', ')}`,
+    );
+    const run = await sendDueRun(`throughput-${round}`, n, TUNED);
+    sends.push(run);
+    log(
+      `send-due (batch ${TUNED.batch}, ${TUNED.connections} connections): ${run.rate}/s, ${run.cpuMicrosPerMessage} µs CPU/message; sink ${run.sinkCpuMicrosPerMessage} µs/message, ${run.sinkBusy} of a core`,
+    );
+  }
   const defaults = await sendDueRun('defaults', SIZES.small, DEFAULTS);
-  log(`send-due at the defaults (batch ${DEFAULTS.batch}, ${DEFAULTS.connections} connections): ${defaults.rate}/s`);
+  log(
+    `send-due at the defaults (batch ${DEFAULTS.batch}, ${DEFAULTS.connections} connections): ${defaults.rate}/s`,
+  );
 
   const best = raws.reduce((a, b) => (b.rate > a.rate ? b : a));
+  const tuned = sends.reduce((a, b) => (b.rate > a.rate ? b : a));
   results.commands.throughput = [
     `node bench/sink.js   # forked; smtp-server on 127.0.0.1, disableReverseLookup, STARTTLS hidden, counts only`,
-    `NEWSLETTER_TRANSPORT=smtp://127.0.0.1:PORT NEWSLETTER_RATE=1000000 NEWSLETTER_BATCH=${TUNED.batch} NEWSLETTER_SMTP_CONNECTIONS=${TUNED.connections} node bench/rusage.js OUT.json bin/newsletter.js send-due   # ${n} recipients, templates/digest-40k.mjml`,
-    `node bench/rusage.js OUT.json bench/raw-client.js PORT ${n} {${RAW_CONNECTIONS.join(',')}} sample.eml   # before and after send-due`,
+    `node bench/rusage.js OUT.json bench/raw-client.js PORT ${n} {${RAW_CONNECTIONS.join(',')}} sample.eml   # sample.eml: a message send-due sent`,
+    `NEWSLETTER_TRANSPORT=smtp://127.0.0.1:PORT NEWSLETTER_RATE=1000000 NEWSLETTER_BATCH=${TUNED.batch} NEWSLETTER_SMTP_CONNECTIONS=${TUNED.connections} node bench/rusage.js OUT.json bin/newsletter.js send-due   # ${n} recipients, bench/templates/digest-40k.mjml`,
+    `# the three above ${ROUNDS} times; then the defaults (NEWSLETTER_BATCH=${DEFAULTS.batch}, NEWSLETTER_SMTP_CONNECTIONS=${DEFAULTS.connections}) with ${SIZES.small} recipients`,
   ];
-  // The idle section reuses the finished workspace: its newsletter is sent, nothing is due.
+  // The idle section reuses a finished workspace: its newsletter is sent, nothing is due.
   results.idleWorkspace = tuned.ws;
   const strip = ({ ws, ...rest }) => rest;
   return {
+    rounds: ROUNDS,
     raw: raws,
     yardstick: { connections: best.connections, rate: best.rate },
+    runs: sends.map(strip),
     sendDue: strip(tuned),
     defaults: strip(defaults),
     ratio: round(tuned.rate / best.rate, 3),
-    sinkRatio: round(tuned.sinkRate / Math.max(...raws.map((r) => r.innerRate)), 3),
+    sinkRatio: round(
+      Math.max(...sends.map((r) => r.sinkRate)) / Math.max(...raws.map((r) => r.innerRate)),
+      3,
+    ),
+    /** CPU per message: the lower of the runs (the other shared the machine with more). */
+    cpuMicrosPerMessage: Math.min(...sends.map((r) => r.cpuMicrosPerMessage)),
   };
 }
 
@@ -221,7 +261,8 @@ async function idle(results) {
   for (let i = 0; i < SIZES.idleRuns; i++) {
     node.push((await runNode(null, [], { nodeArgs: ['-e', '0'], cwd: ws.dir })).ms);
     const run = await cli(ws, ['send-due']);
-    if (run.stdout !== '' || run.stderr !== '') throw new Error(`idle send-due printed: ${run.stdout}${run.stderr}`);
+    if (run.stdout !== '' || run.stderr !== '')
+      throw new Error(`idle send-due printed: ${run.stdout}${run.stderr}`);
     sendDue.push(run.ms);
   }
   results.commands.idle = [
@@ -241,24 +282,34 @@ async function scale(results) {
     const ws = await workspace(`scale-${n}`);
     cleanup.push(ws.remove);
     const { imported } = await audience(ws, n, { rusage: true });
-    const dry = await cli(ws, ['send-due', '--dry-run', '--json'], { rusage: true });
-    const report = JSON.parse(dry.stdout);
-    if (report.newsletters[0]?.wouldSend !== n) throw new Error(`dry run of ${n}: ${dry.stdout}`);
+    // The dry run writes nothing, so it runs twice: the faster time counts (the machine is shared),
+    // the higher peak RSS counts too.
+    const dryRuns = [];
+    for (let i = 0; i < 2; i++) {
+      const dry = await cli(ws, ['send-due', '--dry-run', '--json'], { rusage: true });
+      const report = JSON.parse(dry.stdout);
+      if (report.newsletters[0]?.wouldSend !== n) throw new Error(`dry run of ${n}: ${dry.stdout}`);
+      dryRuns.push(dry);
+    }
+    const dryMs = Math.min(...dryRuns.map((d) => d.ms));
     rows.push({
       recipients: n,
       importMs: round(imported.ms),
-      dryRunMs: round(dry.ms),
-      totalMs: round(imported.ms + dry.ms),
+      dryRunMs: round(dryMs),
+      dryRunsMs: dryRuns.map((d) => round(d.ms)),
+      totalMs: round(imported.ms + dryMs),
       importMaxRssMiB: round(imported.usage.maxRSS / 1024, 1),
-      dryRunMaxRssMiB: round(dry.usage.maxRSS / 1024, 1),
-      dryRunMicrosPerRecipient: round((dry.ms * 1000) / n, 1),
+      dryRunMaxRssMiB: round(Math.max(...dryRuns.map((d) => d.usage.maxRSS)) / 1024, 1),
+      dryRunMicrosPerRecipient: round((dryMs * 1000) / n, 1),
     });
-    log(`scale ${n}: import ${round(imported.ms)} ms, dry run ${round(dry.ms)} ms, peak RSS ${Math.max(rows.at(-1).importMaxRssMiB, rows.at(-1).dryRunMaxRssMiB)} MiB`);
+    log(
+      `scale ${n}: import ${round(imported.ms)} ms, dry run ${dryRuns.map((d) => round(d.ms)).join(' and ')} ms, peak RSS ${Math.max(rows.at(-1).importMaxRssMiB, rows.at(-1).dryRunMaxRssMiB)} MiB`,
+    );
     await ws.remove();
   }
   results.commands.scale = [
     'node bench/rusage.js OUT.json bin/newsletter.js recipients import subscribers.csv --list readers   # email,name,city',
-    'node bench/rusage.js OUT.json bin/newsletter.js send-due --dry-run --json   # templates/digest-40k.mjml, due now',
+    'node bench/rusage.js OUT.json bin/newsletter.js send-due --dry-run --json   # twice; bench/templates/digest-40k.mjml, due now',
   ];
   const [small, large] = rows;
   return {
@@ -277,18 +328,22 @@ async function personaliseBench(results) {
   const ws = { dir };
   const { cp, copyFile } = await import('node:fs/promises');
   await cp(path.join(ROOT, 'templates', 'partials'), path.join(ws.dir, 'partials'), { recursive: true });
-  await copyFile(path.join(ROOT, 'bench', 'templates', 'digest-40k.mjml'), path.join(ws.dir, 'digest-40k.mjml'));
+  await copyFile(
+    path.join(ROOT, 'bench', 'templates', 'digest-40k.mjml'),
+    path.join(ws.dir, 'digest-40k.mjml'),
+  );
   const run = await runNode(path.join(ROOT, 'bench', 'personalise.js'), [ws.dir, String(SIZES.personalise)]);
   if (run.code !== 0) throw new Error(`personalise bench: ${run.stderr}`);
   const r = JSON.parse(run.stdout);
   results.commands.personalise = [`node bench/personalise.js TEMPLATES ${SIZES.personalise}`];
-  log(`personalise: ${r.personaliseMicros.toFixed(2)} µs per recipient; with message bytes ${r.bytesMicros.toFixed(1)} µs (${r.bytesHow})`);
-  return {
-    ...r,
-    personaliseMicros: round(r.personaliseMicros, 2),
-    bytesMicros: round(r.bytesMicros, 1),
-    buildMs: round(r.buildMs),
-  };
+  log(
+    `personalise: template work ${r.substituteMicros.toFixed(2)} µs (the old fill ${r.referenceMicros.toFixed(2)}), personalise() ${r.personaliseMicros.toFixed(2)} µs, with message bytes ${r.bytesMicros.toFixed(1)} µs`,
+  );
+  const rounded = {};
+  for (const [key, value] of Object.entries(r)) {
+    rounded[key] = key.endsWith('Micros') ? round(value, 2) : key === 'buildMs' ? round(value) : value;
+  }
+  return rounded;
 }
 
 // ---- the profile ----------------------------------------------------------------------------------
@@ -307,7 +362,12 @@ async function profile(results) {
     `node --cpu-prof bench/rusage.js OUT.json bin/newsletter.js send-due   # ${SIZES.profile} recipients, as the throughput run`,
   ];
   log(`profile (${SIZES.profile} messages, ${summary.totalMs} ms sampled):\n${profileTable(summary)}`);
-  return { messages: SIZES.profile, rate: run.rate, cpuMicrosPerMessage: run.cpuMicrosPerMessage, ...summary };
+  return {
+    messages: SIZES.profile,
+    rate: run.rate,
+    cpuMicrosPerMessage: run.cpuMicrosPerMessage,
+    ...summary,
+  };
 }
 
 // ---- plumbing -------------------------------------------------------------------------------------
@@ -334,8 +394,17 @@ process.on('SIGINT', () => {
   finish().finally(() => process.exit(130));
 });
 
-try {
-  await main();
-} finally {
-  await finish();
+if (argv.includes('--render')) {
+  // Re-renders docs/benchmarks.md from the saved results (after editing bench/NOTES.md).
+  const after = await readJson(path.join(ROOT, 'bench', 'results', 'latest.json'));
+  const before = await readJson(path.join(ROOT, 'bench', 'results', 'before.json'));
+  if (!after) throw new Error('no bench/results/latest.json: run `npm run bench` first');
+  await writeFile(path.join(ROOT, 'docs', 'benchmarks.md'), renderDoc({ after, before }));
+  log('wrote docs/benchmarks.md');
+} else {
+  try {
+    await main();
+  } finally {
+    await finish();
+  }
 }

@@ -20,7 +20,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function exitCodeFor(error: unknown): Promise<number> {
-  const [{ CommanderError }, { printError }] = await Promise.all([import('commander'), import('./output.js')]);
+  const [{ CommanderError }, { printError }] = await Promise.all([
+    import('commander'),
+    import('./output.js'),
+  ]);
   if (error instanceof CommanderError) {
     // Help and version are successes; commander already printed its own message otherwise.
     if (

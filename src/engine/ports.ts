@@ -34,7 +34,6 @@ export interface OutgoingMessage {
   /** NEWSLETTER_REPLY_TO, when set. */
   replyTo?: string | undefined;
   subject: string;
-  /** The HTML part. A personalised message builds it (and `text`) from `parts` on first read. */
   html: string;
   text: string;
   /** Extra headers: List-Unsubscribe, List-Unsubscribe-Post, List-Id, … */

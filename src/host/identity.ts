@@ -94,7 +94,10 @@ export function detectHostId(options: DetectHostIdOptions = {}): HostIdentity {
 /** `h-` and 64 bits of HMAC-SHA256: plenty to tell a fleet apart, short enough to read aloud. */
 function keyedId(parts: readonly string[]): string {
   // A JSON array keeps the parts unambiguous (no separator can be forged by a value).
-  const digest = (require('node:crypto') as typeof import('node:crypto')).createHmac('sha256', HMAC_KEY).update(JSON.stringify(parts)).digest('hex');
+  const digest = (require('node:crypto') as typeof import('node:crypto'))
+    .createHmac('sha256', HMAC_KEY)
+    .update(JSON.stringify(parts))
+    .digest('hex');
   return `h-${digest.slice(0, 16)}`;
 }
 

@@ -123,13 +123,27 @@ export function fillValues(
   values: Record<string, string>,
   encode: (value: string) => string,
 ): string[] {
+  return fillValuesWith(template, (name) => valueFor(values, name), encode);
+}
+
+/** As fillValues, with the values looked up by a function (personalise.ts: no object to build). */
+export function fillValuesWith(
+  template: CompiledTemplate,
+  lookup: (name: string) => string,
+  encode: (value: string) => string,
+): string[] {
   const out: string[] = [];
   for (const key of template.keys) {
     let value = '';
-    for (const name of key.names) value += valueFor(values, name);
+    for (const name of key.names) value += lookup(name);
     out.push(encode(key.url ? neutraliseUrl(value) : value));
   }
   return out;
+}
+
+/** A recipient's value of field `name` in `fields` (own properties only), or ''. */
+export function fieldValue(fields: Record<string, string>, name: string): string {
+  return valueFor(fields, name);
 }
 
 /** literals[0] + values[slots[0]] + literals[1] + … */
@@ -179,6 +193,7 @@ const ALLOWED_SCHEMES = new Set(['http', 'https', 'mailto']);
 // scheme: `\n java\tscript:` is `javascript:` to them, so it must be to us too.
 const IGNORED_BY_URL_PARSERS = /[\t\n\r]|^[\0-\x20]+/g;
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/;
+const PLAIN_ALLOWED = /^(?:https?|mailto):/i;
 
 /**
  * A value that starts an href is the whole URL, so a CSV cell holding `javascript:…` or
@@ -189,6 +204,9 @@ const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/;
  * before HTML escaping: entity-encoded tricks (`&#106;avascript:`) are escaped into plain text.
  */
 export function neutraliseUrl(value: string): string {
+  // The usual case, an http(s) or mailto link as written: nothing a parser ignores comes before
+  // its scheme, so it is allowed as it is (every recipient's unsubscribe link goes this way).
+  if (PLAIN_ALLOWED.test(value)) return value;
   const scheme = SCHEME.exec(value.replace(IGNORED_BY_URL_PARSERS, ''))?.[1];
   if (scheme === undefined || ALLOWED_SCHEMES.has(scheme.toLowerCase())) return value;
   return NEUTRALISED_URL_PREFIX + value;

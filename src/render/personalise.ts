@@ -3,10 +3,8 @@
  * (the compiled templates, List-Id, the From domain) is worked out once in preparePersonaliser;
  * the returned function looks each field up and escapes it once, and signs one token.
  *
- * The HTML and text parts go out as template + values (`parts`): the transport encodes the
- * newsletter's literal text once and only the values per recipient (src/transport/mime.ts). The
- * flat `html` and `text` strings are built only if something reads them (preview, a dry run's
- * count, a test).
+ * The HTML and text parts also go out as template + values (`parts`): the transport encodes the
+ * newsletter's literal text once and only the values per recipient (src/transport/mime.ts).
  *
  * Deliberately light: no mjml, no html-to-text, so sending never loads the compiler.
  */
@@ -15,8 +13,9 @@ import type { OutgoingMessage, PreparePersonaliser } from '../engine/ports.js';
 import {
   compileTemplate,
   escapeHtml,
+  fieldValue,
   fill,
-  fillValues,
+  fillValuesWith,
   splitTemplate,
   stripHeaderBreaks,
 } from './fields.js';
@@ -41,35 +40,32 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
       newsletterId: context.newsletterId,
     });
     const unsubscribeUrl = `${baseUrl}/u/${token}`;
-    // The built-in fields come last: a CSV column called `unsubscribe_url` or `email` must not
-    // replace the real link or address. A field this recipient's CSV lacked renders empty.
-    const values: Record<string, string> = {
-      ...recipient.fields,
-      email: recipient.email,
-      name: recipient.name,
-      unsubscribe_url: unsubscribeUrl,
-    };
+    // The built-in fields win: a CSV column called `unsubscribe_url` or `email` must not replace
+    // the real link or address. A field this recipient's CSV lacked renders empty.
+    const lookup = (name: string): string =>
+      name === 'unsubscribe_url'
+        ? unsubscribeUrl
+        : name === 'email'
+          ? recipient.email
+          : name === 'name'
+            ? recipient.name
+            : fieldValue(recipient.fields, name);
     const parts = {
-      html: { template: html, values: fillValues(html, values, escapeHtml) },
-      text: { template: text, values: fillValues(text, values, raw) },
+      html: { template: html, values: fillValuesWith(html, lookup, escapeHtml) },
+      text: { template: text, values: fillValuesWith(text, lookup, raw) },
     };
-    let htmlPart: string | undefined;
-    let textPart: string | undefined;
     const message: OutgoingMessage = {
       messageId: recipient.messageId,
       from: body.from,
       to: recipient.email,
       ...replyTo,
-      subject: fill(subject, fillValues(subject, values, stripHeaderBreaks)),
-      // Own enumerable getters: `{ ...message }` (test-send) copies the strings they return.
-      get html() {
-        htmlPart ??= fill(html, parts.html.values);
-        return htmlPart;
-      },
-      get text() {
-        textPart ??= fill(text, parts.text.values);
-        return textPart;
-      },
+      subject: fill(subject, fillValuesWith(subject, lookup, stripHeaderBreaks)),
+      // Plain strings, built by concatenation: V8 keeps them as ropes, which cost next to nothing
+      // unless something reads them out (preview, a test); the SMTP path never does. Getters would
+      // be lazier, but an object literal with accessors per message kept the garbage collector
+      // busy and the resident memory of a large dry run high (docs/benchmarks.md).
+      html: fill(html, parts.html.values),
+      text: fill(text, parts.text.values),
       headers: {
         // RFC 8058 one-click: the HTTPS link first (mail providers POST to it), mailto as fallback.
         'List-Unsubscribe': `<${unsubscribeUrl}>, ${mailto}${token}>`,

@@ -54,7 +54,10 @@ export type Envelope = {
 /**
  * The complete RFC 5322 message, CRLF line endings, in one buffer (sendmail, the outbox, counts).
  */
-export async function composeMessage(message: OutgoingMessage, options: ComposeOptions = {}): Promise<Buffer> {
+export async function composeMessage(
+  message: OutgoingMessage,
+  options: ComposeOptions = {},
+): Promise<Buffer> {
   const chunks = await composeChunks(message, options);
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
@@ -64,16 +67,18 @@ export async function composeMessage(message: OutgoingMessage, options: ComposeO
  * are). Unsigned messages are built synchronously, from the newsletter's prepared encodings;
  * a DKIM signature needs the whole message, so a signed one comes back as a single buffer.
  */
-export function composeChunks(message: OutgoingMessage, options: ComposeOptions = {}): Buffer[] | Promise<Buffer[]> {
+export function composeChunks(
+  message: OutgoingMessage,
+  options: ComposeOptions = {},
+): Buffer[] | Promise<Buffer[]> {
   const chunks = messageChunks(message);
   if (!options.dkim) return chunks;
   return signDkim(Buffer.concat(chunks), options.dkim, message.from).then((signed) => [signed]);
 }
 
 /**
- * Prepends a DKIM-Signature (relaxed/relaxed, rsa-sha256) to the composed bytes. Signing here,
- * not with the transport's `dkim` option: nodemailer would then wrap the very stream whose end the
- * SMTP transport watches to tell `before-data` from `data-sent` (see smtp.ts).
+ * Prepends a DKIM-Signature (relaxed/relaxed, rsa-sha256) to the composed bytes, once for every
+ * transport: the signature covers exactly the bytes that go out.
  *
  * nodemailer's signer quietly sends the message unsigned when the key cannot sign; a message that
  * should be signed and is not would then land in spam without a word, so that is an error here.

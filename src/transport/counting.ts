@@ -5,7 +5,7 @@
  * exact bytes (and a message that cannot be built is reported `failed`).
  */
 import type { SendOutcome } from '../domain/types.js';
-import type { OutgoingMessage, Transport } from '../engine/ports.js';
+import type { BodyTemplate, FilledTemplate, OutgoingMessage, Transport } from '../engine/ports.js';
 
 export interface CountingOptions {
   /** Build every message with MailComposer, to count exact bytes. Default false. */
@@ -84,13 +84,28 @@ function newsletterIdOf(messageId: string): number | null {
 }
 
 function roughSize(message: OutgoingMessage): number {
+  const { parts } = message;
   let size =
     Buffer.byteLength(message.subject) +
-    Buffer.byteLength(message.html) +
-    Buffer.byteLength(message.text) +
+    (parts ? partSize(parts.html) : Buffer.byteLength(message.html)) +
+    (parts ? partSize(parts.text) : Buffer.byteLength(message.text)) +
     Buffer.byteLength(message.from) +
     Buffer.byteLength(message.to);
   for (const [key, value] of Object.entries(message.headers))
     size += key.length + Buffer.byteLength(value) + 4;
+  return size;
+}
+
+const literalBytes = new WeakMap<BodyTemplate, number>();
+
+/** The UTF-8 size of a filled template, without building its text: a dry run counts a million. */
+function partSize(part: FilledTemplate): number {
+  let size = literalBytes.get(part.template);
+  if (size === undefined) {
+    size = part.template.literals.reduce((sum, literal) => sum + Buffer.byteLength(literal), 0);
+    literalBytes.set(part.template, size);
+  }
+  const values = part.values.map((value) => Buffer.byteLength(value));
+  for (const slot of part.template.slots) size += values[slot] ?? 0;
   return size;
 }

@@ -265,8 +265,9 @@ function normaliseName(key: string): string {
       // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
       .replace(/[\s\x00-\x20\x7f:]/g, '')
       .toLowerCase()
-      .replace(/^X-SMTPAPI$|^(MIME|DKIM|ARC|BIMI)\b|^OTP(?=-Token$)|^[a-z]|-(SPF|FBL|ID|MD5)$|-[a-z]/gi, (c) =>
-        c.toUpperCase(),
+      .replace(
+        /^X-SMTPAPI$|^(MIME|DKIM|ARC|BIMI)\b|^OTP(?=-Token$)|^[a-z]|-(SPF|FBL|ID|MD5)$|-[a-z]/gi,
+        (c) => c.toUpperCase(),
       )
   );
 }

@@ -20,7 +20,8 @@ const VERBATIM = /^[\x21-\x2d\x2f-\x3c\x3e-\x7e](?:[\x20-\x3c\x3e-\x7e]*[\x21-\x
 
 /**
  * Encodes `text` (any string; line breaks CR, LF or CRLF become CRLF hard breaks) starting at the
- * beginning of a line. The result has no trailing soft break.
+ * beginning of a line. The result has no trailing soft break. Each piece is normalised on its own:
+ * a CR that ends one piece and an LF that starts the next stay two line breaks.
  */
 export function encodeQp(text: string): string {
   if (text.length <= MAX_LINE && (text === '' || VERBATIM.test(text))) return text;

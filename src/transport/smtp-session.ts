@@ -47,7 +47,13 @@ export class SmtpError extends Error {
 
   constructor(
     message: string,
-    fields: { code: string; command: string; originalCode?: string; responseCode?: number; response?: string },
+    fields: {
+      code: string;
+      command: string;
+      originalCode?: string;
+      responseCode?: number;
+      response?: string;
+    },
   ) {
     super(message);
     this.name = 'SmtpError';
@@ -120,8 +126,6 @@ export class SmtpSession {
   private closed = false;
   private quitting = false;
   private onClose: ((error: SmtpError | null) => void) | null = null;
-  /** Completed transactions on this connection. */
-  count = 0;
 
   constructor(private readonly options: SessionOptions) {}
 
@@ -191,13 +195,15 @@ export class SmtpSession {
     const onData = (reply: Reply): void => {
       if (reply.code !== 354) {
         refused('DATA', reply);
-        return abandon();
+        abandon();
+        return;
       }
       if (active.failure) {
         // A server that says 354 after refusing the envelope: end an empty message, ignore it.
         this.expected.push({ command: 'DATA', handle: () => undefined });
         this.write(DOT);
-        return abandon();
+        abandon();
+        return;
       }
       this.writeMessage(active);
     };
@@ -225,12 +231,14 @@ export class SmtpSession {
     step('MAIL FROM', mail, (reply) => {
       if (reply.code !== 250) {
         refused('MAIL FROM', reply);
-        return abandon();
+        abandon();
+        return;
       }
       step('RCPT TO', rcpt, (reply) => {
         if (!isPositive(reply)) {
           refused('RCPT TO', reply);
-          return abandon();
+          abandon();
+          return;
         }
         step('DATA', 'DATA\r\n', onData);
       });
@@ -241,7 +249,10 @@ export class SmtpSession {
   quit(): void {
     if (this.quitting) return;
     this.quitting = true;
-    if (this.closed || !this.socket) return this.destroy(null);
+    if (this.closed || !this.socket) {
+      this.destroy(null);
+      return;
+    }
     this.expected.push({ command: 'QUIT', handle: () => this.destroy(null) });
     this.write('QUIT\r\n');
     // A server that does not answer QUIT is not waited for.
@@ -260,7 +271,8 @@ export class SmtpSession {
     if (!socket) return;
     const { transaction } = active;
     // One buffer: copying ~50 kB costs less than a socket write per piece (bench/, docs/benchmarks.md).
-    let data = transaction.chunks.length === 1 ? (transaction.chunks[0] as Buffer) : Buffer.concat(transaction.chunks);
+    let data =
+      transaction.chunks.length === 1 ? (transaction.chunks[0] as Buffer) : Buffer.concat(transaction.chunks);
     if (!transaction.dotSafe && (data[0] === 0x2e || data.indexOf(LF_DOT) !== -1)) data = dotStuff(data);
     // From here on the server may get the whole message: a failure without a reply is `unknown`.
     transaction.phase = 'data-sent';
@@ -285,7 +297,6 @@ export class SmtpSession {
     const index = this.inFlight.indexOf(active);
     if (index === -1) return;
     this.inFlight.splice(index, 1);
-    this.count += 1;
     if (this.inFlight.length === 0 && !this.closed) this.socket?.setTimeout(0);
     if (response !== null) active.transaction.done({ ok: true, response });
     else if (active.failure) active.transaction.done({ ok: false, error: active.failure });
@@ -310,9 +321,7 @@ export class SmtpSession {
       this.socket = socket;
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(
-          this.fail(new SmtpError('Connection timeout', { code: 'ETIMEDOUT', command: 'CONN' })),
-        );
+        reject(this.fail(new SmtpError('Connection timeout', { code: 'ETIMEDOUT', command: 'CONN' })));
       }, connectionTimeoutMs);
       const failed = (error: Error) => {
         clearTimeout(timer);
@@ -356,7 +365,9 @@ export class SmtpSession {
     socket.on('close', () => this.destroy(connectionClosed(this.expected[0]?.command ?? 'CONN')));
     socket.on('timeout', () => {
       if (this.inFlight.length === 0 && this.expected.length === 0) return this.quit();
-      this.destroy(new SmtpError('Timeout', { code: 'ETIMEDOUT', command: this.expected[0]?.command ?? 'CONN' }));
+      this.destroy(
+        new SmtpError('Timeout', { code: 'ETIMEDOUT', command: this.expected[0]?.command ?? 'CONN' }),
+      );
     });
   }
 
@@ -371,7 +382,11 @@ export class SmtpSession {
     this.extensions.clear();
     this.authMethods = [];
     for (const line of reply.text.split('\n').slice(1)) {
-      const words = line.slice(4).trim().toUpperCase().split(/[\s=]+/);
+      const words = line
+        .slice(4)
+        .trim()
+        .toUpperCase()
+        .split(/[\s=]+/);
       if (words[0]) this.extensions.add(words[0]);
       if (words[0] === 'AUTH') this.authMethods.push(...words.slice(1));
     }
@@ -523,7 +538,12 @@ function replyError(command: string, reply: Reply, code = 'EENVELOPE'): SmtpErro
 }
 
 function authError(command: string, reply: Reply): SmtpError {
-  return new SmtpError('Invalid login', { code: 'EAUTH', command, responseCode: reply.code, response: reply.text });
+  return new SmtpError('Invalid login', {
+    code: 'EAUTH',
+    command,
+    responseCode: reply.code,
+    response: reply.text,
+  });
 }
 
 function connectionError(error: Error, command: string): SmtpError {

@@ -85,7 +85,10 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
     ignoreTLS: options.ignoreTLS ?? false,
     tls: options.tls,
     name: (options.name ?? defaultName()).replace(/[\r\n]/g, ''),
-    auth: spec.user !== null || spec.password !== null ? { user: spec.user ?? '', pass: spec.password ?? '' } : null,
+    auth:
+      spec.user !== null || spec.password !== null
+        ? { user: spec.user ?? '', pass: spec.password ?? '' }
+        : null,
     connectionTimeoutMs: options.connectionTimeoutMs ?? timeout,
     greetingTimeoutMs: options.greetingTimeoutMs ?? timeout,
     socketTimeoutMs: options.socketTimeoutMs ?? timeout,
@@ -145,8 +148,6 @@ interface Job {
   transaction: Transaction;
   session: SmtpSession | null;
   timer: NodeJS.Timeout | null;
-  /** Sent again once already, after losing its connection before its data (see TransactionResult). */
-  requeued: boolean;
   signal: AbortSignal | null;
   settle(result: PoolResult): void;
 }
@@ -188,17 +189,15 @@ class SmtpPool {
       const job: Job = {
         session: null,
         timer: null,
-        requeued: false,
         signal: null,
         transaction: {
           ...fields,
           phase: 'before-data',
           done: (result) => {
             if (result.ok) return job.settle({ kind: 'done', ok: true, response: result.response });
-            if (result.unsent && !job.requeued && !this.closed) {
-              // Provably not delivered, and lost with another message's connection: once more,
-              // first in line.
-              job.requeued = true;
+            if (result.unsent && !this.closed) {
+              // Provably not delivered, and lost with another message's connection: again, first
+              // in line. Each time costs that other message (it ends `unknown`), so this ends.
               job.session = null;
               job.transaction.phase = 'before-data';
               this.queue.unshift(job);
@@ -364,7 +363,10 @@ class SmtpPool {
     job.settle({
       kind: 'done',
       ok: false,
-      error: new SmtpError('no connection within the message timeout', { code: 'ETIMEDOUT', command: 'CONN' }),
+      error: new SmtpError('no connection within the message timeout', {
+        code: 'ETIMEDOUT',
+        command: 'CONN',
+      }),
       phase: 'before-data',
     });
   }
@@ -393,7 +395,7 @@ class SmtpPool {
   }
 }
 
-const WITHDRAWN = 'not sent: the run stopped on another message\'s reply before this one was tried';
+const WITHDRAWN = "not sent: the run stopped on another message's reply before this one was tried";
 
 function withdrawnOutcome(): SendOutcome {
   return { kind: 'withdrawn', reply: WITHDRAWN };

@@ -6,6 +6,7 @@ import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { isTerminal, printJson, println, table, time, warn } from '../output.js';
 import { importProgress, wantsProgress } from '../progress.js';
+import { keepHeapSmall } from '../heap.js';
 
 const MAX_REPORTED = 20;
 
@@ -21,6 +22,7 @@ interface ImportOptions {
  */
 export async function importCommand(context: Context, file: string, options: ImportOptions): Promise<void> {
   if (options.list !== undefined) validateListName(options.list);
+  keepHeapSmall();
   const invalid: { line: number; problem: string }[] = [];
   const duplicates: { line: number; firstLine: number; address: string }[] = [];
   let fieldNames: string[] = [];

@@ -19,6 +19,7 @@ import { createLogger } from '../log.js';
 import { isTerminal, printError, printJson, println, warn } from '../output.js';
 import { type SendDueProgress, sendDueProgress, sendDueWorkLeft, wantsProgress } from '../progress.js';
 import { parseId } from './newsletters.js';
+import { keepHeapSmall } from '../heap.js';
 
 interface SendDueOptions {
   dryRun?: boolean;
@@ -230,6 +231,7 @@ function stopText(result: SendDueResult): string {
 
 async function dryRunCommand(context: Context, options: SendDueOptions): Promise<void> {
   const newsletterId = options.newsletter === undefined ? null : parseId(options.newsletter);
+  keepHeapSmall();
   const result = await withStore(context, { readonly: true }, (store) =>
     dryRun({
       config: context.config,

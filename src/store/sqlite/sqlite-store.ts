@@ -57,6 +57,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly file: string;
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -224,30 +225,42 @@ export class SqliteStore implements Store {
 
   private addMembership(listId: number, subscriberId: number, now: Millis): boolean {
     return (
-      this.db
-        .prepare('INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)')
-        .run(listId, subscriberId, now).changes === 1
+      this.prepared(
+        'INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)',
+      ).run(listId, subscriberId, now).changes === 1
     );
   }
 
   /** Insert or update by normalised address. An import never re-subscribes someone who left. */
   private upsertSubscriber(input: SubscriberInput, now: Millis): { created: boolean; id: number } {
-    const existing = this.db
-      .prepare('SELECT id, fields FROM subscribers WHERE address = ?')
-      .get(input.address) as { id: number; fields: string } | undefined;
+    const existing = this.prepared('SELECT id, fields FROM subscribers WHERE address = ?').get(
+      input.address,
+    ) as { id: number; fields: string } | undefined;
     if (existing) {
       const fields = { ...(JSON.parse(existing.fields) as Record<string, string>), ...input.fields };
-      this.db
-        .prepare('UPDATE subscribers SET email = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?')
-        .run(input.email, input.name, JSON.stringify(fields), now, existing.id);
+      this.prepared(
+        'UPDATE subscribers SET email = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?',
+      ).run(input.email, input.name, JSON.stringify(fields), now, existing.id);
       return { created: false, id: existing.id };
     }
-    const result = this.db
-      .prepare(
-        'INSERT INTO subscribers (email, address, name, fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(input.email, input.address, input.name, JSON.stringify(input.fields), now, now);
+    const result = this.prepared(
+      'INSERT INTO subscribers (email, address, name, fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(input.email, input.address, input.name, JSON.stringify(input.fields), now, now);
     return { created: true, id: Number(result.lastInsertRowid) };
+  }
+
+  /**
+   * A statement prepared once per connection. The import runs these once per row: preparing them
+   * each time cost more than the inserts, and each left a native statement for the garbage
+   * collector, a million of them for a million rows (docs/benchmarks.md).
+   */
+  private prepared(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   // ---- newsletters ---------------------------------------------------------------------------
