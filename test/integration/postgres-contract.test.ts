@@ -8,7 +8,7 @@
  * this file can go.
  */
 import { afterAll, vi } from 'vitest';
-import { POSTGRES, stopSharedCluster } from '../helpers/postgres.js';
+import { POSTGRES, POSTGRES_MISSING, stopSharedCluster } from '../helpers/postgres.js';
 
 vi.mock('../helpers/store-fixtures.js', async (importOriginal) => {
   const original = await importOriginal<typeof import('../helpers/store-fixtures.js')>();
@@ -20,7 +20,9 @@ afterAll(stopSharedCluster);
 
 if (!POSTGRES.ok) {
   const { it } = await import('vitest');
-  it.skip(`Store contract: postgres (NOT RUN: ${POSTGRES.reason})`, () => undefined);
+  it('Store contract: postgres needs a PostgreSQL server', () => {
+    throw new Error(POSTGRES_MISSING);
+  });
 } else {
   await import('./store-contract.test.js');
 }

@@ -25,6 +25,7 @@
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
 import type { Sql } from './connection.js';
+import { toClaimed } from '../claim-candidate.js';
 import { type ClaimCandidate, reasonToSkip } from './rows.js';
 
 /** The audience of the newsletter in parameter `param`, as a condition on subscriber `s`. */
@@ -172,24 +173,4 @@ async function claimFresh(
     else claimed.push(toClaimed(nl, row, id, messageId, 0));
   }
   return { claimed, skipped, lastSubscriberId, candidates: fresh.length };
-}
-
-function toClaimed(
-  nl: number,
-  row: ClaimCandidate,
-  deliveryId: number,
-  messageId: string,
-  attempts: number,
-): ClaimedDelivery {
-  return {
-    deliveryId,
-    newsletterId: nl,
-    subscriberId: row.subscriber_id,
-    email: row.email ?? row.address,
-    address: row.address,
-    name: row.name ?? '',
-    fields: row.fields ?? {},
-    messageId,
-    attempts,
-  };
 }

@@ -165,10 +165,4 @@ export interface ClaimCandidate {
   attempts: number;
 }
 
-/** Same order of reasons as the SQLite store: suppressed, then unsubscribed, then removed. */
-export function reasonToSkip(row: Pick<ClaimCandidate, 'suppressed' | 'status'>): string | null {
-  if (row.suppressed) return `suppressed: ${row.suppressed}`;
-  if (row.status === 'unsubscribed') return 'unsubscribed';
-  if (row.status === null) return 'subscriber removed';
-  return null;
-}
+export { reasonToSkip } from '../claim-candidate.js';

@@ -34,6 +34,7 @@ import type {
   SubscriberInput,
   Suppression,
 } from '../../engine/store.js';
+import { audienceClosed, type CandidateRow, reasonToSkip, toClaimed } from '../claim-candidate.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import { type OpenOptions, openSqlite } from './open.js';
 import {
@@ -595,7 +596,7 @@ export class SqliteStore implements Store {
           "UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?",
         )
         .run(runId, now, now, row.id);
-      claimed.push(toClaimed(nl, row, row.id, row.message_id, row.attempts));
+      claimed.push(toClaimed(nl, parsed(row), row.id, row.message_id, row.attempts));
     }
 
     let lastSubscriberId = request.afterSubscriberId;
@@ -634,7 +635,7 @@ export class SqliteStore implements Store {
           now,
           now,
         );
-        claimed.push(toClaimed(nl, row, Number(result.lastInsertRowid), messageId, 0));
+        claimed.push(toClaimed(nl, parsed(row), Number(result.lastInsertRowid), messageId, 0));
       }
     }
     return { claimed, skipped, lastSubscriberId, stillSending: true };
@@ -955,39 +956,7 @@ interface ClaimCandidate {
   attempts: number;
 }
 
-/**
- * Once a newsletter has been sent (or failed), its audience is closed: a `reconcile --resend` that
- * reopens it for its unknown rows must not mail people who joined its lists afterwards.
- */
-function audienceClosed(row: { status: string; finished_at: number | null }): boolean {
-  return (
-    row.status === 'sent' || row.status === 'failed' || (row.status === 'sending' && row.finished_at !== null)
-  );
-}
-
-function reasonToSkip(row: ClaimCandidate): string | null {
-  if (row.suppressed) return `suppressed: ${row.suppressed}`;
-  if (row.status === 'unsubscribed') return 'unsubscribed';
-  if (row.status === null) return 'subscriber removed';
-  return null;
-}
-
-function toClaimed(
-  nl: number,
-  row: ClaimCandidate,
-  deliveryId: number,
-  messageId: string,
-  attempts: number,
-): ClaimedDelivery {
-  return {
-    deliveryId,
-    newsletterId: nl,
-    subscriberId: row.subscriber_id,
-    email: row.email ?? row.address,
-    address: row.address,
-    name: row.name ?? '',
-    fields: row.fields ? (JSON.parse(row.fields) as Record<string, string>) : {},
-    messageId,
-    attempts,
-  };
+/** The SQLite row keeps `fields` as JSON text; the shared mapping takes it parsed. */
+function parsed(row: ClaimCandidate): CandidateRow {
+  return { ...row, fields: row.fields ? (JSON.parse(row.fields) as Record<string, string>) : null };
 }
