@@ -28,10 +28,16 @@ import type { Sql } from './connection.js';
 import { toClaimed } from '../claim-candidate.js';
 import { type ClaimCandidate, reasonToSkip } from './rows.js';
 
-/** The audience of the newsletter in parameter `param`, as a condition on subscriber `s`. */
-export function inAudience(param: string): string {
+/**
+ * The audience of the newsletter in parameter `param`, as a condition on subscriber `s`.
+ * `afterParam` repeats the claim's `s.id > …` bound inside: without it the planner chose a merge
+ * semi join that read the memberships index from its start on every claim, so each claim cost
+ * more the further a send had got (14 ms at 60,000 of 100,000 recipients; 0.09 ms with it).
+ */
+export function inAudience(param: string, afterParam?: string): string {
+  const bound = afterParam ? ` AND m.subscriber_id > ${afterParam}` : '';
   return `EXISTS (SELECT 1 FROM newsletter_lists nl JOIN memberships m ON m.list_id = nl.list_id
-                  WHERE nl.newsletter_id = ${param} AND m.subscriber_id = s.id)`;
+                  WHERE nl.newsletter_id = ${param} AND m.subscriber_id = s.id${bound})`;
 }
 
 /** Must run inside a transaction (PostgresStore.claimBatch). */
@@ -128,7 +134,7 @@ async function claimFresh(
     await sql.query<ClaimCandidate>(
       `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
        FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
-       WHERE s.id > $2 AND ${inAudience('$1')}
+       WHERE s.id > $2 AND ${inAudience('$1', '$2')}
          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address)
        ORDER BY s.id
        LIMIT $3

@@ -65,6 +65,20 @@ export class SqliteStore implements Store {
     this.db = db;
   }
 
+  /**
+   * A statement prepared once per connection. Preparing costs more than running most of these
+   * statements: the import runs some once per row (a million native statements for the garbage
+   * collector, docs/benchmarks.md), the send path several per claim and per outcome write.
+   */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
   static open(file: string, options: OpenOptions): SqliteStore {
     return new SqliteStore(file, openSqlite(file, options));
   }
@@ -84,24 +98,18 @@ export class SqliteStore implements Store {
   }
 
   async getMeta(key: string): Promise<string | null> {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
-      | { value: string }
-      | undefined;
+    const row = this.sql('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
     return row?.value ?? null;
   }
 
   async setMeta(key: string, value: string): Promise<void> {
-    this.db
-      .prepare(
-        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-      )
-      .run(key, value);
+    this.sql(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ).run(key, value);
   }
 
   async recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void> {
-    this.db
-      .prepare('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)')
-      .run(now, kind, JSON.stringify(detail));
+    this.sql('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)').run(now, kind, JSON.stringify(detail));
   }
 
   // ---- subscribers and lists ---------------------------------------------------------------
@@ -116,7 +124,7 @@ export class SqliteStore implements Store {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const listId = options.list === null ? null : this.ensureList(options.list, options.now);
-      const addField = this.db.prepare('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
+      const addField = this.sql('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
       for (const name of options.fieldNames) addField.run(name);
       for await (const row of rows) {
         const { created, id } = this.upsertSubscriber(row, options.now);
@@ -136,7 +144,7 @@ export class SqliteStore implements Store {
     return this.db
       .transaction(() => {
         const { created, id } = this.upsertSubscriber(input, now);
-        const addField = this.db.prepare('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
+        const addField = this.sql('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
         for (const name of Object.keys(input.fields)) addField.run(name);
         for (const list of lists) this.addMembership(this.ensureList(list, now), id, now);
         return { created };
@@ -145,15 +153,13 @@ export class SqliteStore implements Store {
   }
 
   async removeSubscriber(address: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM subscribers WHERE address = ?').run(address).changes === 1;
+    return this.sql('DELETE FROM subscribers WHERE address = ?').run(address).changes === 1;
   }
 
   async unsubscribe(address: string, now: Millis): Promise<boolean> {
-    const result = this.db
-      .prepare(
-        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? WHERE address = ? AND status = 'active'",
-      )
-      .run(now, now, address);
+    const result = this.sql(
+      "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?, updated_at = ? WHERE address = ? AND status = 'active'",
+    ).run(now, now, address);
     return result.changes === 1;
   }
 
@@ -161,7 +167,7 @@ export class SqliteStore implements Store {
     subscriberId: number,
     now: Millis,
   ): Promise<{ address: string; changed: boolean } | null> {
-    const row = this.db.prepare('SELECT address FROM subscribers WHERE id = ?').get(subscriberId) as
+    const row = this.sql('SELECT address FROM subscribers WHERE id = ?').get(subscriberId) as
       | { address: string }
       | undefined;
     if (!row) return null;
@@ -169,7 +175,7 @@ export class SqliteStore implements Store {
   }
 
   async getSubscriber(address: string): Promise<Subscriber | null> {
-    const row = this.db.prepare(`${SUBSCRIBER_SELECT} WHERE s.address = ?`).get(address) as
+    const row = this.sql(`${SUBSCRIBER_SELECT} WHERE s.address = ?`).get(address) as
       | SubscriberRow
       | undefined;
     return row ? toSubscriber(row) : null;
@@ -181,87 +187,74 @@ export class SqliteStore implements Store {
     limit: number;
   }): Promise<Subscriber[]> {
     const rows = filter.list
-      ? this.db
-          .prepare(
-            `${SUBSCRIBER_SELECT} WHERE s.id > ? AND s.id IN (SELECT m.subscriber_id FROM memberships m
+      ? this.sql(
+          `${SUBSCRIBER_SELECT} WHERE s.id > ? AND s.id IN (SELECT m.subscriber_id FROM memberships m
                JOIN lists l ON l.id = m.list_id WHERE l.name = ?) ORDER BY s.id LIMIT ?`,
-          )
-          .all(filter.afterId, filter.list, filter.limit)
-      : this.db
-          .prepare(`${SUBSCRIBER_SELECT} WHERE s.id > ? ORDER BY s.id LIMIT ?`)
-          .all(filter.afterId, filter.limit);
+        ).all(filter.afterId, filter.list, filter.limit)
+      : this.sql(`${SUBSCRIBER_SELECT} WHERE s.id > ? ORDER BY s.id LIMIT ?`).all(
+          filter.afterId,
+          filter.limit,
+        );
     return (rows as SubscriberRow[]).map(toSubscriber);
   }
 
   async knownFieldNames(): Promise<string[]> {
-    return (this.db.prepare('SELECT name FROM field_names ORDER BY name').all() as { name: string }[]).map(
+    return (this.sql('SELECT name FROM field_names ORDER BY name').all() as { name: string }[]).map(
       (r) => r.name,
     );
   }
 
   async lists(): Promise<{ name: string; members: number }[]> {
-    return this.db
-      .prepare(
-        `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members
+    return this.sql(
+      `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members
          FROM lists l ORDER BY l.name`,
-      )
-      .all() as { name: string; members: number }[];
+    ).all() as { name: string; members: number }[];
   }
 
   async audienceSize(lists: string[]): Promise<number> {
     if (lists.length === 0) return 0;
-    const row = this.db
-      .prepare(
-        `SELECT count(DISTINCT m.subscriber_id) AS n FROM memberships m JOIN lists l ON l.id = m.list_id
+    const row = this.sql(
+      `SELECT count(DISTINCT m.subscriber_id) AS n FROM memberships m JOIN lists l ON l.id = m.list_id
          WHERE l.name IN (SELECT value FROM json_each(?))`,
-      )
-      .get(JSON.stringify(lists)) as { n: number };
+    ).get(JSON.stringify(lists)) as { n: number };
     return row.n;
   }
 
   private ensureList(name: string, now: Millis): number {
-    this.db.prepare('INSERT OR IGNORE INTO lists (name, created_at) VALUES (?, ?)').run(name, now);
-    return (this.db.prepare('SELECT id FROM lists WHERE name = ?').get(name) as { id: number }).id;
+    this.sql('INSERT OR IGNORE INTO lists (name, created_at) VALUES (?, ?)').run(name, now);
+    return (this.sql('SELECT id FROM lists WHERE name = ?').get(name) as { id: number }).id;
   }
 
   private addMembership(listId: number, subscriberId: number, now: Millis): boolean {
     return (
-      this.prepared(
-        'INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)',
-      ).run(listId, subscriberId, now).changes === 1
+      this.sql('INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)').run(
+        listId,
+        subscriberId,
+        now,
+      ).changes === 1
     );
   }
 
   /** Insert or update by normalised address. An import never re-subscribes someone who left. */
   private upsertSubscriber(input: SubscriberInput, now: Millis): { created: boolean; id: number } {
-    const existing = this.prepared('SELECT id, fields FROM subscribers WHERE address = ?').get(
-      input.address,
-    ) as { id: number; fields: string } | undefined;
+    const existing = this.sql('SELECT id, fields FROM subscribers WHERE address = ?').get(input.address) as
+      | { id: number; fields: string }
+      | undefined;
     if (existing) {
       const fields = { ...(JSON.parse(existing.fields) as Record<string, string>), ...input.fields };
-      this.prepared(
-        'UPDATE subscribers SET email = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?',
-      ).run(input.email, input.name, JSON.stringify(fields), now, existing.id);
+      this.sql('UPDATE subscribers SET email = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?').run(
+        input.email,
+        input.name,
+        JSON.stringify(fields),
+        now,
+        existing.id,
+      );
       return { created: false, id: existing.id };
     }
-    const result = this.prepared(
+    const result = this.sql(
       'INSERT INTO subscribers (email, address, name, fields, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
     ).run(input.email, input.address, input.name, JSON.stringify(input.fields), now, now);
     return { created: true, id: Number(result.lastInsertRowid) };
-  }
-
-  /**
-   * A statement prepared once per connection. The import runs these once per row: preparing them
-   * each time cost more than the inserts, and each left a native statement for the garbage
-   * collector, a million of them for a million rows (docs/benchmarks.md).
-   */
-  private prepared(sql: string): Database.Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
   }
 
   // ---- newsletters ---------------------------------------------------------------------------
@@ -270,31 +263,27 @@ export class SqliteStore implements Store {
     const id = this.db
       .transaction(() => {
         const listIds = input.lists.map((name) => {
-          const row = this.db.prepare('SELECT id FROM lists WHERE name = ?').get(name) as
-            | { id: number }
-            | undefined;
+          const row = this.sql('SELECT id FROM lists WHERE name = ?').get(name) as { id: number } | undefined;
           if (!row)
             throw new InputError(`There is no list named "${name}".`, [
               'See the lists with `newsletter recipients list --lists`.',
             ]);
           return row.id;
         });
-        const result = this.db
-          .prepare(
-            `INSERT INTO newsletters (subject, template_path, from_address, status, scheduled_at, created_at, updated_at)
+        const result = this.sql(
+          `INSERT INTO newsletters (subject, template_path, from_address, status, scheduled_at, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            input.subject,
-            input.templatePath,
-            input.from,
-            input.scheduledAt === null ? 'draft' : 'scheduled',
-            input.scheduledAt,
-            now,
-            now,
-          );
+        ).run(
+          input.subject,
+          input.templatePath,
+          input.from,
+          input.scheduledAt === null ? 'draft' : 'scheduled',
+          input.scheduledAt,
+          now,
+          now,
+        );
         const newsletterId = Number(result.lastInsertRowid);
-        const link = this.db.prepare('INSERT INTO newsletter_lists (newsletter_id, list_id) VALUES (?, ?)');
+        const link = this.sql('INSERT INTO newsletter_lists (newsletter_id, list_id) VALUES (?, ?)');
         for (const listId of listIds) link.run(newsletterId, listId);
         return newsletterId;
       })
@@ -303,34 +292,32 @@ export class SqliteStore implements Store {
   }
 
   async getNewsletter(id: number): Promise<Newsletter | null> {
-    const row = this.db.prepare(`${NEWSLETTER_SELECT} WHERE n.id = ?`).get(id) as NewsletterRow | undefined;
+    const row = this.sql(`${NEWSLETTER_SELECT} WHERE n.id = ?`).get(id) as NewsletterRow | undefined;
     return row ? toNewsletter(row) : null;
   }
 
   async listNewsletters(): Promise<Newsletter[]> {
-    return (this.db.prepare(`${NEWSLETTER_SELECT} ORDER BY n.id`).all() as NewsletterRow[]).map(toNewsletter);
+    return (this.sql(`${NEWSLETTER_SELECT} ORDER BY n.id`).all() as NewsletterRow[]).map(toNewsletter);
   }
 
   async scheduleNewsletter(id: number, at: Millis, now: Millis) {
     return this.transition(id, ['draft', 'scheduled'], () =>
-      this.db
-        .prepare("UPDATE newsletters SET status = 'scheduled', scheduled_at = ?, updated_at = ? WHERE id = ?")
-        .run(at, now, id),
+      this.sql(
+        "UPDATE newsletters SET status = 'scheduled', scheduled_at = ?, updated_at = ? WHERE id = ?",
+      ).run(at, now, id),
     );
   }
 
   async cancelNewsletter(id: number, now: Millis) {
     return this.transition(id, ['draft', 'scheduled', 'sending'], () => {
-      this.db
-        .prepare("UPDATE newsletters SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?")
-        .run(now, now, id);
+      this.sql(
+        "UPDATE newsletters SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?",
+      ).run(now, now, id);
       // Rows waiting for a retry will never be claimed now: record why. Rows a live run holds
       // (`claimed`) are left for that run to record; recipients never claimed stay `pending`.
-      this.db
-        .prepare(
-          "UPDATE deliveries SET state = 'skipped', reason = 'newsletter cancelled', updated_at = ? WHERE newsletter_id = ? AND state = 'retry'",
-        )
-        .run(now, id);
+      this.sql(
+        "UPDATE deliveries SET state = 'skipped', reason = 'newsletter cancelled', updated_at = ? WHERE newsletter_id = ? AND state = 'retry'",
+      ).run(now, id);
     });
   }
 
@@ -341,7 +328,7 @@ export class SqliteStore implements Store {
   ): { ok: true } | { ok: false; status: Newsletter['status'] } {
     return this.db
       .transaction(() => {
-        const row = this.db.prepare('SELECT status FROM newsletters WHERE id = ?').get(id) as
+        const row = this.sql('SELECT status FROM newsletters WHERE id = ?').get(id) as
           | { status: string }
           | undefined;
         if (!row)
@@ -369,9 +356,9 @@ export class SqliteStore implements Store {
       unknown: 0,
       skipped: 0,
     };
-    const rows = this.db
-      .prepare('SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = ? GROUP BY state')
-      .all(newsletterId) as { state: DeliveryState; n: number }[];
+    const rows = this.sql(
+      'SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = ? GROUP BY state',
+    ).all(newsletterId) as { state: DeliveryState; n: number }[];
     for (const row of rows) counts[row.state] = row.n;
     counts.pending = this.pendingCount(newsletterId);
     counts.audience = counts.pending + rows.reduce((sum, row) => sum + row.n, 0);
@@ -379,16 +366,14 @@ export class SqliteStore implements Store {
   }
 
   private pendingCount(newsletterId: number): number {
-    const newsletter = this.db
-      .prepare('SELECT status, finished_at FROM newsletters WHERE id = ?')
-      .get(newsletterId) as { status: string; finished_at: number | null } | undefined;
+    const newsletter = this.sql('SELECT status, finished_at FROM newsletters WHERE id = ?').get(
+      newsletterId,
+    ) as { status: string; finished_at: number | null } | undefined;
     if (!newsletter || audienceClosed(newsletter)) return 0;
-    const row = this.db
-      .prepare(
-        `SELECT count(*) AS n FROM subscribers s WHERE ${IN_AUDIENCE}
+    const row = this.sql(
+      `SELECT count(*) AS n FROM subscribers s WHERE ${IN_AUDIENCE}
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)`,
-      )
-      .get({ nl: newsletterId }) as { n: number };
+    ).get({ nl: newsletterId }) as { n: number };
     return row.n;
   }
 
@@ -397,75 +382,67 @@ export class SqliteStore implements Store {
     filter: { state?: DeliveryState; limit: number },
   ): Promise<Delivery[]> {
     const rows = filter.state
-      ? this.db
-          .prepare('SELECT * FROM deliveries WHERE newsletter_id = ? AND state = ? ORDER BY id LIMIT ?')
-          .all(newsletterId, filter.state, filter.limit)
-      : this.db
-          .prepare('SELECT * FROM deliveries WHERE newsletter_id = ? ORDER BY id LIMIT ?')
-          .all(newsletterId, filter.limit);
+      ? this.sql('SELECT * FROM deliveries WHERE newsletter_id = ? AND state = ? ORDER BY id LIMIT ?').all(
+          newsletterId,
+          filter.state,
+          filter.limit,
+        )
+      : this.sql('SELECT * FROM deliveries WHERE newsletter_id = ? ORDER BY id LIMIT ?').all(
+          newsletterId,
+          filter.limit,
+        );
     return (rows as DeliveryRow[]).map(toDelivery);
   }
 
   // ---- runs and leases -----------------------------------------------------------------------
 
   async registerRun(registration: RunRegistration): Promise<RunInfo> {
-    const result = this.db
-      .prepare('INSERT INTO runs (host_id, hostname, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?)')
-      .run(
-        registration.hostId,
-        registration.hostname,
-        registration.pid,
-        registration.now,
-        registration.now + registration.leaseMs,
-      );
-    return toRun(
-      this.db.prepare('SELECT * FROM runs WHERE id = ?').get(Number(result.lastInsertRowid)) as RunRow,
+    const result = this.sql(
+      'INSERT INTO runs (host_id, hostname, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?)',
+    ).run(
+      registration.hostId,
+      registration.hostname,
+      registration.pid,
+      registration.now,
+      registration.now + registration.leaseMs,
     );
+    return toRun(this.sql('SELECT * FROM runs WHERE id = ?').get(Number(result.lastInsertRowid)) as RunRow);
   }
 
   async renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean> {
     // A run that another run has ended (its lease had expired) cannot bring itself back: the
     // `ended_at IS NULL` condition is what makes a lost lease final.
     return (
-      this.db
-        .prepare('UPDATE runs SET lease_until = ? WHERE id = ? AND ended_at IS NULL')
-        .run(now + leaseMs, runId).changes === 1
+      this.sql('UPDATE runs SET lease_until = ? WHERE id = ? AND ended_at IS NULL').run(now + leaseMs, runId)
+        .changes === 1
     );
   }
 
   async liveRuns(): Promise<RunInfo[]> {
-    return (this.db.prepare('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[]).map(
-      toRun,
-    );
+    return (this.sql('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[]).map(toRun);
   }
 
   async expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }> {
     return this.db
       .transaction(() => {
-        const expired = this.db
-          .prepare(
-            `SELECT id FROM runs WHERE ended_at IS NULL
+        const expired = this.sql(
+          `SELECT id FROM runs WHERE ended_at IS NULL
                AND (lease_until < ? OR id IN (SELECT value FROM json_each(?)))`,
-          )
-          .all(now, JSON.stringify(deadRunIds)) as { id: number }[];
+        ).all(now, JSON.stringify(deadRunIds)) as { id: number }[];
         let unknown = 0;
         for (const { id } of expired) {
           // Claimed rows of a run that is gone: the message may or may not have been handed over.
           // `unknown` is never resent on its own (promise 1); an operator settles it (reconcile).
-          const changed = this.db
-            .prepare(
-              `UPDATE deliveries SET state = 'unknown', updated_at = ?,
+          const changed = this.sql(
+            `UPDATE deliveries SET state = 'unknown', updated_at = ?,
                  reason = 'the run that claimed it ended without recording an outcome'
                WHERE run_id = ? AND state = 'claimed'`,
-            )
-            .run(now, id).changes;
+          ).run(now, id).changes;
           unknown += changed;
-          this.db
-            .prepare(
-              `UPDATE runs SET ended_at = ?, outcome = 'lost', unknown = unknown + ?,
+          this.sql(
+            `UPDATE runs SET ended_at = ?, outcome = 'lost', unknown = unknown + ?,
                  error = 'lease expired or process gone; its claims became unknown' WHERE id = ?`,
-            )
-            .run(now, changed, id);
+          ).run(now, changed, id);
         }
         return { runs: expired.length, unknown };
       })
@@ -479,68 +456,58 @@ export class SqliteStore implements Store {
     error: string | null,
     now: Millis,
   ): Promise<void> {
-    this.db
-      .prepare(
-        `UPDATE runs SET ended_at = coalesce(ended_at, ?), outcome = CASE WHEN ended_at IS NULL THEN ? ELSE outcome END,
+    this.sql(
+      `UPDATE runs SET ended_at = coalesce(ended_at, ?), outcome = CASE WHEN ended_at IS NULL THEN ? ELSE outcome END,
            sent = ?, failed = ?, retry = ?, unknown = unknown + ?, skipped = ?, error = coalesce(error, ?)
          WHERE id = ?`,
-      )
-      .run(
-        now,
-        outcome,
-        counts.sent,
-        counts.failed,
-        counts.retry,
-        counts.unknown,
-        counts.skipped,
-        error,
-        runId,
-      );
+    ).run(
+      now,
+      outcome,
+      counts.sent,
+      counts.failed,
+      counts.retry,
+      counts.unknown,
+      counts.skipped,
+      error,
+      runId,
+    );
   }
 
   async listRuns(limit: number): Promise<RunInfo[]> {
-    return (this.db.prepare('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as RunRow[]).map(toRun);
+    return (this.sql('SELECT * FROM runs ORDER BY id DESC LIMIT ?').all(limit) as RunRow[]).map(toRun);
   }
 
   // ---- the send pipeline ---------------------------------------------------------------------
 
   async dueNewsletters(now: Millis): Promise<Newsletter[]> {
     return (
-      this.db
-        .prepare(
-          `${NEWSLETTER_SELECT} WHERE n.status = 'scheduled' AND n.scheduled_at <= ? ORDER BY n.scheduled_at, n.id`,
-        )
-        .all(now) as NewsletterRow[]
+      this.sql(
+        `${NEWSLETTER_SELECT} WHERE n.status = 'scheduled' AND n.scheduled_at <= ? ORDER BY n.scheduled_at, n.id`,
+      ).all(now) as NewsletterRow[]
     ).map(toNewsletter);
   }
 
   async beginSending(newsletterId: number, body: VerifiedBody, runId: number, now: Millis): Promise<boolean> {
     // Compare-and-set: the body and the status change land together or not at all. Exactly one
     // row changes for exactly one run; every other run sees 0 and leaves the newsletter alone.
-    const result = this.db
-      .prepare(
-        `UPDATE newsletters SET status = 'sending', body = ?, started_at = ?, started_by_run = ?, updated_at = ?
+    const result = this.sql(
+      `UPDATE newsletters SET status = 'sending', body = ?, started_at = ?, started_by_run = ?, updated_at = ?
          WHERE id = ? AND status = 'scheduled'`,
-      )
-      .run(JSON.stringify(body), now, runId, now, newsletterId);
+    ).run(JSON.stringify(body), now, runId, now, newsletterId);
     return result.changes === 1;
   }
 
   async markBuildFailed(newsletterId: number, reason: string, now: Millis): Promise<boolean> {
-    const result = this.db
-      .prepare(
-        `UPDATE newsletters SET status = 'failed', failure_reason = ?, finished_at = ?, updated_at = ?
+    const result = this.sql(
+      `UPDATE newsletters SET status = 'failed', failure_reason = ?, finished_at = ?, updated_at = ?
          WHERE id = ? AND status = 'scheduled'`,
-      )
-      .run(reason, now, now, newsletterId);
+    ).run(reason, now, now, newsletterId);
     return result.changes === 1;
   }
 
   async sendingNewsletters(): Promise<Newsletter[]> {
     return (
-      this.db
-        .prepare(`${NEWSLETTER_SELECT} WHERE n.status = 'sending' ORDER BY n.id`)
-        .all() as NewsletterRow[]
+      this.sql(`${NEWSLETTER_SELECT} WHERE n.status = 'sending' ORDER BY n.id`).all() as NewsletterRow[]
     ).map(toNewsletter);
   }
 
@@ -557,61 +524,57 @@ export class SqliteStore implements Store {
    */
   private claimNow(request: ClaimRequest): ClaimResult {
     const { newsletterId: nl, runId, now } = request;
-    const status = this.db.prepare('SELECT status, finished_at FROM newsletters WHERE id = ?').get(nl) as
+    const status = this.sql('SELECT status, finished_at FROM newsletters WHERE id = ?').get(nl) as
       | { status: string; finished_at: number | null }
       | undefined;
     if (status?.status !== 'sending')
       return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: false };
     // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
     // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
-    const live = this.db.prepare('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL').get(runId);
+    const live = this.sql('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL').get(runId);
     if (!live)
       return { claimed: [], skipped: 0, lastSubscriberId: request.afterSubscriberId, stillSending: true };
 
     const claimed: ClaimedDelivery[] = [];
     let skipped = 0;
 
-    const dueRetries = this.db
-      .prepare(
-        `SELECT d.id, d.subscriber_id, d.address, d.message_id, d.attempts, s.email, s.name, s.fields, s.status,
+    const dueRetries = this.sql(
+      `SELECT d.id, d.subscriber_id, d.address, d.message_id, d.attempts, s.email, s.name, s.fields, s.status,
                 sup.reason AS suppressed
          FROM deliveries d
          LEFT JOIN subscribers s ON s.address = d.address
          LEFT JOIN suppressions sup ON sup.address = d.address
          WHERE d.newsletter_id = ? AND d.state = 'retry' AND d.next_attempt_at <= ?
          ORDER BY d.next_attempt_at, d.id LIMIT ?`,
-      )
-      .all(nl, now, request.limit) as ClaimCandidate[];
+    ).all(nl, now, request.limit) as ClaimCandidate[];
     for (const row of dueRetries) {
       const skipReason = reasonToSkip(row);
       if (skipReason) {
-        this.db
-          .prepare("UPDATE deliveries SET state = 'skipped', reason = ?, updated_at = ? WHERE id = ?")
-          .run(skipReason, now, row.id);
+        this.sql("UPDATE deliveries SET state = 'skipped', reason = ?, updated_at = ? WHERE id = ?").run(
+          skipReason,
+          now,
+          row.id,
+        );
         skipped += 1;
         continue;
       }
-      this.db
-        .prepare(
-          "UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?",
-        )
-        .run(runId, now, now, row.id);
+      this.sql(
+        "UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?",
+      ).run(runId, now, now, row.id);
       claimed.push(toClaimed(nl, parsed(row), row.id, row.message_id, row.attempts));
     }
 
     let lastSubscriberId = request.afterSubscriberId;
     const room = request.limit - dueRetries.length;
     if (room > 0 && !audienceClosed(status)) {
-      const fresh = this.db
-        .prepare(
-          `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
+      const fresh = this.sql(
+        `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
            FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
            WHERE s.id > :after AND ${IN_AUDIENCE}
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
            ORDER BY s.id LIMIT :room`,
-        )
-        .all({ nl, after: request.afterSubscriberId, room }) as ClaimCandidate[];
-      const insert = this.db.prepare(
+      ).all({ nl, after: request.afterSubscriberId, room }) as ClaimCandidate[];
+      const insert = this.sql(
         `INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
@@ -646,16 +609,24 @@ export class SqliteStore implements Store {
     writes: OutcomeWrite[],
     now: Millis,
   ): Promise<{ applied: number; refused: number }> {
+    return this.withoutFsync(() => this.recordOutcomesNow(runId, writes, now));
+  }
+
+  private recordOutcomesNow(
+    runId: number,
+    writes: OutcomeWrite[],
+    now: Millis,
+  ): { applied: number; refused: number } {
     return this.db
       .transaction(() => {
         // The fence: a row changes only while it is still `claimed` by this very run. A run whose
         // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
-        const update = this.db.prepare(
+        const update = this.sql(
           `UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, smtp_reply = ?, queue_id = ?,
              reason = ?, updated_at = ?
            WHERE id = ? AND run_id = ? AND state = 'claimed'`,
         );
-        const suppress = this.db.prepare(
+        const suppress = this.sql(
           'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
         );
         let applied = 0;
@@ -683,15 +654,34 @@ export class SqliteStore implements Store {
   }
 
   async releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number> {
-    return this.db
-      .transaction(() => {
-        const update = this.db.prepare(
-          `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, updated_at = ?
-           WHERE id = ? AND run_id = ? AND state = 'claimed'`,
-        );
-        return deliveryIds.reduce((sum, id) => sum + update.run(now, now, id, runId).changes, 0);
-      })
-      .immediate();
+    return this.withoutFsync(() =>
+      this.db
+        .transaction(() => {
+          const update = this.sql(
+            `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, updated_at = ?
+             WHERE id = ? AND run_id = ? AND state = 'claimed'`,
+          );
+          return deliveryIds.reduce((sum, id) => sum + update.run(now, now, id, runId).changes, 0);
+        })
+        .immediate(),
+    );
+  }
+
+  /**
+   * Runs a write that moves rows out of `claimed` with synchronous=NORMAL: committed to the WAL
+   * (safe from a crash of this process) but not fsynced until the next claim, whose FULL commit
+   * fsyncs the WAL and every commit before it. A power cut in between can only take such a write
+   * back, leaving its rows `claimed`, which then become `unknown`: the safe side, and still within
+   * one window of NEWSLETTER_BATCH rows. It halves the fsyncs on the send path, and a fsync blocks
+   * the whole process (the SMTP connections too) for as long as the disk takes.
+   */
+  private withoutFsync<T>(write: () => T): T {
+    this.sql('PRAGMA synchronous = NORMAL').run();
+    try {
+      return write();
+    } finally {
+      this.sql('PRAGMA synchronous = FULL').run();
+    }
   }
 
   async completeIfDone(newsletterId: number, now: Millis): Promise<boolean> {
@@ -699,17 +689,13 @@ export class SqliteStore implements Store {
       .transaction(() => {
         // Completion is read from the ledger, never from a counter: nobody left to claim, and no
         // row still claimed or waiting for a retry.
-        const open = this.db
-          .prepare(
-            "SELECT count(*) AS n FROM deliveries WHERE newsletter_id = ? AND state IN ('claimed', 'retry')",
-          )
-          .get(newsletterId) as { n: number };
+        const open = this.sql(
+          "SELECT count(*) AS n FROM deliveries WHERE newsletter_id = ? AND state IN ('claimed', 'retry')",
+        ).get(newsletterId) as { n: number };
         if (open.n > 0 || this.pendingCount(newsletterId) > 0) return false;
-        const result = this.db
-          .prepare(
-            "UPDATE newsletters SET status = 'sent', finished_at = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
-          )
-          .run(now, now, newsletterId);
+        const result = this.sql(
+          "UPDATE newsletters SET status = 'sent', finished_at = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
+        ).run(now, now, newsletterId);
         return result.changes === 1;
       })
       .immediate();
@@ -728,21 +714,18 @@ export class SqliteStore implements Store {
     // can never both read the same `used` and both take what is left.
     return this.db
       .transaction(() => {
-        this.db
-          .prepare(
-            'INSERT OR IGNORE INTO quota_usage (account, window_start, used, updated_at) VALUES (?, ?, 0, ?)',
-          )
-          .run(account, windowStart, now);
-        const { used } = this.db
-          .prepare('SELECT used FROM quota_usage WHERE account = ? AND window_start = ?')
-          .get(account, windowStart) as { used: number };
+        this.sql(
+          'INSERT OR IGNORE INTO quota_usage (account, window_start, used, updated_at) VALUES (?, ?, 0, ?)',
+        ).run(account, windowStart, now);
+        const { used } = this.sql('SELECT used FROM quota_usage WHERE account = ? AND window_start = ?').get(
+          account,
+          windowStart,
+        ) as { used: number };
         const granted = quotaGrant(used, wanted, limit);
         if (granted > 0) {
-          this.db
-            .prepare(
-              'UPDATE quota_usage SET used = used + ?, updated_at = ? WHERE account = ? AND window_start = ?',
-            )
-            .run(granted, now, account, windowStart);
+          this.sql(
+            'UPDATE quota_usage SET used = used + ?, updated_at = ? WHERE account = ? AND window_start = ?',
+          ).run(granted, now, account, windowStart);
         }
         return granted;
       })
@@ -751,17 +734,16 @@ export class SqliteStore implements Store {
 
   async releaseQuota(account: string, windowStart: Millis, count: number, now: Millis): Promise<void> {
     if (count <= 0) return;
-    this.db
-      .prepare(
-        'UPDATE quota_usage SET used = max(used - ?, 0), updated_at = ? WHERE account = ? AND window_start = ?',
-      )
-      .run(count, now, account, windowStart);
+    this.sql(
+      'UPDATE quota_usage SET used = max(used - ?, 0), updated_at = ? WHERE account = ? AND window_start = ?',
+    ).run(count, now, account, windowStart);
   }
 
   async quotaUsed(account: string, windowStart: Millis): Promise<number> {
-    const row = this.db
-      .prepare('SELECT used FROM quota_usage WHERE account = ? AND window_start = ?')
-      .get(account, windowStart) as { used: number } | undefined;
+    const row = this.sql('SELECT used FROM quota_usage WHERE account = ? AND window_start = ?').get(
+      account,
+      windowStart,
+    ) as { used: number } | undefined;
     return row?.used ?? 0;
   }
 
@@ -773,22 +755,20 @@ export class SqliteStore implements Store {
     afterSubscriberId: number,
     limit: number,
   ): Promise<PendingRecipient[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
+    const rows = this.sql(
+      `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
          FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
          WHERE s.id > :after
            AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id
                        WHERE m.subscriber_id = s.id AND l.name IN (SELECT value FROM json_each(:lists)))
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
          ORDER BY s.id LIMIT :limit`,
-      )
-      .all({
-        after: afterSubscriberId,
-        lists: JSON.stringify(lists),
-        nl: newsletterId ?? -1,
-        limit,
-      }) as ClaimCandidate[];
+    ).all({
+      after: afterSubscriberId,
+      lists: JSON.stringify(lists),
+      nl: newsletterId ?? -1,
+      limit,
+    }) as ClaimCandidate[];
     return rows.map((row) => ({
       newsletterId: newsletterId ?? 0,
       subscriberId: row.subscriber_id,
@@ -811,18 +791,18 @@ export class SqliteStore implements Store {
         const targets = addresses
           ? addresses
           : (
-              this.db
-                .prepare("SELECT address FROM deliveries WHERE newsletter_id = ? AND state = 'unknown'")
-                .all(newsletterId) as { address: string }[]
+              this.sql("SELECT address FROM deliveries WHERE newsletter_id = ? AND state = 'unknown'").all(
+                newsletterId,
+              ) as { address: string }[]
             ).map((r) => r.address);
         // Only `unknown` rows can be settled: an operator cannot turn a `sent` into a resend.
         const update =
           action === 'mark-sent'
-            ? this.db.prepare(
+            ? this.sql(
                 `UPDATE deliveries SET state = 'sent', reason = 'marked sent by an operator (reconcile)', updated_at = ?
                  WHERE newsletter_id = ? AND address = ? AND state = 'unknown'`,
               )
-            : this.db.prepare(
+            : this.sql(
                 `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, reason = 'resend requested by an operator (reconcile)'
                  WHERE newsletter_id = ? AND address = ? AND state = 'unknown'`,
               );
@@ -836,24 +816,24 @@ export class SqliteStore implements Store {
         if (action === 'resend' && changed > 0) {
           // A `sent` newsletter whose unknowns are resent goes back to `sending` so that runs pick it up.
           // finished_at stays set: its audience is closed, so only these rows go out again.
-          this.db
-            .prepare(
-              "UPDATE newsletters SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'sent'",
-            )
-            .run(now, newsletterId);
+          this.sql(
+            "UPDATE newsletters SET status = 'sending', updated_at = ? WHERE id = ? AND status = 'sent'",
+          ).run(now, newsletterId);
         }
-        this.db
-          .prepare('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)')
-          .run(now, 'reconcile', JSON.stringify({ newsletterId, action, changed, addresses }));
+        this.sql('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)').run(
+          now,
+          'reconcile',
+          JSON.stringify({ newsletterId, action, changed, addresses }),
+        );
         return { changed, notUnknown };
       })
       .immediate();
   }
 
   async suppress(address: string, reason: string, source: string, now: Millis): Promise<void> {
-    this.db
-      .prepare('INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)')
-      .run(address, reason, source, now);
+    this.sql(
+      'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
+    ).run(address, reason, source, now);
   }
 
   // ---- suppressions and bounces ------------------------------------------------------------
@@ -865,7 +845,7 @@ export class SqliteStore implements Store {
   ): Promise<{ added: number }> {
     return this.db
       .transaction(() => {
-        const insert = this.db.prepare(
+        const insert = this.sql(
           'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
         );
         let added = 0;
@@ -878,23 +858,19 @@ export class SqliteStore implements Store {
   async unsuppress(address: string, now: Millis): Promise<boolean> {
     return this.db
       .transaction(() => {
-        this.db
-          .prepare(
-            "UPDATE bounce_events SET cleared_at = ? WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
-          )
-          .run(now, address);
-        return this.db.prepare('DELETE FROM suppressions WHERE address = ?').run(address).changes === 1;
+        this.sql(
+          "UPDATE bounce_events SET cleared_at = ? WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
+        ).run(now, address);
+        return this.sql('DELETE FROM suppressions WHERE address = ?').run(address).changes === 1;
       })
       .immediate();
   }
 
   async listSuppressions(filter: { afterAddress: string | null; limit: number }): Promise<Suppression[]> {
     // SQLite compares TEXT as bytes (BINARY), the order PostgreSQL gives with COLLATE "C".
-    const rows = this.db
-      .prepare(
-        'SELECT address, reason, source, created_at FROM suppressions WHERE address > ? ORDER BY address LIMIT ?',
-      )
-      .all(filter.afterAddress ?? '', filter.limit) as {
+    const rows = this.sql(
+      'SELECT address, reason, source, created_at FROM suppressions WHERE address > ? ORDER BY address LIMIT ?',
+    ).all(filter.afterAddress ?? '', filter.limit) as {
       address: string;
       reason: string;
       source: string;
@@ -912,31 +888,25 @@ export class SqliteStore implements Store {
     const { now, softLimit } = options;
     return this.db
       .transaction((): BounceResult => {
-        const inserted = this.db
-          .prepare(
-            `INSERT OR IGNORE INTO bounce_events (dsn_id, address, kind, status, reason, at)
+        const inserted = this.sql(
+          `INSERT OR IGNORE INTO bounce_events (dsn_id, address, kind, status, reason, at)
              VALUES (?, ?, ?, ?, ?, ?)`,
-          )
-          .run(event.dsnId, event.address, event.kind, event.status, event.reason, now).changes;
+        ).run(event.dsnId, event.address, event.kind, event.status, event.reason, now).changes;
         if (inserted === 0) return { recorded: false, suppressed: false, softCount: 0 };
         const softCount =
           event.kind === 'soft'
             ? (
-                this.db
-                  .prepare(
-                    "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
-                  )
-                  .get(event.address) as { n: number }
+                this.sql(
+                  "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
+                ).get(event.address) as { n: number }
               ).n
             : 0;
         if (event.kind === 'soft' && softCount < softLimit)
           return { recorded: true, suppressed: false, softCount };
         const suppressed =
-          this.db
-            .prepare(
-              "INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, 'bounce', ?)",
-            )
-            .run(event.address, bounceSuppressionReason(event, softCount), now).changes === 1;
+          this.sql(
+            "INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, 'bounce', ?)",
+          ).run(event.address, bounceSuppressionReason(event, softCount), now).changes === 1;
         return { recorded: true, suppressed, softCount };
       })
       .immediate();
