@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './lib.js';
+import { renderMultihost } from './multihost.js';
 import { profileTable } from './profile.js';
 
 const GOALS = { ratio: 0.5, cpu: 150, idle: 2, rssMB: 200, scale: 11, personalise: 2 };
@@ -192,6 +193,8 @@ export function renderDoc({ after, before }) {
       '',
     );
   }
+
+  if (a.multihost) lines.push(renderMultihost(a.multihost), '');
 
   const notes = readNotes();
   if (notes) lines.push(notes.trim(), '');

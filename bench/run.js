@@ -3,7 +3,7 @@
  * against its yardstick in the same run (the machine is shared and noisy, so ratios travel
  * better than absolute figures). Writes docs/benchmarks.md and bench/results/latest.json.
  *
- *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile] [--save=NAME] [--no-doc]
+ *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile,multihost] [--save=NAME] [--no-doc]
  *   node bench/run.js --render   # docs/benchmarks.md again from bench/results/{latest,before}.json
  *
  * --quick shrinks every size (a smoke test of the harness); --save=before keeps the results as
@@ -27,6 +27,7 @@ import {
   track,
   workspace,
 } from './lib.js';
+import { multihost } from './multihost.js';
 import { profileTable, summariseProfile } from './profile.js';
 import { renderDoc } from './report.js';
 
@@ -71,13 +72,15 @@ async function main() {
   log(
     `machine: ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.ramGiB} GiB, Node ${results.machine.node}`,
   );
-  if (want('throughput') || want('profile') || want('idle')) sink = await startSink();
+  if (want('throughput') || want('profile') || want('idle') || want('multihost')) sink = await startSink();
 
   if (want('throughput')) results.sections.throughput = await throughput(results);
   if (want('idle')) results.sections.idle = await idle(results);
   if (want('personalise')) results.sections.personalise = await personaliseBench(results);
   if (want('scale')) results.sections.scale = await scale(results);
   if (want('profile')) results.sections.profile = await profile(results);
+  // Issue 6: several hosts on one PostgreSQL database (its own cluster, started and removed there).
+  if (want('multihost')) results.sections.multihost = await multihost({ quick, log, sink });
 
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   const file = path.join(ROOT, 'bench', 'results', `${saveAs}.json`);

@@ -1,0 +1,507 @@
+/**
+ * Section 6 of the benchmark (issue 6): several hosts sharing one PostgreSQL database. Each
+ * simulated host is one `send-due` process with its own NEWSLETTER_HOST_ID and lock folder, as
+ * three machines with the same crontab line would be; together they send one newsletter, each
+ * recipient once. Measured here: 1 host against 3 hosts spawned in the same instant, on the same
+ * newsletter and the same fresh kind of database, at the default batch and connections.
+ *
+ *   multihost({ quick, log, sink }) → a JSON-able section (with its `commands`)
+ *   renderMultihost(section)        → its markdown for docs/benchmarks.md
+ *
+ * The cluster is started here (bench/pg-cluster.js: durability on) and removed on the way out;
+ * `sink` is bench/run.js's startSink(): the discarding SMTP server in another process. An optional
+ * second pair of runs goes to bench/slow-sink.js, which answers each message after a delay, to show
+ * what several hosts buy when the remote server, not this machine, limits each connection.
+ */
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  audience,
+  baseEnv,
+  CLI,
+  CLI_NODE_FLAGS,
+  cli,
+  cpuMicros,
+  LARGE_TEMPLATE,
+  ROOT,
+  RUSAGE,
+  round,
+  track,
+} from './lib.js';
+import { startCluster } from './pg-cluster.js';
+
+const HOSTS = ['host-a', 'host-b', 'host-c'];
+const ROUNDS = 2;
+/** Not set for the runs (the CLI's own defaults apply); written down for the report. */
+const DEFAULTS = { batch: 20, connections: 3 };
+const RATE = 1_000_000;
+const SIZES = {
+  full: { recipients: 20_000, slowRecipients: 1500 },
+  quick: { recipients: 2000, slowRecipients: 300 },
+};
+/** The slow sink's wait before each 250: a remote server that scans and queues each message. */
+const SLOW_DELAY_MS = 20;
+const TIMEOUT_MS = 300_000;
+
+export async function multihost({ quick = false, log = () => undefined, sink }) {
+  const sizes = quick ? SIZES.quick : SIZES.full;
+  const n = sizes.recipients;
+  const code = codeStamp();
+  const cluster = await startCluster();
+  const ctx = { cluster, log, counter: 0 };
+  try {
+    log(
+      `multihost: PostgreSQL ${cluster.version} on 127.0.0.1:${cluster.port} (fsync and synchronous_commit on)`,
+    );
+    // Interleaved, and the order swapped in the second round: whatever else the shared machine does
+    // (and the first run's cold caches) slows one run or another, not a whole side.
+    const runs = [];
+    for (let r = 1; r <= ROUNDS; r++) {
+      const order = r % 2 === 1 ? [1, HOSTS.length] : [HOSTS.length, 1];
+      for (const hosts of order) {
+        const run = await measure(ctx, { sink, hosts: HOSTS.slice(0, hosts), n, round: r, kind: 'fast' });
+        runs.push(run);
+        log(`multihost: ${describe(run)}`);
+      }
+    }
+    const one = best(runs.filter((r) => r.hosts === 1));
+    const three = best(runs.filter((r) => r.hosts === HOSTS.length));
+
+    const slow = await slowPair(ctx, sizes.slowRecipients);
+    // dist/ is what runs; when someone rebuilt it meanwhile, the runs did not all measure one build.
+    const distAfter = codeStamp().dist;
+    if (distAfter !== code.dist)
+      log(`multihost: WARNING: dist/ changed during the runs (${code.dist} → ${distAfter})`);
+
+    return {
+      recipients: n,
+      rounds: ROUNDS,
+      hosts: HOSTS,
+      cores: os.availableParallelism?.() ?? os.cpus().length,
+      code: { ...code, distChangedDuringRuns: distAfter !== code.dist },
+      config: { ...DEFAULTS, rate: RATE },
+      template: path.relative(ROOT, LARGE_TEMPLATE),
+      postgres: {
+        version: cluster.version,
+        maxConnections: cluster.maxConnections,
+        durability: 'defaults (on)',
+      },
+      runs,
+      one,
+      three,
+      ratio: round(three.rate / one.rate, 2),
+      /** CPU per message of all send-due processes together: the lower of each side's runs. */
+      cpuMicrosPerMessage: {
+        one: Math.min(...runs.filter((r) => r.hosts === 1).map((r) => r.cpuMicrosPerMessage)),
+        three: Math.min(...runs.filter((r) => r.hosts === HOSTS.length).map((r) => r.cpuMicrosPerMessage)),
+      },
+      share: three.processes.map(({ host, sent, share }) => ({ host, sent, share })),
+      slow,
+      commands: commands(n, sizes.slowRecipients),
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+// ---- one measured run ------------------------------------------------------------------------------
+
+/**
+ * A fresh database with `n` recipients and the benchmark newsletter due now; then `hosts.length`
+ * send-due processes spawned in one tick; then the checks. Returns what it cost.
+ */
+async function measure(ctx, { sink, hosts, n, round: roundNo, kind }) {
+  ctx.counter += 1;
+  const label = `mh${ctx.counter}_${kind}_${hosts.length}h`;
+  const url = await ctx.cluster.createDatabase(label);
+  const ws = await pgWorkspace(ctx.cluster, label, {
+    NEWSLETTER_DATABASE: url,
+    NEWSLETTER_TRANSPORT: sink.url,
+    NEWSLETTER_RATE: String(RATE),
+  });
+  try {
+    const { id } = await audience(ws, n);
+    for (const host of hosts) await mkdir(lockDir(ws, host), { recursive: true });
+    // The import settles before the clock starts: analysed, vacuumed, written out.
+    await ctx.cluster.settle(label);
+    await sink.reset();
+    const sinkBefore = await sink.stats();
+    const pgBefore = ctx.cluster.cpuMicros();
+
+    const started = process.hrtime.bigint();
+    const processes = await Promise.all(hosts.map((host) => startSendDue(ws, host)));
+    const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+
+    // The backends of the processes that just exited end a moment later; their CPU time reaches
+    // the postmaster when it reaps them.
+    await sleep(200);
+    const pgCpu = ctx.cluster.cpuMicros() - pgBefore;
+    const seen = await sink.stats();
+    for (const p of processes) {
+      // Cron's contract: a run that went well exits 0 and prints nothing.
+      if (p.code !== 0 || p.stdout !== '' || p.stderr !== '') {
+        throw new Error(
+          `${label}: send-due on ${p.host} exited ${p.code ?? p.signal}:\n${p.stdout}${p.stderr}`,
+        );
+      }
+    }
+    const shown = JSON.parse((await cli(ws, ['show', String(id), '--json'])).stdout);
+    if (seen.messages !== n || shown.counts.sent !== n || shown.status !== 'sent') {
+      throw new Error(
+        `${label}: the sink got ${seen.messages} of ${n}, the ledger says ${shown.status} ${JSON.stringify(shown.counts)}`,
+      );
+    }
+    const ledgerRuns = JSON.parse((await cli(ws, ['runs', '--json'])).stdout);
+    const shares = sharePerHost(label, ledgerRuns, hosts, n);
+
+    const cpu = processes.reduce((sum, p) => sum + cpuMicros(p.usage), 0);
+    const sinkCpu = seen.cpuMicros - sinkBefore.cpuMicros;
+    return {
+      kind,
+      hosts: hosts.length,
+      round: roundNo,
+      messages: n,
+      wallMs: round(wallMs),
+      rate: round((n / wallMs) * 1000),
+      sinkRate: round((n / (seen.last - seen.first)) * 1000),
+      sinkConnections: seen.connections,
+      cpuMs: round(cpu / 1000),
+      cpuMicrosPerMessage: round(cpu / n, 1),
+      pgCpuMicrosPerMessage: round(pgCpu / n, 1),
+      sinkCpuMicrosPerMessage: round(sinkCpu / n, 1),
+      /** Cores in use on average over the wall time: send-due processes, PostgreSQL, the sink. */
+      coresBusy: round((cpu + pgCpu + sinkCpu) / 1000 / wallMs, 2),
+      processes: processes.map((p) => ({
+        host: p.host,
+        ms: round(p.ms),
+        cpuMs: round(cpuMicros(p.usage) / 1000),
+        maxRssMiB: round(p.usage.maxRSS / 1024, 1),
+        ...shares.get(p.host),
+      })),
+    };
+  } finally {
+    await ws.remove();
+  }
+}
+
+/**
+ * lib.js's workspace(), in a folder inside the cluster's: the cluster's watchdog removes it with
+ * the server even when the bench is killed outright. Everything goes through the CLI, so a
+ * postgres:// NEWSLETTER_DATABASE is all it takes; the rest of the environment (From, secret,
+ * base URL) is the SQLite bench's (baseEnv).
+ */
+async function pgWorkspace(cluster, label, env) {
+  const dir = await mkdtemp(path.join(cluster.dir, `ws-${label}-`));
+  await cp(path.join(ROOT, 'templates'), path.join(dir, 'templates'), { recursive: true });
+  await copyFile(LARGE_TEMPLATE, path.join(dir, 'templates', 'digest-40k.mjml'));
+  const ws = { dir, env: baseEnv(dir, env), remove: () => rm(dir, { recursive: true, force: true }) };
+  await cli(ws, ['init']);
+  return ws;
+}
+
+/**
+ * How the work was shared, from `newsletter runs --json` (one row per run: hostId, counts.sent,
+ * outcome, startedAt/endedAt). Throws unless every run ended `ok` and the runs' counts add up.
+ */
+function sharePerHost(label, ledgerRuns, hosts, n) {
+  const bad = ledgerRuns.filter((r) => r.outcome !== 'ok');
+  const total = ledgerRuns.reduce((sum, r) => sum + r.counts.sent, 0);
+  if (bad.length > 0 || total !== n) {
+    throw new Error(`${label}: runs do not add up to ${n} sent, all ok: ${JSON.stringify(ledgerRuns)}`);
+  }
+  const first = Math.min(...ledgerRuns.map((r) => Date.parse(r.startedAt)));
+  const shares = new Map();
+  for (const host of hosts) {
+    const own = ledgerRuns.filter((r) => r.hostId === host);
+    const sent = own.reduce((sum, r) => sum + r.counts.sent, 0);
+    shares.set(host, {
+      runs: own.length,
+      sent,
+      share: round(sent / n, 3),
+      /** When this host's run registered, after the first host's (database clock). */
+      startOffsetMs: own.length ? Math.min(...own.map((r) => Date.parse(r.startedAt))) - first : null,
+      runMs: own.length
+        ? Math.max(...own.map((r) => Date.parse(r.endedAt))) -
+          Math.min(...own.map((r) => Date.parse(r.startedAt)))
+        : null,
+    });
+  }
+  return shares;
+}
+
+function lockDir(ws, host) {
+  return path.join(ws.dir, 'locks', host);
+}
+
+/**
+ * `send-due` as one host's cron would start it, inside bench/rusage.js for its CPU time. Not
+ * lib.js's runNode(): its resource-usage file is named by pid and millisecond, which three
+ * children spawned in one tick would share.
+ */
+function startSendDue(ws, host) {
+  const usageFile = path.join(ws.dir, `rusage-${host}.json`);
+  const env = { ...ws.env, NEWSLETTER_HOST_ID: host, NEWSLETTER_LOCK_DIR: lockDir(ws, host) };
+  const started = process.hrtime.bigint();
+  const child = track(
+    spawn(process.execPath, [...CLI_NODE_FLAGS, RUSAGE, usageFile, CLI, 'send-due'], {
+      cwd: ws.dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c) => {
+    stdout += c;
+  });
+  child.stderr.setEncoding('utf8').on('data', (c) => {
+    stderr += c;
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+  return new Promise((resolve) => {
+    child.once('close', async (code, signal) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      clearTimeout(timer);
+      let usage = null;
+      try {
+        usage = JSON.parse(await readFile(usageFile, 'utf8'));
+      } catch {
+        usage = null;
+      }
+      await rm(usageFile, { force: true });
+      resolve({ host, code, signal, stdout, stderr, ms, usage });
+    });
+  });
+}
+
+// ---- the slow sink ---------------------------------------------------------------------------------
+
+/** One run of each side against bench/slow-sink.js; its rates are set by the delay, not by noise. */
+async function slowPair(ctx, n) {
+  const sink = await forkSink(path.join(ROOT, 'bench', 'slow-sink.js'), [String(SLOW_DELAY_MS)]);
+  try {
+    const one = await measure(ctx, { sink, hosts: HOSTS.slice(0, 1), n, round: 1, kind: 'slow' });
+    ctx.log(`multihost, slow sink (${SLOW_DELAY_MS} ms per message): ${describe(one)}`);
+    const three = await measure(ctx, { sink, hosts: HOSTS, n, round: 1, kind: 'slow' });
+    ctx.log(`multihost, slow sink (${SLOW_DELAY_MS} ms per message): ${describe(three)}`);
+    return {
+      delayMs: SLOW_DELAY_MS,
+      recipients: n,
+      /** What 3 connections per host can carry when each waits DELAY for every reply. */
+      ceilingPerHost: round((DEFAULTS.connections * 1000) / SLOW_DELAY_MS),
+      one,
+      three,
+      ratio: round(three.rate / one.rate, 2),
+    };
+  } finally {
+    sink.stop();
+  }
+}
+
+/**
+ * Forks a sink script (bench/sink.js, bench/slow-sink.js) and drives it over IPC, as bench/run.js
+ * does: { port, url, reset(), stats(), stop() }.
+ */
+export async function forkSink(script, args = []) {
+  const child = track(fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const port = await new Promise((resolve, reject) => {
+    child.once('message', (m) => (m.ready ? resolve(m.port) : reject(new Error('sink: no port'))));
+    child.once('exit', (code) => reject(new Error(`sink exited ${code}`)));
+  });
+  const ask = (message) =>
+    new Promise((resolve) => {
+      child.once('message', resolve);
+      child.send(message);
+    });
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    reset: (capture = null) => ask({ cmd: 'reset', capture }),
+    stats: () => ask({ cmd: 'stats' }),
+    stop: () => {
+      if (child.connected) child.send({ cmd: 'exit' });
+    },
+  };
+}
+
+// ---- plumbing -------------------------------------------------------------------------------------
+
+function best(runs) {
+  return runs.reduce((a, b) => (b.rate > a.rate ? b : a));
+}
+
+function describe(run) {
+  const share =
+    run.hosts > 1 ? `, shares ${run.processes.map((p) => `${p.host} ${p.sent}`).join(' / ')}` : '';
+  return `${run.hosts} host${run.hosts > 1 ? 's' : ''} (round ${run.round}): ${run.rate}/s, ${run.wallMs} ms, send-due ${run.cpuMicrosPerMessage} µs CPU/message, PostgreSQL ${run.pgCpuMicrosPerMessage}, sink ${run.sinkCpuMicrosPerMessage}, ${run.coresBusy} cores busy${share}`;
+}
+
+/** Which code ran: the commit, and the newest file in dist/ (the build the CLI runs). */
+function codeStamp() {
+  let commit = null;
+  let srcChanged = null;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    // Others edit src/ while the bench runs: say when the build is not the commit's.
+    srcChanged =
+      execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !==
+      '';
+  } catch {
+    commit = null;
+  }
+  const newest = (dir) => {
+    let ms = 0;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      ms = Math.max(ms, entry.isDirectory() ? newest(file) : statSync(file).mtimeMs);
+    }
+    return ms;
+  };
+  let dist = null;
+  try {
+    dist = new Date(newest(path.join(ROOT, 'dist'))).toISOString();
+  } catch {
+    dist = null;
+  }
+  return { commit, srcChanged, dist };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function commands(n, slowN) {
+  const env = `NEWSLETTER_DATABASE=postgres://postgres@127.0.0.1:PORT/DB NEWSLETTER_TRANSPORT=smtp://127.0.0.1:SINK NEWSLETTER_RATE=${RATE}`;
+  const send = (host) =>
+    `${env} NEWSLETTER_HOST_ID=${host} NEWSLETTER_LOCK_DIR=locks/${host} node bench/rusage.js OUT-${host}.json bin/newsletter.js send-due`;
+  return [
+    `initdb -A trust -E UTF8 --locale=C && pg_ctl start -o "-c listen_addresses=127.0.0.1 -c max_connections=200"   # bench/pg-cluster.js; fsync, synchronous_commit, full_page_writes at their defaults (on)`,
+    `node bench/sink.js   # forked; smtp-server on 127.0.0.1, counts only`,
+    `${env} newsletter init && newsletter recipients import subscribers.csv --list readers && newsletter create --template templates/digest-40k.mjml --list readers --at now   # a fresh database per run, ${n} recipients; then VACUUM ANALYZE and CHECKPOINT`,
+    `${send('host-a')}   # 1 host`,
+    `${HOSTS.map(send).join(' & ')} & wait   # 3 hosts, spawned in one tick`,
+    `newsletter show ID --json && newsletter runs --json   # checked after every run: the sink got ${n}, the ledger says ${n} sent, status sent, every run ok`,
+    `# 1 host, 3 hosts, 3 hosts, 1 host: best of ${ROUNDS} per side; NEWSLETTER_BATCH and NEWSLETTER_SMTP_CONNECTIONS unset (${DEFAULTS.batch}, ${DEFAULTS.connections})`,
+    `node bench/slow-sink.js ${SLOW_DELAY_MS}   # then 1 host and 3 hosts once each, ${slowN} recipients: each message answered after ${SLOW_DELAY_MS} ms`,
+  ];
+}
+
+// ---- the report ------------------------------------------------------------------------------------
+
+export function renderMultihost(section) {
+  const s = section;
+  if (!s) return '';
+  const hostsWord = (h) => `${h} host${h > 1 ? 's' : ''}`;
+  const lines = [
+    '## 6. Several hosts, one PostgreSQL database',
+    '',
+    `${s.recipients} recipients of \`${s.template}\`, the ledger in one PostgreSQL ${s.postgres.version}`,
+    'database on this machine (a fresh one per run) with fsync and synchronous_commit on: every claim',
+    'is committed before any of its messages is sent, and the outcomes in transactions of their own.',
+    `Each host is one \`send-due\` with its own \`NEWSLETTER_HOST_ID\` and lock folder, at the defaults`,
+    `(\`NEWSLETTER_BATCH=${s.config.batch}\`, ${s.config.connections} SMTP connections), \`NEWSLETTER_RATE=${s.config.rate}\`;`,
+    `the ${s.hosts.length} hosts are spawned in the same instant. Rate: recipients / wall time from the first`,
+    'spawn to the last exit. CPU per message: the send-due processes together, and beside them',
+    `PostgreSQL (the postmaster and its backends) and the sink. Best of ${s.rounds} rounds per side, interleaved;`,
+    'after every run the sink had every message once and the ledger said all sent.',
+    ...(s.code
+      ? [
+          '',
+          `Code: commit ${s.code.commit ?? 'unknown'}${s.code.srcChanged ? ' with uncommitted changes in src/' : ''}, dist/ built ${s.code.dist ?? 'unknown'}${s.code.distChangedDuringRuns ? ' (**rebuilt during the runs**: the figures mix two builds)' : ''}.`,
+        ]
+      : []),
+    '',
+    '| run | wall | rate | at the sink | CPU per message, send-due | PostgreSQL | sink | cores busy |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const row = (r, name) =>
+    lines.push(
+      `| ${name} | ${r.wallMs} ms | ${r.rate}/s | ${r.sinkRate}/s | ${r.cpuMicrosPerMessage} µs | ${r.pgCpuMicrosPerMessage} µs | ${r.sinkCpuMicrosPerMessage} µs | ${r.coresBusy} |`,
+    );
+  for (const r of s.runs)
+    row(r, `${hostsWord(r.hosts)}, round ${r.round}${r === s.one || r === s.three ? ' (best)' : ''}`);
+  lines.push(
+    '',
+    `${hostsWord(s.hosts.length)} / 1 host: **${s.ratio}×** (${s.three.rate} / ${s.one.rate} messages per second).`,
+    '',
+    `Share per host in the best ${s.hosts.length}-host run (\`newsletter runs --json\`; started: after the first`,
+    'host registered its run, by the database clock):',
+    '',
+    '| host | sent | share | started | run time | process wall | process CPU |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const p of s.three.processes) {
+    lines.push(
+      `| ${p.host} | ${p.sent} | ${Math.round(p.share * 1000) / 10} % | +${p.startOffsetMs} ms | ${p.runMs} ms | ${p.ms} ms | ${p.cpuMs} ms |`,
+    );
+  }
+  lines.push('', limits(s));
+  if (s.slow) {
+    const w = s.slow;
+    lines.push(
+      '',
+      `**A slow remote server.** The same, ${w.recipients} recipients, once each side, against \`bench/slow-sink.js\`,`,
+      `which answers each message ${w.delayMs} ms after its data: ${s.config.connections} connections per host carry at most`,
+      `${w.ceilingPerHost} messages per second however fast the host is.`,
+      '',
+      '| run | wall | rate | CPU per message, send-due | cores busy | share per host |',
+      '| --- | ---: | ---: | ---: | ---: | --- |',
+    );
+    for (const r of [w.one, w.three]) {
+      lines.push(
+        `| ${hostsWord(r.hosts)} | ${r.wallMs} ms | ${r.rate}/s | ${r.cpuMicrosPerMessage} µs | ${r.coresBusy} | ${r.processes.map((p) => p.sent).join(' / ')} |`,
+      );
+    }
+    lines.push(
+      '',
+      `${hostsWord(s.hosts.length)} / 1 host: **${w.ratio}×**. When the remote server, not the machine, limits each`,
+      'connection, every host adds its own connections, and the rate grows with the hosts.',
+    );
+  }
+  lines.push('', 'Commands:', '', '```sh', ...s.commands, '```', '');
+  return lines.join('\n');
+}
+
+/** What limits the fast runs, in sentences chosen by the figures themselves. */
+function limits(s) {
+  const { one, three, cores } = s;
+  const h = s.hosts.length;
+  const perMessage = (r) =>
+    round(r.cpuMicrosPerMessage + r.pgCpuMicrosPerMessage + r.sinkCpuMicrosPerMessage, 1);
+  const text = [
+    `**What limits it here.** The ${h} hosts are not ${h} machines: their send-due processes, PostgreSQL and the`,
+    `sink share this machine's ${cores} cores. All together they used ${perMessage(one)} µs of CPU per message with`,
+    `1 host (PostgreSQL ${one.pgCpuMicrosPerMessage} µs of it) and ${perMessage(three)} µs with ${h} (PostgreSQL ${three.pgCpuMicrosPerMessage} µs), and kept ${one.coresBusy} and`,
+    `${three.coresBusy} of the ${cores} cores busy.`,
+  ];
+  if (one.pgCpuMicrosPerMessage > one.cpuMicrosPerMessage) {
+    text.push(
+      `PostgreSQL used more CPU per message than send-due itself (${one.pgCpuMicrosPerMessage} against ${one.cpuMicrosPerMessage} µs with 1 host).`,
+    );
+  }
+  if (one.coresBusy < cores * 0.6) {
+    text.push(
+      'One host leaves much of the machine idle: it waits on its own round trips, every claim and every',
+      "batch's outcomes a commit that waits for the WAL's fsync, and the SMTP replies.",
+    );
+  }
+  if (three.coresBusy >= cores * 0.85) {
+    text.push(
+      `${h} hosts fill the cores, so the ratio says what sharing one machine costs, not what ${h} machines`,
+      'would add: each real host brings its own cores, and only PostgreSQL is shared.',
+    );
+  } else if (three.coresBusy >= cores * 0.65) {
+    text.push(
+      `${h} hosts overlap those waits but come close to the cores' limit: with ${h + 2} busy processes on ${cores}`,
+      `cores each waits its turn and every round trip lengthens, so ${h} real machines, each with its own cores`,
+      'and only PostgreSQL shared, would gain more than this ratio.',
+    );
+  } else {
+    text.push(
+      `${h} hosts overlap those waits without filling the cores: what is left is the commits' fsyncs and the`,
+      'SMTP replies, which more hosts overlap further.',
+    );
+  }
+  return text.join('\n');
+}
