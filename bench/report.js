@@ -134,7 +134,10 @@ export function renderDoc({ after, before }) {
     lines.push(
       '',
       `send-due / raw: ${t.ratio} by whole-process rate, ${t.sinkRatio} at the sink` +
-        (tb ? ` (before: ${tb.ratio} and ${tb.sinkRatio}).` : '.'),
+        (tb ? ` (before: ${tb.ratio} and ${tb.sinkRatio}).` : '.') +
+        (t.defaultsRatio != null
+          ? ` At the defaults (batch ${t.defaults.config.batch}, ${t.defaults.config.connections} connections): ${t.defaultsRatio}.`
+          : ''),
       '',
     );
   }

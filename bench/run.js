@@ -44,7 +44,6 @@ const want = (section) => only === null || only.includes(section);
 const SIZES = quick
   ? {
       throughput: 2000,
-      small: 500,
       idleRuns: 5,
       scale: [10_000, 100_000],
       personalise: 20_000,
@@ -52,7 +51,6 @@ const SIZES = quick
     }
   : {
       throughput: 20_000,
-      small: 5_000,
       idleRuns: 11,
       scale: [100_000, 1_000_000],
       personalise: 200_000,
@@ -217,7 +215,8 @@ async function throughput(results) {
       `send-due (batch ${TUNED.batch}, ${TUNED.connections} connections): ${run.rate}/s, ${run.cpuMicrosPerMessage} µs CPU/message; sink ${run.sinkCpuMicrosPerMessage} µs/message, ${run.sinkBusy} of a core`,
     );
   }
-  const defaults = await sendDueRun('defaults', SIZES.small, DEFAULTS);
+  // The defaults, with the same audience: what a user who changes nothing gets.
+  const defaults = await sendDueRun('defaults', n, DEFAULTS);
   log(
     `send-due at the defaults (batch ${DEFAULTS.batch}, ${DEFAULTS.connections} connections): ${defaults.rate}/s`,
   );
@@ -228,7 +227,7 @@ async function throughput(results) {
     `node bench/sink.js   # forked; smtp-server on 127.0.0.1, disableReverseLookup, STARTTLS hidden, counts only`,
     `node bench/rusage.js OUT.json bench/raw-client.js PORT ${n} {${RAW_CONNECTIONS.join(',')}} sample.eml   # sample.eml: a message send-due sent`,
     `NEWSLETTER_TRANSPORT=smtp://127.0.0.1:PORT NEWSLETTER_RATE=1000000 NEWSLETTER_BATCH=${TUNED.batch} NEWSLETTER_SMTP_CONNECTIONS=${TUNED.connections} node bench/rusage.js OUT.json bin/newsletter.js send-due   # ${n} recipients, bench/templates/digest-40k.mjml`,
-    `# the three above ${ROUNDS} times; then the defaults (NEWSLETTER_BATCH=${DEFAULTS.batch}, NEWSLETTER_SMTP_CONNECTIONS=${DEFAULTS.connections}) with ${SIZES.small} recipients`,
+    `# the three above ${ROUNDS} times; then the defaults (NEWSLETTER_BATCH=${DEFAULTS.batch}, NEWSLETTER_SMTP_CONNECTIONS=${DEFAULTS.connections}) with ${n} recipients`,
   ];
   // The idle section reuses a finished workspace: its newsletter is sent, nothing is due.
   results.idleWorkspace = tuned.ws;
@@ -241,6 +240,7 @@ async function throughput(results) {
     sendDue: strip(tuned),
     defaults: strip(defaults),
     ratio: round(tuned.rate / best.rate, 3),
+    defaultsRatio: round(defaults.rate / best.rate, 3),
     sinkRatio: round(
       Math.max(...sends.map((r) => r.sinkRate)) / Math.max(...raws.map((r) => r.innerRate)),
       3,
