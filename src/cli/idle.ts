@@ -9,14 +9,13 @@
  * sending. In every other case, or on any error, it returns false and the normal path runs and
  * says what it has to say, exactly as before.
  */
-import { isatty } from 'node:tty';
+import { fstatSync } from 'node:fs';
 import { loadConfig, problemsForRealSend } from '../config.js';
 import { probeIdle } from '../store/sqlite/idle-probe.js';
 import type { GlobalOptions } from './context.js';
 
 export async function quietIdleSendDue(args: readonly string[]): Promise<boolean> {
-  // isatty(1), not process.stdout.isTTY: creating the stdout stream alone costs ~2 ms.
-  if (isatty(1)) return false;
+  if (await stdoutIsTerminal()) return false;
   const global = plainSendDue(args);
   if (global === null) return false;
   try {
@@ -40,6 +39,22 @@ export async function quietIdleSendDue(args: readonly string[]): Promise<boolean
     // Whatever it is, the normal path meets it again and reports it properly.
     return false;
   }
+}
+
+/**
+ * isatty(1), asked only when stdout could be a terminal at all. Loading node:tty loads node:net
+ * with it, about 3 ms of the idle minute; cron's stdout is a pipe (a file, a socket under
+ * systemd), none of which can be a terminal, so only a character device (a terminal, or
+ * /dev/null) needs the question. Not process.stdout.isTTY: creating the stream costs more still.
+ */
+async function stdoutIsTerminal(): Promise<boolean> {
+  let characterDevice = true;
+  try {
+    characterDevice = fstatSync(1).isCharacterDevice();
+  } catch {
+    // fd 1 closed or odd: ask isatty, which says no.
+  }
+  return characterDevice && (await import('node:tty')).isatty(1);
 }
 
 /** The global options of a plain `send-due` line, or null for anything else. */

@@ -181,11 +181,13 @@ describe('send-due logs', () => {
   });
 });
 
+/** A word for `sh -c`, quoted. */
+const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+
 const hasScript = spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /** Runs the CLI under a pseudo-terminal (stdin, stdout and stderr are a tty); returns what it drew. */
 function underTerminal(ws: Workspace, args: string[]): Promise<{ code: number | null; output: string }> {
-  const quote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
   const command = [process.execPath, BIN, ...args].map(quote).join(' ');
   return new Promise((resolve, reject) => {
     const child = spawn('script', ['-qfec', command, '/dev/null'], {
@@ -229,6 +231,31 @@ describe('the progress bar', () => {
     const json = await underTerminal(ws, ['--log-format', 'json', 'send-due']);
     expect(json.code).toBe(0);
     expect(json.output).not.toContain('recipients |');
+  });
+
+  it('an idle send-due says so on a terminal; piped, or to /dev/null (a character device), it is silent', async () => {
+    if (!hasScript)
+      throw new Error('needs `script` (util-linux) for a pseudo-terminal: apt-get install util-linux');
+    const ws = await workspace(1);
+    await createDue(ws);
+    expect(await ws.run(['send-due'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // Nothing is due now. The cron fast path must not answer for a person at a terminal.
+    const tty = await underTerminal(ws, ['send-due']);
+    expect(tty.code, tty.output).toBe(0);
+    expect(tty.output).toContain('Nothing is due.');
+    const piped = await ws.run(['send-due']);
+    expect(piped).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    const devNull = spawnSync(
+      'sh',
+      ['-c', `${[process.execPath, BIN, 'send-due'].map(quote).join(' ')} > /dev/null`],
+      {
+        cwd: ws.dir,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: ws.dir, ...ws.env },
+        encoding: 'utf8',
+      },
+    );
+    expect(devNull.status, devNull.stderr).toBe(0);
+    expect(devNull.stderr).toBe('');
   });
 
   it('recipients import draws it on a terminal only', async () => {
