@@ -3,7 +3,7 @@
  * usage, workspaces made through the built CLI, medians. Plain ESM JavaScript so that the bench
  * runs what cron runs (dist/ and bin/), nothing compiled on the side.
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { cp, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -65,6 +65,34 @@ function safeRead(file) {
   }
 }
 
+let rusageCount = 0;
+
+/**
+ * Forks a sink (bench/sink.js, with its optional delay) and drives it over IPC:
+ * { port, url, reset(capture?), stats(), stop() }.
+ */
+export async function forkSink(script, args = []) {
+  const child = track(fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const port = await new Promise((resolve, reject) => {
+    child.once('message', (m) => (m.ready ? resolve(m.port) : reject(new Error('sink: no port'))));
+    child.once('exit', (code) => reject(new Error(`sink exited ${code}`)));
+  });
+  const ask = (message) =>
+    new Promise((resolve) => {
+      child.once('message', resolve);
+      child.send(message);
+    });
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    reset: (capture = null) => ask({ cmd: 'reset', capture }),
+    stats: () => ask({ cmd: 'stats' }),
+    stop: () => {
+      if (child.connected) child.send({ cmd: 'exit' });
+    },
+  };
+}
+
 /**
  * Runs `node [nodeArgs] script args` to its end (`script` null: `node [nodeArgs] args`). With
  * `rusage`, the script runs inside bench/rusage.js, which reports the process's own CPU time and
@@ -72,7 +100,11 @@ function safeRead(file) {
  */
 export async function runNode(script, args, options = {}) {
   const { cwd = ROOT, env = {}, rusage = false, nodeArgs = [], timeoutMs = 600_000 } = options;
-  const rusageFile = rusage ? path.join(os.tmpdir(), `bench-rusage-${process.pid}-${Date.now()}.json`) : null;
+  // Named by a counter too: children started in the same millisecond (the multi-host runs) would
+  // otherwise share the file.
+  const rusageFile = rusage
+    ? path.join(os.tmpdir(), `bench-rusage-${process.pid}-${Date.now()}-${++rusageCount}.json`)
+    : null;
   const target = script === null ? [] : rusage ? [RUSAGE, rusageFile, script] : [script];
   const argv = [...nodeArgs, ...target, ...args];
   const started = process.hrtime.bigint();

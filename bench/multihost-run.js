@@ -5,8 +5,8 @@
  * child and the PostgreSQL cluster are gone when it ends, whichever way it ends.
  */
 import path from 'node:path';
-import { killChildren, machine, ROOT } from './lib.js';
-import { forkSink, multihost, renderMultihost } from './multihost.js';
+import { forkSink, killChildren, machine, ROOT } from './lib.js';
+import { multihost, renderMultihost } from './multihost.js';
 
 const quick = process.argv.includes('--quick');
 let sink = null;

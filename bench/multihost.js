@@ -10,12 +10,12 @@
  *
  * The cluster is started here (bench/pg-cluster.js: durability on) and removed on the way out;
  * `sink` is bench/run.js's startSink(): the discarding SMTP server in another process. An optional
- * second pair of runs goes to bench/slow-sink.js, which answers each message after a delay, to show
+ * second pair of runs goes to bench/sink.js with a delay, which answers each message after a delay, to show
  * what several hosts buy when the remote server, not this machine, limits each connection.
  */
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { execFileSync, } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -25,11 +25,11 @@ import {
   CLI_NODE_FLAGS,
   cli,
   cpuMicros,
+  forkSink,
   LARGE_TEMPLATE,
   ROOT,
-  RUSAGE,
   round,
-  track,
+  runNode,
 } from './lib.js';
 import { startCluster } from './pg-cluster.js';
 
@@ -236,52 +236,24 @@ function lockDir(ws, host) {
   return path.join(ws.dir, 'locks', host);
 }
 
-/**
- * `send-due` as one host's cron would start it, inside bench/rusage.js for its CPU time. Not
- * lib.js's runNode(): its resource-usage file is named by pid and millisecond, which three
- * children spawned in one tick would share.
- */
-function startSendDue(ws, host) {
-  const usageFile = path.join(ws.dir, `rusage-${host}.json`);
+/** `send-due` as one host's cron would start it, inside bench/rusage.js for its CPU time. */
+async function startSendDue(ws, host) {
   const env = { ...ws.env, NEWSLETTER_HOST_ID: host, NEWSLETTER_LOCK_DIR: lockDir(ws, host) };
-  const started = process.hrtime.bigint();
-  const child = track(
-    spawn(process.execPath, [...CLI_NODE_FLAGS, RUSAGE, usageFile, CLI, 'send-due'], {
-      cwd: ws.dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c) => {
-    stdout += c;
+  const run = await runNode(CLI, ['send-due'], {
+    cwd: ws.dir,
+    env,
+    rusage: true,
+    nodeArgs: CLI_NODE_FLAGS,
+    timeoutMs: TIMEOUT_MS,
   });
-  child.stderr.setEncoding('utf8').on('data', (c) => {
-    stderr += c;
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
-  return new Promise((resolve) => {
-    child.once('close', async (code, signal) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      clearTimeout(timer);
-      let usage = null;
-      try {
-        usage = JSON.parse(await readFile(usageFile, 'utf8'));
-      } catch {
-        usage = null;
-      }
-      await rm(usageFile, { force: true });
-      resolve({ host, code, signal, stdout, stderr, ms, usage });
-    });
-  });
+  return { host, ...run };
 }
 
 // ---- the slow sink ---------------------------------------------------------------------------------
 
-/** One run of each side against bench/slow-sink.js; its rates are set by the delay, not by noise. */
+/** One run of each side against bench/sink.js with a delay; its rates are set by the delay, not by noise. */
 async function slowPair(ctx, n) {
-  const sink = await forkSink(path.join(ROOT, 'bench', 'slow-sink.js'), [String(SLOW_DELAY_MS)]);
+  const sink = await forkSink(path.join(ROOT, 'bench', 'sink.js'), [String(SLOW_DELAY_MS)]);
   try {
     const one = await measure(ctx, { sink, hosts: HOSTS.slice(0, 1), n, round: 1, kind: 'slow' });
     ctx.log(`multihost, slow sink (${SLOW_DELAY_MS} ms per message): ${describe(one)}`);
@@ -299,32 +271,6 @@ async function slowPair(ctx, n) {
   } finally {
     sink.stop();
   }
-}
-
-/**
- * Forks a sink script (bench/sink.js, bench/slow-sink.js) and drives it over IPC, as bench/run.js
- * does: { port, url, reset(), stats(), stop() }.
- */
-export async function forkSink(script, args = []) {
-  const child = track(fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
-  const port = await new Promise((resolve, reject) => {
-    child.once('message', (m) => (m.ready ? resolve(m.port) : reject(new Error('sink: no port'))));
-    child.once('exit', (code) => reject(new Error(`sink exited ${code}`)));
-  });
-  const ask = (message) =>
-    new Promise((resolve) => {
-      child.once('message', resolve);
-      child.send(message);
-    });
-  return {
-    port,
-    url: `smtp://127.0.0.1:${port}`,
-    reset: (capture = null) => ask({ cmd: 'reset', capture }),
-    stats: () => ask({ cmd: 'stats' }),
-    stop: () => {
-      if (child.connected) child.send({ cmd: 'exit' });
-    },
-  };
 }
 
 // ---- plumbing -------------------------------------------------------------------------------------
@@ -383,7 +329,7 @@ function commands(n, slowN) {
     `${HOSTS.map(send).join(' & ')} & wait   # 3 hosts, spawned in one tick`,
     `newsletter show ID --json && newsletter runs --json   # checked after every run: the sink got ${n}, the ledger says ${n} sent, status sent, every run ok`,
     `# 1 host, 3 hosts, 3 hosts, 1 host: best of ${ROUNDS} per side; NEWSLETTER_BATCH and NEWSLETTER_SMTP_CONNECTIONS unset (${DEFAULTS.batch}, ${DEFAULTS.connections})`,
-    `node bench/slow-sink.js ${SLOW_DELAY_MS}   # then 1 host and 3 hosts once each, ${slowN} recipients: each message answered after ${SLOW_DELAY_MS} ms`,
+    `node bench/sink.js ${SLOW_DELAY_MS}   # then 1 host and 3 hosts once each, ${slowN} recipients: each message answered after ${SLOW_DELAY_MS} ms`,
   ];
 }
 
@@ -441,7 +387,7 @@ export function renderMultihost(section) {
     const w = s.slow;
     lines.push(
       '',
-      `**A slow remote server.** The same, ${w.recipients} recipients, once each side, against \`bench/slow-sink.js\`,`,
+      `**A slow remote server.** The same, ${w.recipients} recipients, once each side, against \`bench/sink.js ${w.delayMs}\`,`,
       `which answers each message ${w.delayMs} ms after its data: ${s.config.connections} connections per host carry at most`,
       `${w.ceilingPerHost} messages per second however fast the host is.`,
       '',

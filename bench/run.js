@@ -1,16 +1,4 @@
-/**
- * `npm run bench`: every comparison of issue 5 in one script, on this machine, each measured
- * against its yardstick in the same run (the machine is shared and noisy, so ratios travel
- * better than absolute figures). Writes docs/benchmarks.md and bench/results/latest.json.
- *
- *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile,multihost] [--save=NAME] [--no-doc]
- *   node bench/run.js --render   # docs/benchmarks.md again from bench/results/{latest,before}.json
- *
- * --quick shrinks every size (a smoke test of the harness); --save=before keeps the results as
- * bench/results/before.json, the baseline the document compares with. Every child process is
- * killed on the way out, and every workspace removed.
- */
-import { fork } from 'node:child_process';
+
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,13 +6,13 @@ import {
   audience,
   cli,
   cpuMicros,
+  forkSink,
   killChildren,
   machine,
   median,
   ROOT,
   round,
   runNode,
-  track,
   workspace,
 } from './lib.js';
 import { multihost } from './multihost.js';
@@ -94,26 +82,8 @@ async function main() {
 
 // ---- the sink ---------------------------------------------------------------------------------
 
-async function startSink() {
-  const child = track(
-    fork(path.join(ROOT, 'bench', 'sink.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
-  );
-  const port = await new Promise((resolve, reject) => {
-    child.once('message', (m) => (m.ready ? resolve(m.port) : reject(new Error('sink: no port'))));
-    child.once('exit', (code) => reject(new Error(`sink exited ${code}`)));
-  });
-  const ask = (message) =>
-    new Promise((resolve) => {
-      child.once('message', resolve);
-      child.send(message);
-    });
-  return {
-    port,
-    url: `smtp://127.0.0.1:${port}`,
-    reset: (capture = null) => ask({ cmd: 'reset', capture }),
-    stats: () => ask({ cmd: 'stats' }),
-    stop: () => child.send({ cmd: 'exit' }),
-  };
+function startSink() {
+  return forkSink(path.join(ROOT, 'bench', 'sink.js'));
 }
 
 // ---- 1 and 2: throughput and CPU per message ----------------------------------------------------

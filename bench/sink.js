@@ -4,11 +4,23 @@
  * reads every message to its end, counts messages and bytes, answers 250 and keeps nothing,
  * except one message on request (`capture`), which the raw client then sends as its payload.
  *
+ * `node bench/sink.js [DELAY_MS]`: with a delay, each message's final 250 waits DELAY_MS, as a
+ * remote server that scans, queues and fsyncs each message does. smtp-server handles one
+ * transaction at a time per connection, so each connection then carries at most 1000 / DELAY_MS
+ * messages per second however fast the client is (the multi-host bench's slow server). A message
+ * counts when it is answered: the sender learns of its fate only then.
+ *
  * IPC: { cmd: 'reset', capture?: FILE } → { ok }; { cmd: 'stats' } → counts, the times of the
  * first and last message (ms, this process's clock) and this process's CPU time; { cmd: 'exit' }.
  */
 import { writeFileSync } from 'node:fs';
 import { SMTPServer } from 'smtp-server';
+
+const delayMs = Number(process.argv[2] ?? '0');
+if (!Number.isFinite(delayMs) || delayMs < 0) {
+  process.stderr.write('usage: node bench/sink.js [DELAY_MS]\n');
+  process.exit(2);
+}
 
 let stats = fresh();
 let capture = null;
@@ -38,16 +50,20 @@ const server = new SMTPServer({
       keep?.push(chunk);
     });
     stream.on('end', () => {
-      const now = performance.now();
-      stats.messages += 1;
-      stats.bytes += bytes;
-      stats.first ??= now;
-      stats.last = now;
-      if (keep && capture) {
-        writeFileSync(capture, Buffer.concat(keep));
-        capture = null;
-      }
-      callback(null, `Ok: queued as B${stats.messages}`);
+      const answer = () => {
+        const now = performance.now();
+        stats.messages += 1;
+        stats.bytes += bytes;
+        stats.first ??= now;
+        stats.last = now;
+        if (keep && capture) {
+          writeFileSync(capture, Buffer.concat(keep));
+          capture = null;
+        }
+        callback(null, `Ok: queued as B${stats.messages}`);
+      };
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
     });
   },
 });
