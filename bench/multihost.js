@@ -13,7 +13,7 @@
  * second pair of runs goes to bench/sink.js with a delay, which answers each message after a delay, to show
  * what several hosts buy when the remote server, not this machine, limits each connection.
  */
-import { execFileSync, } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { copyFile, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';

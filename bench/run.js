@@ -1,4 +1,15 @@
-
+/**
+ * `npm run bench`: every comparison of issue 5 in one script, on this machine, each measured
+ * against its yardstick in the same run (the machine is shared and noisy, so ratios travel
+ * better than absolute figures). Writes docs/benchmarks.md and bench/results/latest.json.
+ *
+ *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile,multihost] [--save=NAME] [--no-doc]
+ *   node bench/run.js --render   # docs/benchmarks.md again from bench/results/{latest,before}.json
+ *
+ * --quick shrinks every size (a smoke test of the harness); --save=before keeps the results as
+ * bench/results/before.json, the baseline the document compares with. Every child process is
+ * killed on the way out, and every workspace removed.
+ */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
