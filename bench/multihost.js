@@ -9,9 +9,9 @@
  *   renderMultihost(section)        → its markdown for docs/benchmarks.md
  *
  * The cluster is started here (bench/pg-cluster.js: durability on) and removed on the way out;
- * `sink` is bench/run.js's startSink(): the discarding SMTP server in another process. An optional
- * second pair of runs goes to bench/sink.js with a delay, which answers each message after a delay, to show
- * what several hosts buy when the remote server, not this machine, limits each connection.
+ * `sink` is bench/run.js's startSink(): the discarding SMTP server in another process. A second
+ * pair of runs goes to a sink that answers each message after a delay (`bench/sink.js DELAY_MS`),
+ * to show what several hosts buy when the remote server, not this machine, limits each connection.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -251,7 +251,7 @@ async function startSendDue(ws, host) {
 
 // ---- the slow sink ---------------------------------------------------------------------------------
 
-/** One run of each side against bench/sink.js with a delay; its rates are set by the delay, not by noise. */
+/** One run of each side against the slow sink; its rates are set by the delay, not by noise. */
 async function slowPair(ctx, n) {
   const sink = await forkSink(path.join(ROOT, 'bench', 'sink.js'), [String(SLOW_DELAY_MS)]);
   try {
