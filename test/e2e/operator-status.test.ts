@@ -57,6 +57,7 @@ describe('status', () => {
       'lastRun',
       'hosts',
       'boundHostId',
+      'quota',
     ]);
     expect(status).toMatchObject({
       generatedAt: expect.stringMatching(ISO),
@@ -112,6 +113,7 @@ describe('status', () => {
       },
       hosts: ['test-host-a'],
       boundHostId: 'test-host-a',
+      quota: null,
     });
     const sending = (status.sending as { ratePerSecond: number; estimatedEnd: string }[])[0]!;
     expect(sending.ratePerSecond).toBeGreaterThan(0);
@@ -148,5 +150,41 @@ describe('status', () => {
     );
     expect(stdout).toMatch(/Scheduled\n {2}#4 Later one · at \S+ · 6 recipients/);
     expect(stderr).toContain('newsletter 2 is sending but no run is live');
+  });
+});
+
+describe('status with an hourly quota', () => {
+  it('--json and the screen show what this clock hour has used of NEWSLETTER_HOURLY_LIMIT', async () => {
+    const own = await makeWorkspace('newsletter-status-quota-');
+    try {
+      own.env.NEWSLETTER_TRANSPORT = 'file:./outbox';
+      own.env.NEWSLETTER_HOURLY_LIMIT = '3';
+      own.env.NEWSLETTER_QUOTA_ACCOUNT = 'relay-account';
+      await own.ok(['init']);
+      const { file } = await own.writeCsv(5);
+      await own.ok(['recipients', 'import', file, '--list', 'readers']);
+      const template = path.join(own.copyTemplates(), 'welcome.mjml');
+      await own.ok(['create', '--subject', 'Hi', '--template', template, '--list', 'readers', '--at', 'now']);
+      const before = await own.json<{ quota: unknown }>(['status', '--json']);
+      expect(before.quota).toMatchObject({ account: 'relay-account', hourlyLimit: 3, usedThisHour: 0 });
+
+      const run = await own.run(['send-due']);
+      expect(run.code, run.stderr).toBe(0);
+      const after = await own.json<{ quota: Record<string, unknown> }>(['status', '--json']);
+      expect(after.quota).toEqual({
+        account: 'relay-account',
+        hourlyLimit: 3,
+        usedThisHour: 3,
+        hourStart: expect.stringMatching(ISO),
+        hourEnd: expect.stringMatching(ISO),
+      });
+      expect(Date.parse(after.quota.hourEnd as string) - Date.parse(after.quota.hourStart as string)).toBe(
+        3_600_000,
+      );
+      const screen = await own.run(['status']);
+      expect(screen.stdout).toContain('hourly quota of relay-account: 3 of 3 used this hour');
+    } finally {
+      await own.cleanup();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import chalk from 'chalk';
 import { describeDatabase } from '../../config.js';
+import { quotaWindow } from '../../domain/quota.js';
 import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../../domain/types.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
@@ -25,7 +26,11 @@ export async function statusCommand(
     );
     const runs = await store.listRuns(1000);
     const boundHostId = store.kind === 'sqlite' ? await store.getMeta('host_id') : null;
-    return buildStatus(states, runs, boundHostId, now);
+    const quota = context.config.quota;
+    const usage = quota
+      ? { ...quota, used: await store.quotaUsed(quota.account, quotaWindow(now).start) }
+      : null;
+    return buildStatus(states, runs, boundHostId, now, usage);
   });
   if (options.json) {
     printJson({
@@ -82,11 +87,19 @@ export function rateOf(
 
 const round = (n: number) => Math.round(n * 10) / 10;
 
+/** The hourly quota (NEWSLETTER_HOURLY_LIMIT) and what this clock hour has used of it. */
+export interface QuotaUsage {
+  account: string;
+  hourlyLimit: number;
+  used: number;
+}
+
 export function buildStatus(
   states: readonly NewsletterState[],
   runs: readonly RunInfo[],
   boundHostId: string | null,
   now: Millis,
+  quotaUsage: QuotaUsage | null = null,
 ) {
   const liveRuns = runs.filter((r) => r.endedAt === null);
   const hosts = [...new Set(runs.map((r) => r.hostId))];
@@ -167,6 +180,17 @@ export function buildStatus(
         'a cloned server? Only the bound host may send.',
     );
   }
+  const window = quotaWindow(now);
+  const quota =
+    quotaUsage === null
+      ? null
+      : {
+          account: quotaUsage.account,
+          hourlyLimit: quotaUsage.hourlyLimit,
+          usedThisHour: quotaUsage.used,
+          hourStart: new Date(window.start).toISOString(),
+          hourEnd: new Date(window.end).toISOString(),
+        };
   const lastRun = runs[0] ?? null;
   return {
     due,
@@ -197,6 +221,7 @@ export function buildStatus(
           },
     hosts,
     boundHostId,
+    quota,
   };
 }
 
@@ -243,6 +268,10 @@ function printScreen(report: StatusReport, now: Millis): void {
   );
   if (lines.length === 0) lines.push('Nothing is due, sending or scheduled, and nothing was sent yet.');
   for (const line of lines) println(line);
+  if (report.quota)
+    println(
+      `\nhourly quota of ${report.quota.account}: ${report.quota.usedThisHour} of ${report.quota.hourlyLimit} used this hour (until ${report.quota.hourEnd})`,
+    );
   if (report.lastRun)
     println(
       `\nlast run: ${report.lastRun.id} on ${report.lastRun.hostname}, started ${report.lastRun.startedAt}, ${report.lastRun.outcome ?? 'running'}`,
