@@ -1,96 +1,41 @@
 /**
- * A real PostgreSQL server for the tests, owned by the test run: a throwaway cluster made with
- * `initdb` in a temp folder, started with `pg_ctl` on 127.0.0.1 and a free port (its unix socket
- * in the same folder), one fresh database per test (or per file), stopped and removed at the end.
- * Never a mock.
- *
- * The binaries come from Debian's `postgresql` package (/usr/lib/postgresql/<version>/bin), or
- * from PATH. initdb refuses to run as root, so as root the cluster belongs to the `postgres` user
- * (created by that package) and every server command runs through `runuser -u postgres --`.
+ * A real PostgreSQL server for the tests, owned by the test run: a throwaway cluster (started by
+ * test/support/postgres-server.js, shared with the benchmark) on 127.0.0.1, one fresh database
+ * per test (or per file), stopped and removed at the end. Never a mock.
  *
  * Durability is off (fsync, synchronous_commit, full_page_writes): this cluster lives for one test
  * run. Nothing in the store depends on those settings.
  *
- * When the binaries are missing, the PostgreSQL suites are skipped and say so, loudly, with the
- * reason; with CI=true they fail instead (CI must never pass without having run them: .ci/run
- * installs the package).
+ * When the binaries are missing, the PostgreSQL suites fail with one test that says what to
+ * install (describePostgres): nothing passes by being skipped. .ci/run installs the package.
  *
- * Cleanup: `stopSharedCluster()` in afterAll; and, in case the test process is killed first, a
- * small detached watchdog process stops the server and removes the folder once the process that
- * started it is gone.
+ * Cleanup: `stopSharedCluster()` in afterAll; and, in case the test process is killed first, the
+ * server's detached watchdog stops it and removes its folder once this process is gone.
  */
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import {
-  chownSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
-  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Pool, TypeOverrides } from 'pg';
 import { describe, it } from 'vitest';
 import type { Store } from '../../src/engine/store.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { findPostgres, type PostgresAvailability, startPostgresServer } from '../support/postgres-server.js';
 import type { StoreFactory, StoreHandle } from './store-fixtures.js';
 
-const run = promisify(execFile);
+export type { PostgresAvailability };
 
-export type PostgresAvailability =
-  | { ok: true; bin: string; runAs: { user: string; uid: number; gid: number } | null }
-  | { ok: false; reason: string };
-
-const INSTALL_HINT =
-  "install Debian's `postgresql` package (`apt-get install -y postgresql`), as .ci/run does, then run the tests again";
-
-function findBinDir(): string | null {
-  const base = '/usr/lib/postgresql';
-  if (existsSync(base)) {
-    const versions = readdirSync(base)
-      .filter((v) => existsSync(join(base, v, 'bin', 'initdb')) && existsSync(join(base, v, 'bin', 'pg_ctl')))
-      .sort((a, b) => Number(b) - Number(a));
-    if (versions[0]) return join(base, versions[0], 'bin');
-  }
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
-  }
-  return null;
-}
-
-function detect(): PostgresAvailability {
-  const bin = findBinDir();
-  if (!bin) {
-    return {
-      ok: false,
-      reason: `the PostgreSQL server binaries (initdb, pg_ctl) are not installed: neither /usr/lib/postgresql/*/bin nor PATH has them; ${INSTALL_HINT}`,
-    };
-  }
-  if (process.getuid?.() !== 0) return { ok: true, bin, runAs: null };
-  try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    execFileSync('runuser', ['--help'], { stdio: 'ignore' });
-    return { ok: true, bin, runAs: { user: 'postgres', uid, gid } };
-  } catch {
-    return {
-      ok: false,
-      reason:
-        'the tests run as root, and initdb refuses root, but there is no `postgres` user (or no runuser) to run the server as; ' +
-        INSTALL_HINT,
-    };
-  }
-}
-
-export const POSTGRES: PostgresAvailability = detect();
+export const POSTGRES: PostgresAvailability = findPostgres();
 
 /** What a run without a PostgreSQL server says: the suite fails, it never passes by skipping. */
 export const POSTGRES_MISSING = `PostgreSQL tests cannot run: ${POSTGRES.ok ? '' : POSTGRES.reason}. Install the server binaries with \`apt-get install postgresql\` (as .ci/run does); the tests start their own throwaway cluster.`;
@@ -122,89 +67,24 @@ export interface PgCluster {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-function command(availability: Extract<PostgresAvailability, { ok: true }>, tool: string, args: string[]) {
-  const file = join(availability.bin, tool);
-  return availability.runAs
-    ? { file: 'runuser', args: ['-u', availability.runAs.user, '--', file, ...args] }
-    : { file, args };
-}
-
-/** Starts a new cluster. Throws (never skips) if it cannot: a broken server must fail the run. */
+/**
+ * Starts a new cluster. Throws (never skips) if it cannot: a broken server must fail the run.
+ * Durability is off: this cluster lives for one test run, and nothing in the store depends on it.
+ */
 export async function startCluster(): Promise<PgCluster> {
-  if (!POSTGRES.ok) throw new Error(`PostgreSQL is not available: ${POSTGRES.reason}`);
-  const pg = POSTGRES;
-  const dir = mkdtempSync(join(tmpdir(), 'newsletter-pg-'));
-  if (pg.runAs) chownSync(dir, pg.runAs.uid, pg.runAs.gid);
-  const data = join(dir, 'data');
-  const log = join(dir, 'server.log');
-  const initdb = command(pg, 'initdb', [
-    '-D',
-    data,
-    '-A',
-    'trust',
-    '-U',
-    'postgres',
-    '-E',
-    'UTF8',
-    '--locale=C',
-    '--no-sync',
-  ]);
-  try {
-    await run(initdb.file, initdb.args, { cwd: dir });
-  } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`initdb failed: ${(error as { stderr?: string }).stderr ?? String(error)}`);
-  }
-
-  let port = 0;
-  let lastError = '';
-  for (let attempt = 0; attempt < 3 && port === 0; attempt++) {
-    const candidate = await freePort();
-    const options = [
-      '-c listen_addresses=127.0.0.1',
-      `-p ${candidate}`,
-      `-k ${dir}`,
-      '-c fsync=off',
-      '-c synchronous_commit=off',
-      '-c full_page_writes=off',
-      '-c max_connections=200',
-    ].join(' ');
-    const start = command(pg, 'pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o', options, 'start']);
-    try {
-      await run(start.file, start.args, { cwd: dir });
-      port = candidate;
-    } catch (error) {
-      lastError = `${(error as { stderr?: string }).stderr ?? String(error)}\n${readLog(log)}`;
-    }
-  }
-  if (port === 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`pg_ctl could not start the test server:\n${lastError}`);
-  }
-
-  const stopArgs = command(pg, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
-  const watchdog = startWatchdog(stopArgs, dir);
-  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const server = await startPostgresServer({
+    label: 'test',
+    settings: ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off', 'max_connections=200'],
+  });
+  const adminUrl = server.url();
   const admin = new Pool({ connectionString: adminUrl, max: 2, allowExitOnIdle: true });
   admin.on('error', () => undefined);
   let counter = 0;
   let stopped = false;
 
   return {
-    port,
-    dir,
+    port: server.port,
+    dir: server.dir,
     adminUrl,
     async createDatabase(prefix = 'nl') {
       counter += 1;
@@ -212,7 +92,7 @@ export async function startCluster(): Promise<PgCluster> {
       await admin.query(`CREATE DATABASE "${name}"`);
       return {
         name,
-        url: `postgres://postgres@127.0.0.1:${port}/${name}`,
+        url: server.url(name),
         async drop() {
           if (stopped) return;
           await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).catch(() => undefined);
@@ -223,48 +103,7 @@ export async function startCluster(): Promise<PgCluster> {
       if (stopped) return;
       stopped = true;
       await admin.end().catch(() => undefined);
-      await run(stopArgs.file, stopArgs.args, { cwd: dir }).catch(() => undefined);
-      watchdog.kill();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function readLog(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-20).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-/**
- * A detached process that waits for this one to end, then stops the server and removes its
- * folder: a test process killed mid-run (or a worker ended by vitest) leaves no server behind.
- */
-function startWatchdog(stop: { file: string; args: string[] }, dir: string): { kill(): void } {
-  const script = `
-    const { execFileSync } = require('node:child_process');
-    const { rmSync } = require('node:fs');
-    const [parent, stop, dir] = [Number(process.argv[1]), JSON.parse(process.argv[2]), process.argv[3]];
-    setInterval(() => {
-      try { process.kill(parent, 0); return; } catch {}
-      try { execFileSync(stop.file, stop.args, { stdio: 'ignore', cwd: dir }); } catch {}
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    }, 500);`;
-  const child = spawn(process.execPath, ['-e', script, String(process.pid), JSON.stringify(stop), dir], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  child.unref();
-  return {
-    kill() {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
+      await server.stop();
     },
   };
 }
