@@ -5,40 +5,15 @@
  * on the lock, the first migrates, and the others find the schema current and change nothing.
  * The lock ends with the transaction: nothing is left on the connection (pgbouncer-safe).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { DatabaseError } from '../../domain/errors.js';
+import { latestVersion as latestVersionOf, migrations as migrationsOf } from '../migration-files.js';
 import type { Sql } from './connection.js';
-
-// src/store/postgres and dist/store/postgres are both three levels below the package root.
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/postgres/', import.meta.url));
 
 /** pg_advisory_xact_lock key for migrations: "nlmigrat" read as a 64-bit number. Any constant works. */
 export const MIGRATION_LOCK_KEY = '7956854941131366772';
 
-interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-let cached: Migration[] | null = null;
-
-export function migrations(): Migration[] {
-  cached ??= readdirSync(MIGRATIONS_DIR)
-    .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
-    .sort()
-    .map((file) => ({
-      version: Number(file.slice(0, 3)),
-      name: file.replace(/\.sql$/, ''),
-      sql: readFileSync(`${MIGRATIONS_DIR}${file}`, 'utf8'),
-    }));
-  return cached;
-}
-
-export function latestVersion(): number {
-  return migrations().at(-1)?.version ?? 0;
-}
+export const migrations = () => migrationsOf('postgres');
+export const latestVersion = () => latestVersionOf('postgres');
 
 export async function currentVersion(sql: Sql): Promise<number> {
   const [present] = (

@@ -2,46 +2,12 @@
  * Numbered SQL migrations (migrations/sqlite/NNN_name.sql), applied in order by `newsletter init`,
  * each in its own IMMEDIATE transaction and recorded in schema_migrations.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import { DatabaseError } from '../../domain/errors.js';
+import { latestVersion as latestVersionOf, migrations as migrationsOf } from '../migration-files.js';
 
-// src/store/sqlite and dist/store/sqlite are both three levels below the package root.
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/sqlite/', import.meta.url));
-
-interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
-let cached: Migration[] | null = null;
-
-export function migrations(): Migration[] {
-  cached ??= readdirSync(MIGRATIONS_DIR)
-    .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
-    .sort()
-    .map((file) => ({
-      version: Number(file.slice(0, 3)),
-      name: file.replace(/\.sql$/, ''),
-      sql: readFileSync(`${MIGRATIONS_DIR}${file}`, 'utf8'),
-    }));
-  return cached;
-}
-
-let latest: number | null = null;
-
-/** From the file names alone: every command asks, only `init` needs the SQL. */
-export function latestVersion(): number {
-  latest ??= Math.max(
-    0,
-    ...readdirSync(MIGRATIONS_DIR)
-      .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
-      .map((file) => Number(file.slice(0, 3))),
-  );
-  return latest;
-}
+export const migrations = () => migrationsOf('sqlite');
+export const latestVersion = () => latestVersionOf('sqlite');
 
 export function currentVersion(db: Database.Database): number {
   const table = db
