@@ -102,6 +102,29 @@ export async function seedSubscribers(
 
 // ---- newsletters ------------------------------------------------------------------------------
 
+/**
+ * A newsletter as the store hands one out: scheduled, not built, nothing started. Each test says
+ * what it looks at (subject, template, From, lists…) and leaves the rest.
+ */
+export function newsletterFixture(overrides: Partial<Newsletter> = {}): Newsletter {
+  return {
+    id: 1,
+    subject: 'Hello',
+    templatePath: '/templates/welcome.mjml',
+    from: null,
+    lists: ['readers'],
+    status: 'scheduled',
+    scheduledAt: 0,
+    failureReason: null,
+    body: null,
+    createdAt: 0,
+    startedAt: null,
+    finishedAt: null,
+    startedByRun: null,
+    ...overrides,
+  };
+}
+
 export function fakeBody(overrides: Partial<VerifiedBody> = {}): VerifiedBody {
   return {
     subject: 'Hello {{name}}',

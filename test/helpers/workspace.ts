@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import type { DeliveryRow } from '../../src/store/sqlite/rows.js';
 import { type CliProcess, type CliResult, runCli, startCli } from './cli-process.js';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
@@ -57,19 +58,8 @@ export interface RunJson {
   error: string | null;
 }
 
-export interface LedgerRow {
-  id: number;
-  address: string;
-  state: string;
-  run_id: number | null;
-  attempts: number;
-  next_attempt_at: number | null;
-  message_id: string;
-  smtp_reply: string | null;
-  queue_id: string | null;
-  reason: string | null;
-  updated_at: number;
-}
+/** A ledger row as the SQLite store keeps it, for this workspace's one newsletter. */
+export type LedgerRow = Omit<DeliveryRow, 'newsletter_id'>;
 
 export interface Workspace {
   dir: string;

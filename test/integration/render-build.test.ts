@@ -10,28 +10,21 @@ import { buildBody } from '../../src/render/build.js';
 import { compileMjml } from '../../src/render/mjml.js';
 import { preparePersonaliser } from '../../src/render/personalise.js';
 import { verifyUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
+import { newsletterFixture } from '../helpers/store-fixtures.js';
 
 const SHIPPED = fileURLToPath(new URL('../../templates/', import.meta.url));
 const KNOWN = ['email', 'name', 'unsubscribe_url', 'city'];
 const SECRET = 'integration secret';
 
 function newsletter(templatePath: string, overrides: Partial<Newsletter> = {}): Newsletter {
-  return {
+  return newsletterFixture({
     id: 3,
     subject: 'Hello {{name}}',
     templatePath,
     from: '"Example Weekly" <news@example.org>',
     lists: ['Monthly News!'],
-    status: 'scheduled',
-    scheduledAt: 0,
-    failureReason: null,
-    body: null,
-    createdAt: 0,
-    startedAt: null,
-    finishedAt: null,
-    startedByRun: null,
     ...overrides,
-  };
+  });
 }
 
 function context(templatesRoot: string, overrides: Partial<BuildContext> = {}): BuildContext {

@@ -10,24 +10,14 @@ import { BuildError } from '../../src/domain/errors.js';
 import type { Newsletter } from '../../src/domain/types.js';
 import { buildBody } from '../../src/render/build.js';
 import { TEMPLATES } from '../helpers/cli.js';
+import { newsletterFixture } from '../helpers/store-fixtures.js';
 
 function newsletter(overrides: Partial<Newsletter>): Newsletter {
-  return {
-    id: 1,
-    subject: 'Hello',
+  return newsletterFixture({
     templatePath: path.join(TEMPLATES, 'welcome.mjml'),
     from: 'News <news@example.org>',
-    lists: ['readers'],
-    status: 'scheduled',
-    scheduledAt: 0,
-    failureReason: null,
-    body: null,
-    createdAt: 0,
-    startedAt: null,
-    finishedAt: null,
-    startedByRun: null,
     ...overrides,
-  };
+  });
 }
 
 const context = { templatesRoot: TEMPLATES, knownFields: [], defaultFrom: null };

@@ -22,6 +22,7 @@ import {
   verifyDkim,
 } from '../helpers/mail-checks.js';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
+import { newsletterFixture } from '../helpers/store-fixtures.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
 let key: TestDkimKey;
@@ -30,21 +31,13 @@ let body: VerifiedBody;
 beforeAll(async () => {
   key = makeDkimKey();
   body = await buildBody(
-    {
+    newsletterFixture({
       id: 7,
       subject: 'News for {{name}}',
       templatePath: path.join(TEMPLATES, 'welcome.mjml'),
       from: '"Example News" <news@example.org>',
       lists: ['monthly news'],
-      status: 'scheduled',
-      scheduledAt: 0,
-      failureReason: null,
-      body: null,
-      createdAt: 0,
-      startedAt: null,
-      finishedAt: null,
-      startedByRun: null,
-    },
+    }),
     { templatesRoot: TEMPLATES, knownFields: [], defaultFrom: null },
   );
 }, 60_000);

@@ -17,27 +17,19 @@ import { preparePersonaliser } from '../../src/render/personalise.js';
 import { isDotSafe, messageBytes, messageChunks } from '../../src/transport/mime.js';
 import { TEMPLATES } from '../helpers/cli.js';
 import { headerCounts, mimeLeaves } from '../helpers/mail-checks.js';
+import { newsletterFixture } from '../helpers/store-fixtures.js';
 
 let body: VerifiedBody;
 let personalise: Personaliser;
 
 beforeAll(async () => {
   body = await buildBody(
-    {
+    newsletterFixture({
       id: 3,
       subject: 'Hello {{name}}, news for {{city}}',
       templatePath: path.join(TEMPLATES, 'monthly-digest.mjml'),
       from: '"Exämple News" <news@example.org>',
-      lists: ['readers'],
-      status: 'scheduled',
-      scheduledAt: 0,
-      failureReason: null,
-      body: null,
-      createdAt: 0,
-      startedAt: null,
-      finishedAt: null,
-      startedByRun: null,
-    },
+    }),
     { templatesRoot: TEMPLATES, knownFields: ['city'], defaultFrom: null },
   );
   personalise = preparePersonaliser(body, {

@@ -12,6 +12,7 @@ import {
 } from '../../src/doctor/checks.js';
 import type { Config } from '../../src/config.js';
 import type { DeliveryCounts, Newsletter, RunInfo } from '../../src/domain/types.js';
+import { newsletterFixture } from '../helpers/store-fixtures.js';
 
 const NOW = Date.parse('2026-12-01T09:00:00Z');
 
@@ -32,22 +33,15 @@ function run(partial: Partial<RunInfo>): RunInfo {
 }
 
 function newsletter(partial: Partial<Newsletter>): Newsletter {
-  return {
-    id: 1,
+  return newsletterFixture({
     subject: 'News',
     templatePath: '/t.mjml',
-    from: null,
     lists: ['l'],
     status: 'sent',
     scheduledAt: NOW - 3_600_000,
-    failureReason: null,
-    body: null,
     createdAt: NOW - 7_200_000,
-    startedAt: null,
-    finishedAt: null,
-    startedByRun: null,
     ...partial,
-  };
+  });
 }
 
 const counts = (partial: Partial<DeliveryCounts> = {}): DeliveryCounts => ({

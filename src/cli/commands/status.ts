@@ -105,26 +105,21 @@ export function buildStatus(
   const hosts = [...new Set(runs.map((r) => r.hostId))];
   const of = (status: string) => states.filter((s) => s.newsletter.status === status);
 
+  const scheduledItem = (s: NewsletterState) => ({
+    id: s.newsletter.id,
+    subject: s.newsletter.subject,
+    lists: s.newsletter.lists,
+    scheduledAt: isoOrNull(s.newsletter.scheduledAt),
+    audience: s.counts.audience,
+  });
   const due = of('scheduled')
     .filter((s) => s.newsletter.scheduledAt !== null && s.newsletter.scheduledAt <= now)
-    .map((s) => ({
-      id: s.newsletter.id,
-      subject: s.newsletter.subject,
-      lists: s.newsletter.lists,
-      scheduledAt: isoOrNull(s.newsletter.scheduledAt),
-      audience: s.counts.audience,
-    }));
+    .map(scheduledItem);
   const upcoming = of('scheduled')
     .filter((s) => s.newsletter.scheduledAt !== null && s.newsletter.scheduledAt > now)
     .sort((a, b) => (a.newsletter.scheduledAt as number) - (b.newsletter.scheduledAt as number))
     .slice(0, UPCOMING)
-    .map((s) => ({
-      id: s.newsletter.id,
-      subject: s.newsletter.subject,
-      lists: s.newsletter.lists,
-      scheduledAt: isoOrNull(s.newsletter.scheduledAt),
-      audience: s.counts.audience,
-    }));
+    .map(scheduledItem);
   const sending = of('sending').map((s) => {
     const c = s.counts;
     const done = c.sent + c.failed + c.skipped + c.unknown;

@@ -25,8 +25,8 @@
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
 import type { Sql } from './connection.js';
-import { toClaimed } from '../claim-candidate.js';
-import { type ClaimCandidate, reasonToSkip } from './rows.js';
+import { reasonToSkip, toClaimed } from '../claim-candidate.js';
+import type { ClaimCandidate } from './rows.js';
 
 /**
  * The audience of the newsletter in parameter `param`, as a condition on subscriber `s`.

@@ -53,6 +53,7 @@ import type {
   SubscriberInput,
   Suppression,
 } from '../../engine/store.js';
+import { reasonToSkip } from '../claim-candidate.js';
 import { claimBatch, inAudience } from './claim.js';
 import { createPool, poolSql, type Sql, transaction } from './connection.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
@@ -62,7 +63,6 @@ import {
   NEWSLETTER_SELECT,
   type NewsletterRow,
   type RunRow,
-  reasonToSkip,
   SUBSCRIBER_SELECT,
   type SubscriberRow,
   toDelivery,

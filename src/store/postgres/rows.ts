@@ -2,6 +2,7 @@
  * Row shapes of the PostgreSQL tables and their mapping to domain types. bigint arrives as a
  * number (see connection.ts), jsonb and json as parsed values.
  */
+import type { CandidateRow } from '../claim-candidate.js';
 import type {
   Delivery,
   DeliveryState,
@@ -151,18 +152,12 @@ export const SUBSCRIBER_SELECT = `
                         WHERE m.subscriber_id = s.id), '[]') AS lists
   FROM subscribers s`;
 
-/** A recipient about to be claimed (or a due retry), with what personalisation needs. */
-export interface ClaimCandidate {
+/**
+ * A recipient about to be claimed (or a due retry), with what personalisation needs: the shared
+ * candidate (jsonb arrives parsed), and the ledger row's own columns.
+ */
+export interface ClaimCandidate extends CandidateRow {
   id: number;
-  subscriber_id: number | null;
-  email: string | null;
-  address: string;
-  name: string | null;
-  fields: Record<string, string> | null;
-  status: string | null;
-  suppressed: string | null;
   message_id: string;
   attempts: number;
 }
-
-export { reasonToSkip } from '../claim-candidate.js';

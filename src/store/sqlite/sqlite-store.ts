@@ -913,15 +913,10 @@ export class SqliteStore implements Store {
   }
 }
 
-interface ClaimCandidate {
-  id: number;
-  subscriber_id: number | null;
-  email: string | null;
-  address: string;
-  name: string | null;
+/** The shared candidate as SQLite selects it: `fields` still JSON text. */
+interface ClaimCandidate extends Omit<CandidateRow, 'fields'> {
   fields: string | null;
-  status: string | null;
-  suppressed: string | null;
+  id: number;
   message_id: string;
   attempts: number;
 }
