@@ -3,31 +3,20 @@
  * image, same crontab) refuses to send there until an operator adopts it; `--dry-run` still works;
  * after `host adopt` the copy sends the rest without repeating anyone the original already sent.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { reapChildren } from '../helpers/cli-process.js';
-import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { cloneWorkspace, createWorkspace, type Workspace } from '../helpers/workspace.js';
+import { describe, expect, it } from 'vitest';
+import { cloneWorkspace, createWorkspace, perTest } from '../helpers/workspace.js';
 
 const CLONE_REFUSED = 7;
 
-let sink: SmtpSink | null = null;
-const workspaces: Workspace[] = [];
-
-afterEach(async () => {
-  const left = await reapChildren();
-  await sink?.close();
-  sink = null;
-  for (const ws of workspaces.splice(0)) await ws.remove();
-  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
-});
+const resources = perTest();
 
 describe('promise 4: never from the wrong machine', () => {
   it('a copy of the database on another host refuses to send, dry-runs, and after `host adopt` sends only the rest', async () => {
     const audience = 30;
-    sink = await startSmtpSink();
+    const sink = await resources.sink();
     const server = sink;
     const original = await createWorkspace({ recipients: audience, transport: server.url });
-    workspaces.push(original);
+    resources.add(original);
 
     // The original host sends part of the newsletter, then the server is cloned.
     expect(await original.run(['send-due', '--max-messages', '10'])).toMatchObject({
@@ -37,7 +26,7 @@ describe('promise 4: never from the wrong machine', () => {
     });
     expect(server.total).toBe(10);
     const clone = await cloneWorkspace(original, { NEWSLETTER_HOST_ID: 'host-b' });
-    workspaces.push(clone);
+    resources.add(clone);
     const ledgerAtCopy = clone.ledger();
 
     const refused = await clone.run(['send-due']);

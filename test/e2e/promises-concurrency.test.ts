@@ -10,31 +10,19 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { reapChildren } from '../helpers/cli-process.js';
-import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { createWorkspace, type Workspace } from '../helpers/workspace.js';
+import { describe, expect, it } from 'vitest';
+import { perTest } from '../helpers/workspace.js';
 
 const RUNS = 8;
 const LOCK_HELD = 6;
 
-let sink: SmtpSink | null = null;
-let workspace: Workspace | null = null;
-
-afterEach(async () => {
-  const left = await reapChildren();
-  await sink?.close();
-  await workspace?.remove();
-  sink = null;
-  workspace = null;
-  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
-});
+const resources = perTest();
 
 describe('promise 1: concurrent runs never send twice', () => {
   it('8 runs with the file lock defeated: every recipient exactly once, ledger sent = audience', async () => {
     const audience = 300;
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: audience,
       transport: sink.url,
       env: { NEWSLETTER_BATCH: '10' },
@@ -83,8 +71,8 @@ describe('promise 1: concurrent runs never send twice', () => {
 
   it('8 runs with the lock working: one sends, seven exit 6 at once and print nothing', async () => {
     const audience = 200;
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({ recipients: audience, transport: sink.url });
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({ recipients: audience, transport: sink.url });
     const ws = workspace;
 
     // The first run takes the lock, claims a batch and is held there (SIGSTOP), still holding it.

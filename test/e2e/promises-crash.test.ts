@@ -11,25 +11,14 @@
  * the crashed run's row names a dead process of this host, so nobody waits for a stale lock or
  * an expired lease.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CliProcess } from '../helpers/cli-process.js';
-import { reapChildren } from '../helpers/cli-process.js';
-import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { createWorkspace, sendUntilSent, type Workspace, waitUntil } from '../helpers/workspace.js';
+import type { SmtpSink } from '../helpers/smtp-sink.js';
+import { sendUntilSent, type Workspace, waitUntil, perTest } from '../helpers/workspace.js';
 
 const BATCH = 5;
 
-let sink: SmtpSink | null = null;
-let workspace: Workspace | null = null;
-
-afterEach(async () => {
-  const left = await reapChildren();
-  await sink?.close();
-  await workspace?.remove();
-  sink = null;
-  workspace = null;
-  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
-});
+const resources = perTest();
 
 async function kill(run: CliProcess): Promise<void> {
   run.signal('SIGKILL');
@@ -85,8 +74,8 @@ describe('promise 1 and 2 across crashes: SIGKILL, then run again until sent', (
   ])(
     'SIGKILL at $point ($meaning): 0 duplicates, not mailed = unknown ≤ batch',
     async ({ point, serverGotBeforeKill, unknown }) => {
-      sink = await startSmtpSink();
-      workspace = await createWorkspace({
+      const sink = await resources.sink();
+      const workspace = await resources.workspace({
         recipients: 40,
         transport: sink.url,
         env: { NEWSLETTER_BATCH: String(BATCH) },
@@ -124,8 +113,8 @@ describe('promise 1 and 2 across crashes: SIGKILL, then run again until sent', (
 
   it('SIGKILL at random moments, 5 times, then runs to completion: 0 duplicates, unknown ≤ batch × kills', async () => {
     const audience = 150;
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: audience,
       transport: sink.url,
       env: { NEWSLETTER_BATCH: String(BATCH) },

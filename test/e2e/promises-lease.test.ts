@@ -9,27 +9,15 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { reapChildren } from '../helpers/cli-process.js';
-import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { createWorkspace, type Workspace, waitUntil } from '../helpers/workspace.js';
+import { describe, expect, it } from 'vitest';
+import { type Workspace, waitUntil, perTest } from '../helpers/workspace.js';
 
 const BATCH = 5;
 const LOCK_STALE_MS = 2000;
 const LOST_LEASE = 11;
 const PARTLY_FAILED = 8;
 
-let sink: SmtpSink | null = null;
-let workspace: Workspace | null = null;
-
-afterEach(async () => {
-  const left = await reapChildren();
-  await sink?.close();
-  await workspace?.remove();
-  sink = null;
-  workspace = null;
-  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
-});
+const resources = perTest();
 
 /** Waits until a run started now may take over the run lock and the lease of `runId`. */
 async function waitForStaleLeaseAndLock(ws: Workspace, runId: number): Promise<void> {
@@ -67,8 +55,8 @@ describe('a run stopped past its lease is taken over, and its late writes change
     },
   ])('SIGSTOP at $point ($meaning)', async ({ point, sentBeforeStop }) => {
     const audience = 30;
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: audience,
       transport: sink.url,
       env: {
@@ -121,8 +109,8 @@ describe('a run stopped past its lease is taken over, and its late writes change
   });
 
   it("the woken run leaves the new holder's lock alone: a crash of the new holder is still taken over at once", async () => {
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: 30,
       transport: sink.url,
       env: {

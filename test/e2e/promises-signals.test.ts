@@ -5,25 +5,14 @@
  * nobody twice.
  */
 import { existsSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CliProcess } from '../helpers/cli-process.js';
-import { reapChildren } from '../helpers/cli-process.js';
-import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { addressOf, createWorkspace, type Workspace, waitUntil } from '../helpers/workspace.js';
+import type { SmtpSink } from '../helpers/smtp-sink.js';
+import { addressOf, type Workspace, waitUntil, perTest } from '../helpers/workspace.js';
 
 const INTERRUPTED = 10;
 
-let sink: SmtpSink | null = null;
-let workspace: Workspace | null = null;
-
-afterEach(async () => {
-  const left = await reapChildren();
-  await sink?.close();
-  await workspace?.remove();
-  sink = null;
-  workspace = null;
-  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
-});
+const resources = perTest();
 
 /** The promises after an interrupted run, then a normal run that finishes the newsletter. */
 async function expectCleanStopThenFinish(ws: Workspace, server: SmtpSink, stopped: CliProcess) {
@@ -60,8 +49,8 @@ async function expectCleanStopThenFinish(ws: Workspace, server: SmtpSink, stoppe
 
 describe('SIGTERM stops a run cleanly', () => {
   it('SIGTERM delivered as a claimed batch starts going out: recorded as sent, 0 unknown, lock released, exit 10', async () => {
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({ recipients: 30, transport: sink.url });
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({ recipients: 30, transport: sink.url });
     const ws = workspace;
 
     // Held right after its first claim; the SIGTERM waits (the process is stopped) and arrives
@@ -75,8 +64,8 @@ describe('SIGTERM stops a run cleanly', () => {
   });
 
   it('SIGTERM while messages are on the wire: the in-flight ones finish and are recorded', async () => {
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({ recipients: 200, transport: sink.url });
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({ recipients: 200, transport: sink.url });
     const ws = workspace;
     const server = sink;
 
@@ -92,8 +81,8 @@ describe('SIGTERM stops a run cleanly', () => {
 describe('a second signal aborts at once', () => {
   it('SIGTERM twice while a reply hangs: exit 10 at once; the next run holds the batch as unknown and sends nobody twice', async () => {
     const first = addressOf(0);
-    sink = await startSmtpSink({ faults: [{ to: first, fault: { kind: 'hangAfterData' } }] });
-    workspace = await createWorkspace({
+    const sink = await resources.sink({ faults: [{ to: first, fault: { kind: 'hangAfterData' } }] });
+    const workspace = await resources.workspace({
       recipients: 20,
       transport: sink.url,
       env: { NEWSLETTER_SMTP_TIMEOUT: '60s' },

@@ -12,25 +12,14 @@
  * and `show --json` counts equal what the server saw. Then `reconcile`: `--resend` makes an
  * unknown go out again with the same Message-ID, `--mark-sent` records it as sent.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { reapChildren } from '../helpers/cli-process.js';
-import { type SinkRule, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
-import { createWorkspace, type Workspace } from '../helpers/workspace.js';
+import { describe, expect, it } from 'vitest';
+import type { SinkRule, SmtpSink } from '../helpers/smtp-sink.js';
+import { perTest } from '../helpers/workspace.js';
 
 const PARTLY_FAILED = 8;
 const TRANSIENT = 9;
 
-let sink: SmtpSink | null = null;
-let workspace: Workspace | null = null;
-
-afterEach(async () => {
-  const left = await reapChildren();
-  await sink?.close();
-  await workspace?.remove();
-  sink = null;
-  workspace = null;
-  if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
-});
+const resources = perTest();
 
 /**
  * Adds a fault that the test can switch off later. The sink looks its rules up at every
@@ -47,8 +36,8 @@ function switchable(server: SmtpSink, rule: SinkRule): () => void {
 describe('SMTP faults from a real server: outcomes as DESIGN says, counts as the server saw', () => {
   it('450 once: the delivery goes to retry, and the next run sends it', async () => {
     // One connection: the first transaction the sink sees is the first recipient's.
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: 10,
       transport: sink.url,
       env: { NEWSLETTER_SMTP_CONNECTIONS: '1' },
@@ -85,8 +74,8 @@ describe('SMTP faults from a real server: outcomes as DESIGN says, counts as the
   });
 
   it('421 and 454 throttle: retry, the run stops claiming (exit 9), the rest stays pending', async () => {
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: 20,
       transport: sink.url,
       env: { NEWSLETTER_SMTP_CONNECTIONS: '1', NEWSLETTER_BATCH: '5' },
@@ -138,8 +127,8 @@ describe('SMTP faults from a real server: outcomes as DESIGN says, counts as the
   });
 
   it('550 5.1.1 fails and suppresses; a cut after the data and a reply slower than the timeout are unknown, never resent; reconcile settles them', async () => {
-    sink = await startSmtpSink();
-    workspace = await createWorkspace({
+    const sink = await resources.sink();
+    const workspace = await resources.workspace({
       recipients: 12,
       transport: sink.url,
       env: { NEWSLETTER_SMTP_TIMEOUT: '1s' },

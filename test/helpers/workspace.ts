@@ -13,7 +13,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { DeliveryRow } from '../../src/store/sqlite/rows.js';
-import { type CliProcess, type CliResult, runCli, startCli } from './cli-process.js';
+import { afterEach } from 'vitest';
+import { type CliProcess, type CliResult, reapChildren, runCli, startCli } from './cli-process.js';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from './smtp-sink.js';
 
 const TEMPLATES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../templates');
 
@@ -252,4 +254,35 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/**
+ * For the promise tests: the SMTP sinks and workspaces a test starts through this are closed and
+ * removed after it, and a CLI process still running then fails the test (a run that outlived its
+ * test would blur the next one's counts).
+ */
+export function perTest() {
+  const sinks: SmtpSink[] = [];
+  const workspaces: Workspace[] = [];
+  afterEach(async () => {
+    const left = await reapChildren();
+    for (const sink of sinks.splice(0)) await sink.close();
+    for (const workspace of workspaces.splice(0)) await workspace.remove();
+    if (left.length > 0) throw new Error(`children left running: ${left.join(', ')}`);
+  });
+  return {
+    async sink(options?: SmtpSinkOptions): Promise<SmtpSink> {
+      const sink = await startSmtpSink(options);
+      sinks.push(sink);
+      return sink;
+    },
+    async workspace(options: WorkspaceOptions): Promise<Workspace> {
+      return this.add(await createWorkspace(options));
+    },
+    /** A workspace made another way (cloneWorkspace), removed like the others. */
+    add(workspace: Workspace): Workspace {
+      workspaces.push(workspace);
+      return workspace;
+    },
+  };
 }
