@@ -1,8 +1,9 @@
 /**
  * What one attempt to hand a message over means for its ledger row: DESIGN's "SMTP outcomes",
- * as a pure function of the failure (nodemailer's `code`, `responseCode`, `response`, `command`)
- * and of how far the message got (`phase`, tracked by the transport itself, because nodemailer
- * labels most connection failures `CONN` whatever the step).
+ * as a pure function of the failure (the SMTP client's `code`, `responseCode`, `response`,
+ * `command`: src/transport/smtp-session.ts keeps the fields and codes of nodemailer's errors) and
+ * of how far the message got (`phase`, tracked by the transport per message, because a connection
+ * failure's code alone does not say whether the message data was written).
  *
  * | failure                                                        | phase       | outcome                          |
  * | -------------------------------------------------------------- | ----------- | -------------------------------- |
@@ -30,11 +31,11 @@ import type { SendOutcome } from './types.js';
 
 export type SmtpPhase = 'before-data' | 'data-sent';
 
-/** The fields of a nodemailer (or Node system) error that classification reads. */
+/** The fields of an SMTP client (or Node system) error that classification reads. */
 export interface SmtpFailure {
-  /** nodemailer's code (`EAUTH`, `ECONNECTION`, …) or a Node system code (`ECONNREFUSED`, …). */
+  /** The client's code (`EAUTH`, `ECONNECTION`, …, as nodemailer names them) or a Node system code (`ECONNREFUSED`, …). */
   code?: string | undefined;
-  /** The system code nodemailer replaced with its own, e.g. `ECONNREFUSED` under `ESOCKET`. */
+  /** The system code the client replaced with its own, e.g. `ECONNREFUSED` under `ESOCKET`. */
   originalCode?: string | undefined;
   responseCode?: number | undefined;
   response?: string | undefined;
