@@ -10,11 +10,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { loadConfig } from '../../src/config.js';
 import { quotaWindow } from '../../src/domain/quota.js';
 import type { Millis, SendOutcome } from '../../src/domain/types.js';
-import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
-import { type SendDueDeps, type SendDueResult, sendDue } from '../../src/engine/send-due.js';
-import { StopController } from '../../src/engine/stop.js';
+import { type SendDueResult, sendDue } from '../../src/engine/send-due.js';
 import type { Store } from '../../src/engine/store.js';
 import { addresses, sendingNewsletter, sqliteFactory, type StoreHandle } from '../helpers/store-fixtures.js';
+import { engineDeps, recordingTransport } from '../helpers/engine-deps.js';
 
 const HOST_ID = 'quota-host';
 const ACCOUNT = 'quota-user@smtp.example.org';
@@ -67,46 +66,12 @@ describe('send-due within the hourly quota (SQLite)', () => {
       },
       envFile: null,
     });
-    const transport: Transport = {
-      kind: 'count',
-      async send(message: OutgoingMessage): Promise<SendOutcome> {
-        attempts.push(message.to);
-        return reply(message.to, attempts.filter((to) => to === message.to).length);
-      },
-      async verify() {},
-      async close() {},
-    };
-    const deps: SendDueDeps = {
-      config,
-      store,
-      hostId: HOST_ID,
-      hostname: 'quota-machine',
-      pid: process.pid,
-      now: () => now,
-      stop: new StopController(),
-      events: () => undefined,
-      acquireLock: async () => ({ compromised: null, release: async () => undefined }),
-      isProcessAlive: () => true,
-      loadRender: async () => ({
-        buildBody: async () => {
-          throw new Error('nothing is due: no build expected');
-        },
-        preparePersonaliser: (body) => (recipient) => ({
-          messageId: recipient.messageId,
-          from: body.from,
-          to: recipient.email,
-          subject: body.subject,
-          html: body.html,
-          text: body.text,
-          headers: {},
-        }),
-      }),
-      loadTransport: async () => transport,
-      maxMessages: null,
-      maxSeconds: null,
-      templatesRoot: () => '/nonexistent',
-    };
-    return sendDue(deps);
+    const transport = recordingTransport(attempts, (to) =>
+      reply(to, attempts.filter((handed) => handed === to).length),
+    );
+    return sendDue(
+      engineDeps({ config, store, transport, hostId: HOST_ID, hostname: 'quota-machine', now: () => now }),
+    );
   }
 
   it('sends exactly the limit, stops with `quota`, and the next hour carries on', async () => {

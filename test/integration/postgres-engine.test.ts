@@ -11,10 +11,7 @@ import { tmpdir } from 'node:os';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { CloneRefusedError, DatabaseError } from '../../src/domain/errors.js';
-import type { SendOutcome } from '../../src/domain/types.js';
-import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { type SendDueDeps, sendDue } from '../../src/engine/send-due.js';
-import { StopController } from '../../src/engine/stop.js';
 import { clockTolerance, PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import {
   describePostgres,
@@ -24,6 +21,7 @@ import {
   stopSharedCluster,
 } from '../helpers/postgres.js';
 import { addresses, registerTestRun, sendingNewsletter } from '../helpers/store-fixtures.js';
+import { engineDeps, recordingTransport } from '../helpers/engine-deps.js';
 
 const LEASE_MS = 60_000;
 
@@ -60,45 +58,7 @@ describePostgres('PostgreSQL: hosts, clocks, migrations', () => {
       cwd,
       env: { NEWSLETTER_DATABASE: database.url, NEWSLETTER_RATE: '100000', NEWSLETTER_LEASE: '60s' },
     });
-    const transport: Transport = {
-      kind: 'count',
-      async send(message: OutgoingMessage): Promise<SendOutcome> {
-        sent.push(message.to);
-        return { kind: 'sent', reply: '250 ok', queueId: null };
-      },
-      async verify() {},
-      async close() {},
-    };
-    return {
-      config,
-      store,
-      hostId: overrides.hostId,
-      hostname: overrides.hostname,
-      pid: process.pid,
-      now: Date.now,
-      stop: new StopController(),
-      events: () => undefined,
-      acquireLock: async () => ({ compromised: null, release: async () => undefined }),
-      isProcessAlive: () => true,
-      loadRender: async () => ({
-        buildBody: async () => {
-          throw new Error('nothing is due: no build expected');
-        },
-        preparePersonaliser: (body) => (recipient) => ({
-          messageId: recipient.messageId,
-          from: body.from,
-          to: recipient.email,
-          subject: body.subject,
-          html: body.html,
-          text: body.text,
-          headers: {},
-        }),
-      }),
-      loadTransport: async () => transport,
-      maxMessages: null,
-      maxSeconds: null,
-      templatesRoot: () => '/nonexistent',
-    };
+    return engineDeps({ config, store, transport: recordingTransport(sent), ...overrides });
   }
 
   it('refuses a run whose host id a live run on another machine is using', async () => {

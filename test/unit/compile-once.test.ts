@@ -7,16 +7,15 @@
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { Millis, SendOutcome } from '../../src/domain/types.js';
+import type { Millis } from '../../src/domain/types.js';
 import { dryRun } from '../../src/engine/dry-run.js';
-import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { type SendDueDeps, sendDue } from '../../src/engine/send-due.js';
-import { StopController } from '../../src/engine/stop.js';
 import type { Store } from '../../src/engine/store.js';
 import { buildBody } from '../../src/render/build.js';
 import { preparePersonaliser } from '../../src/render/personalise.js';
 import { TEMPLATES } from '../helpers/cli.js';
 import { addresses, seedSubscribers, sqliteFactory, type StoreHandle } from '../helpers/store-fixtures.js';
+import { engineDeps, recordingTransport } from '../helpers/engine-deps.js';
 
 const compiles = vi.hoisted(() => ({ count: 0 }));
 
@@ -71,32 +70,15 @@ function deps(sent: string[], maxMessages: number | null = null): SendDueDeps {
       NEWSLETTER_BASE_URL: 'https://example.org/news',
     },
   });
-  const transport: Transport = {
-    kind: 'count',
-    async send(message: OutgoingMessage): Promise<SendOutcome> {
-      sent.push(message.to);
-      return { kind: 'sent', reply: '250 ok', queueId: null };
-    },
-    async verify() {},
-    async close() {},
-  };
-  return {
+  return engineDeps({
     config,
     store,
+    transport: recordingTransport(sent),
     hostId: HOST,
-    hostname: 'test',
-    pid: process.pid,
-    now: Date.now,
-    stop: new StopController(),
-    events: () => undefined,
-    acquireLock: async () => ({ compromised: null, release: async () => undefined }),
-    isProcessAlive: () => true,
-    loadRender: async () => ({ buildBody, preparePersonaliser }),
-    loadTransport: async () => transport,
+    render: { buildBody, preparePersonaliser },
     maxMessages,
-    maxSeconds: null,
-    templatesRoot: () => TEMPLATES,
-  };
+    templatesRoot: TEMPLATES,
+  });
 }
 
 describe('MJML compiles', () => {
