@@ -8,7 +8,6 @@
  *   util-linux) it appears; piped, it does not.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, BIN, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
 import { startLockHolder } from '../helpers/lock-holder.js';
@@ -48,21 +47,6 @@ async function workspace(recipients = 3, prefix = 'reader'): Promise<Workspace> 
   return ws;
 }
 
-async function createDue(ws: Workspace): Promise<void> {
-  const template = path.join(ws.copyTemplates(), 'welcome.mjml');
-  await ws.ok([
-    'create',
-    '--subject',
-    'Hello {{name}}',
-    '--template',
-    template,
-    '--list',
-    'readers',
-    '--at',
-    'now',
-  ]);
-}
-
 /** Every stderr line must be one JSON object with the four common fields. */
 function jsonLines(stderr: string): Line[] {
   const lines = stderr.split('\n').filter(Boolean);
@@ -90,14 +74,14 @@ describe('send-due logs', () => {
       });
     }
     // And nothing after a successful send either, unless --verbose.
-    await createDue(ws);
+    await ws.createDue();
     const sent = await ws.run(['send-due']);
     expect(sent).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 
   it('--verbose under a non-terminal: JSON lines, one per event, in order', async () => {
     const ws = await workspace(3);
-    await createDue(ws);
+    await ws.createDue();
     const result = await ws.run(['--verbose', 'send-due']);
     expect(result.code, describeRun(['send-due'], result)).toBe(0);
     const lines = jsonLines(result.stderr);
@@ -122,7 +106,7 @@ describe('send-due logs', () => {
 
   it('--log-format text: one readable line per event', async () => {
     const ws = await workspace(2);
-    await createDue(ws);
+    await ws.createDue();
     const result = await ws.run(['--verbose', '--log-format', 'text', 'send-due']);
     expect(result.code).toBe(0);
     const lines = result.stderr.split('\n').filter(Boolean);
@@ -132,7 +116,7 @@ describe('send-due logs', () => {
 
   it('a run that needs a person: JSON lines under a non-terminal, ending with run-failed and its exit code', async () => {
     const ws = await workspace(2, 'bounce');
-    await createDue(ws);
+    await ws.createDue();
     const result = await ws.run(['send-due']);
     expect(result.code, describeRun(['send-due'], result)).toBe(8);
     expect(result.stdout).toBe('');
@@ -151,7 +135,7 @@ describe('send-due logs', () => {
 
   it('--quiet keeps the errors only', async () => {
     const ws = await workspace(2, 'bounce');
-    await createDue(ws);
+    await ws.createDue();
     const result = await ws.run(['--quiet', '--log-format', 'json', 'send-due']);
     expect(result.code).toBe(8);
     const lines = jsonLines(result.stderr);
@@ -161,7 +145,7 @@ describe('send-due logs', () => {
 
   it('lock held: silent under cron, one lock-held line with --verbose', async () => {
     const ws = await workspace(1);
-    await createDue(ws);
+    await ws.createDue();
     const holder = await startLockHolder({
       databasePath: ws.db,
       lockPath: `${ws.db}.lock`,
@@ -216,18 +200,18 @@ describe('the progress bar', () => {
     if (!hasScript)
       throw new Error('needs `script` (util-linux) for a pseudo-terminal: apt-get install util-linux');
     const ws = await workspace(4);
-    await createDue(ws);
+    await ws.createDue();
     const tty = await underTerminal(ws, ['send-due']);
     expect(tty.code, tty.output).toBe(0);
     expect(tty.output).toMatch(/sending \S+ 4\/4 recipients \| 100%/);
     expect(tty.output).toContain('\u2588');
 
-    await createDue(ws);
+    await ws.createDue();
     const piped = await ws.run(['send-due']);
     expect(piped).toMatchObject({ code: 0, stdout: '', stderr: '' });
 
     // On a terminal but with JSON logs asked for: no bar either.
-    await createDue(ws);
+    await ws.createDue();
     const json = await underTerminal(ws, ['--log-format', 'json', 'send-due']);
     expect(json.code).toBe(0);
     expect(json.output).not.toContain('recipients |');
@@ -237,7 +221,7 @@ describe('the progress bar', () => {
     if (!hasScript)
       throw new Error('needs `script` (util-linux) for a pseudo-terminal: apt-get install util-linux');
     const ws = await workspace(1);
-    await createDue(ws);
+    await ws.createDue();
     expect(await ws.run(['send-due'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
     // Nothing is due now. The cron fast path must not answer for a person at a terminal.
     const tty = await underTerminal(ws, ['send-due']);

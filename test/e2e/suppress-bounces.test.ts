@@ -46,22 +46,7 @@ async function workspace(
   await ws.ok(['init']);
   const { file, addresses } = await ws.writeCsv(count);
   await ws.ok(['recipients', 'import', file, '--list', 'readers']);
-  const template = path.join(ws.copyTemplates(), 'welcome.mjml');
-  const create = async () =>
-    (
-      await ws.json<{ id: number }>([
-        'create',
-        '--subject',
-        'News',
-        '--template',
-        template,
-        '--list',
-        'readers',
-        '--at',
-        'now',
-        '--json',
-      ])
-    ).id;
+  const create = () => ws.createDue('News');
   return { ws, readers: addresses, create };
 }
 

@@ -37,22 +37,7 @@ async function prepare(
   await ws.ok(['init']);
   const { file, addresses } = await ws.writeCsv(count);
   await ws.ok(['recipients', 'import', file, '--list', 'readers']);
-  const template = path.join(ws.copyTemplates(), 'welcome.mjml');
-  const create = async () =>
-    (
-      await ws.json<{ id: number }>([
-        'create',
-        '--subject',
-        'Hello {{name}}',
-        '--template',
-        template,
-        '--list',
-        'readers',
-        '--at',
-        'now',
-        '--json',
-      ])
-    ).id;
+  const create = () => ws.createDue();
   return { addresses, create };
 }
 

@@ -127,6 +127,8 @@ export interface Workspace {
   writeCsv(count: number, options?: CsvOptions): Promise<{ file: string; addresses: string[] }>;
   /** Copies templates/ into the workspace; returns the copy's folder. */
   copyTemplates(): string;
+  /** `create` from the copied welcome.mjml to the list `readers`, due now; returns its id. */
+  createDue(subject?: string): Promise<number>;
   /**
    * sha256 of the database file and of its -wal: compare before and after. A missing -wal and an
    * empty one are the same (null): an empty WAL holds no frames, and SQLite creates one when a
@@ -159,6 +161,7 @@ export async function makeWorkspace(prefix = 'newsletter-e2e-'): Promise<Workspa
     if (result.code !== 0) throw new Error(`expected exit 0: ${describeRun(args, result)}`);
     return result;
   };
+  let templates: string | null = null;
   const workspace: Workspace = {
     dir,
     db,
@@ -194,6 +197,12 @@ export async function makeWorkspace(prefix = 'newsletter-e2e-'): Promise<Workspa
       const target = path.join(dir, 'templates');
       cpSync(TEMPLATES, target, { recursive: true });
       return target;
+    },
+    async createDue(subject = 'Hello {{name}}') {
+      templates ??= workspace.copyTemplates();
+      const template = path.join(templates, 'welcome.mjml');
+      const args = ['create', '--subject', subject, '--template', template, '--list', 'readers'];
+      return (await workspace.json<{ id: number }>([...args, '--at', 'now', '--json'])).id;
     },
     dbDigest() {
       const wal = `${db}-wal`;
