@@ -52,14 +52,18 @@ export function eventLevel(event: EngineEvent): LogLevel {
     case 'run-started':
     case 'newsletter-built':
     case 'newsletter-taken-by-another-run':
+    case 'newsletter-changed-during-build':
     case 'newsletter-sent':
+    case 'database-busy':
       return 'info';
+    case 'run-settled':
+      return event.unknown > 0 ? 'warn' : 'info';
     case 'batch-claimed':
       return 'debug';
     case 'outcomes-recorded':
       return event.unknown > 0 || event.refused > 0 ? 'warn' : 'debug';
     case 'runs-expired':
-      return event.unknown > 0 ? 'warn' : 'info';
+      return event.unknown > 0 || event.stranded > 0 ? 'warn' : 'info';
     case 'newsletter-build-failed':
       return 'error';
     case 'stopping':
@@ -78,13 +82,27 @@ export function eventMessage(event: EngineEvent): string {
     case 'run-started':
       return `run ${event.runId} started (host ${event.hostId}, pid ${event.pid})`;
     case 'runs-expired':
-      return `${event.runs} dead runs ended; ${event.unknown} of their claims are now unknown`;
+      return [
+        `${event.runs} dead runs ended; ${event.unknown} of their claims are now unknown`,
+        event.stranded > 0
+          ? `; ${event.stranded} deliveries left claimed by closed runs are now unknown`
+          : '',
+        event.cancelledRetries > 0
+          ? `; ${event.cancelledRetries} retries of cancelled newsletters are now skipped`
+          : '',
+      ].join('');
     case 'newsletter-built':
       return `newsletter ${event.newsletterId} built and verified; now sending`;
     case 'newsletter-build-failed':
       return `newsletter ${event.newsletterId} failed to build: ${event.reason.split('\n')[0]}`;
     case 'newsletter-taken-by-another-run':
       return `newsletter ${event.newsletterId} was started by another run`;
+    case 'newsletter-changed-during-build':
+      return `newsletter ${event.newsletterId} changed while it was being built (now ${event.status}${event.scheduledAt === null ? '' : `, for ${new Date(event.scheduledAt).toISOString()}`}): nothing sent`;
+    case 'database-busy':
+      return `the database is busy (${event.method}): waiting for it, up to the end of the lease (${event.detail})`;
+    case 'run-settled':
+      return `run ${event.runId} ended holding rows: ${event.unknown} handed over without a recorded outcome are now unknown, ${event.released} never handed over go back to retry`;
     case 'batch-claimed':
       return `newsletter ${event.newsletterId}: claimed ${event.claimed}, skipped ${event.skipped}`;
     case 'outcomes-recorded':

@@ -217,7 +217,7 @@ Examples:
   program
     .command('reconcile <id> [emails...]')
     .description(
-      'settle `unknown` deliveries: --mark-sent if the server logs show them delivered, else --resend',
+      'settle `unknown` deliveries (and ones left `claimed` by an ended run): --mark-sent if the server logs show them delivered, else --resend',
     )
     .option('--mark-sent', 'record them as sent')
     .option('--resend', 'make them due again (same Message-ID)')

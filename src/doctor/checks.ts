@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config.js';
 import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../domain/types.js';
+import { findUnsettled, type Unsettled, type UnsettledKind } from '../domain/unsettled.js';
 import { type CheckResult, ok, problem, warning } from './types.js';
 
 const iso = (ms: Millis): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -173,9 +174,14 @@ export function lockCheck(
 export interface NewsletterState {
   newsletter: Newsletter;
   counts: DeliveryCounts;
+  /** Rows `claimed` by a closed or missing run (Store.strandedClaims); 0 when not given. */
+  stranded?: number;
 }
 
-/** Things in the ledger that wait for a person, or for a run that is not coming. */
+/**
+ * Things in the ledger that wait for a person, or for a run that is not coming. `liveRuns`: every
+ * run whose row is open (no `ended_at`), whatever its lease says.
+ */
 export function ledgerChecks(
   newsletters: readonly NewsletterState[],
   liveRuns: readonly RunInfo[],
@@ -194,6 +200,11 @@ export function ledgerChecks(
   } else {
     results.push(ok('unknown', 'No delivery is waiting for reconcile.'));
   }
+  const unsettled = findUnsettled(
+    newsletters.map((n) => ({ ...n, stranded: n.stranded ?? 0 })),
+    liveRuns.length,
+  );
+  results.push(...unsettledChecks(unsettled));
 
   const failed = newsletters.filter((n) => n.newsletter.status === 'failed');
   if (failed.length > 0) {
@@ -209,7 +220,9 @@ export function ledgerChecks(
   }
 
   const live = liveRuns.filter((run) => run.leaseUntil > now);
-  const sending = newsletters.filter((n) => n.newsletter.status === 'sending');
+  // A sending newsletter with nothing left to claim has its own check (sending-idle) above.
+  const idle = new Set(unsettled.filter((u) => u.kind === 'sending-idle').map((u) => u.newsletterId));
+  const sending = newsletters.filter((n) => n.newsletter.status === 'sending' && !idle.has(n.newsletter.id));
   if (sending.length > 0 && live.length === 0) {
     results.push(
       warning(
@@ -234,6 +247,45 @@ export function ledgerChecks(
         'Check that cron runs send-due for this database (see the cron check), and what `newsletter send-due` says when run by hand.',
       ),
     );
+  }
+  return results;
+}
+
+/**
+ * One check per kind of state that no run will settle (domain/unsettled.ts), shown only when
+ * found. Stranded and cancelled-retry rows need a person: problems. A sending newsletter with
+ * nothing left to claim completes at the next send-due unless stranded rows hold it (which the
+ * stranded check already reports): a warning.
+ */
+function unsettledChecks(unsettled: readonly Unsettled[]): CheckResult[] {
+  const of = (kind: UnsettledKind) => unsettled.filter((u) => u.kind === kind);
+  const commands = (items: readonly Unsettled[]) => items.map((u) => `\`${u.command}\``).join(', ');
+  const said = (items: readonly Unsettled[]) => `${items.map((u) => u.message).join('; ')}.`;
+  const results: CheckResult[] = [];
+  const stranded = of('stranded');
+  if (stranded.length > 0) {
+    results.push(
+      problem(
+        'stranded',
+        said(stranded),
+        `Look their Message-IDs up in the mail server's log (\`newsletter show ${stranded[0]?.newsletterId}\` lists them), ` +
+          `then ${commands(stranded)}: --mark-sent EMAIL… for the delivered ones, --resend for the rest (a cancelled newsletter resends nothing).`,
+      ),
+    );
+  }
+  const retries = of('cancelled-retry');
+  if (retries.length > 0) {
+    results.push(
+      problem(
+        'cancelled-retry',
+        said(retries),
+        `Run ${commands(retries)}: it writes them skipped (cancelled); give the addresses the server's log shows delivered when the newsletter also has unknown deliveries.`,
+      ),
+    );
+  }
+  const idle = of('sending-idle');
+  if (idle.length > 0) {
+    results.push(warning('sending-idle', said(idle), `Run ${commands(idle)}.`));
   }
   return results;
 }

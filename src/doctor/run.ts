@@ -92,10 +92,12 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
     results.push(...(await cron(deps)));
     if (store && schemaOk) {
       const s = store;
+      const stranded = new Map((await s.strandedClaims()).map((c) => [c.newsletterId, c.count]));
       const newsletters = await Promise.all(
         (await s.listNewsletters()).map(async (newsletter) => ({
           newsletter,
           counts: await s.counts(newsletter.id),
+          stranded: stranded.get(newsletter.id) ?? 0,
         })),
       );
       results.push(...ledgerChecks(newsletters, liveRuns, deps.now()));

@@ -1,4 +1,5 @@
 import { domainToASCII } from 'node:url';
+import { findFormatCharacter, revealFormatCharacters } from './format-characters.js';
 
 /**
  * One cell of an imported list, or an address typed on the command line, turned into the two forms
@@ -31,6 +32,10 @@ import { domainToASCII } from 'node:url';
  *   refused anywhere, before trimming: a CR or LF in an address is header injection, never a typo
  *   to fix. Spaces, tabs and other Unicode white space around the address are trimmed; inside it,
  *   outside quotes, they are refused (or reported as two addresses when both sides hold an '@').
+ * - Invisible format characters (Unicode category Cf: U+200B ZERO WIDTH SPACE, U+200C, U+200D,
+ *   U+2060, U+FEFF, U+00AD, the bidirectional marks…) are refused anywhere, naming the character:
+ *   trimming would hide them only at the ends, and inside an address they make a second ledger key
+ *   for the same person that the mail server then refuses (format-characters.ts).
  */
 export type AddressResult =
   | {
@@ -73,6 +78,15 @@ export function normaliseAddress(raw: string): AddressResult {
   }
   if (LONE_SURROGATE.test(raw)) {
     return fail(`${show(raw)} contains a broken Unicode character; check the file's encoding`);
+  }
+  // Before trimming: String.prototype.trim removes U+FEFF, so a BOM pasted before an address
+  // would otherwise pass unseen while one inside it is refused.
+  const invisible = findFormatCharacter(raw);
+  if (invisible) {
+    return fail(
+      `${show(raw)} contains an invisible character ${invisible.description} at position ${invisible.position}; ` +
+        'delete it (retype the address: text copied from web pages, chats and documents carries such characters)',
+    );
   }
   const text = raw.trim();
   if (text === '') {
@@ -367,8 +381,8 @@ function describeControl(c: string): string {
   }
 }
 
-/** The value as an operator can read it: quoted, escapes visible, cut when very long. */
+/** The value as an operator can read it: quoted, escapes and invisible characters visible, cut when very long. */
 function show(value: string): string {
   const cut = value.length > 80 ? `${value.slice(0, 77)}…` : value;
-  return JSON.stringify(cut);
+  return revealFormatCharacters(JSON.stringify(cut));
 }

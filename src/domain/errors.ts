@@ -55,3 +55,14 @@ export class CloneRefusedError extends NewsletterError {
 
 /** A template that does not compile or verify. Carries every problem found. */
 export class BuildError extends InputError {}
+
+/**
+ * The database was busy or out of reach for longer than a run could wait (SQLite's write lock
+ * held by another program, a PostgreSQL restart, a terminated connection, a lock timeout).
+ * Nothing is wrong with the data: the next run continues. Exit code `transient`.
+ */
+export class TransientDatabaseError extends NewsletterError {
+  constructor(message: string, details: readonly string[] = []) {
+    super(message, ExitCode.transient, details);
+  }
+}

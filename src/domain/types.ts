@@ -63,6 +63,8 @@ export interface Newsletter {
   startedAt: Millis | null;
   finishedAt: Millis | null;
   startedByRun: number | null;
+  /** Changes with every change of the row: what a build read is compared with it before sending. */
+  updatedAt: Millis;
 }
 
 export interface DeliveryCounts {

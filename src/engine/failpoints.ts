@@ -7,10 +7,17 @@
  */
 export const FAILPOINTS = [
   'before-build',
+  'after-build',
   'after-begin-sending',
   'after-claim',
   'after-send-before-record',
   'after-record',
+  'before-hand-over',
+  // recipients import (src/store/staged-import.ts): after each staging batch (no lock held),
+  // after the last one (nothing published yet), and inside the publish (holding the write lock).
+  'import-batch-staged',
+  'import-staged',
+  'import-publishing',
 ] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 

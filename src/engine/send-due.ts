@@ -19,9 +19,10 @@ import type {
 import type { EventSink } from './events.js';
 import { failpoint } from './failpoints.js';
 import type { BuildBody, Personaliser, PreparePersonaliser, Transport } from './ports.js';
+import { patientStore } from './patient-store.js';
 import { claimWithinQuota } from './quota.js';
 import type { StopController, StopReason } from './stop.js';
-import type { OutcomeWrite, Store } from './store.js';
+import type { ExpiredRuns, OutcomeWrite, Store } from './store.js';
 
 export interface RenderModule {
   buildBody: BuildBody;
@@ -57,7 +58,14 @@ export interface SendDueDeps {
 export interface NewsletterReport {
   id: number;
   subject: string;
-  result: 'began' | 'build-failed' | 'taken-by-another-run' | 'sent' | 'continuing' | 'cancelled';
+  result:
+    | 'began'
+    | 'build-failed'
+    | 'taken-by-another-run'
+    | 'changed-during-build'
+    | 'sent'
+    | 'continuing'
+    | 'cancelled';
   reason?: string;
 }
 
@@ -70,7 +78,19 @@ export interface SendDueResult {
   stopDetail: string | null;
   /** Outcome writes refused by the fence (this run had lost its claim). */
   refusedWrites: number;
-  expired: { runs: number; unknown: number };
+  expired: ExpiredRuns;
+}
+
+/**
+ * What this run holds that the database does not know yet. Whatever way the run ends, endRun
+ * settles it: `outcomes` are written, `handedOver` rows without an outcome become `unknown`, and
+ * every other row the run still holds was never handed over and goes back to `retry`.
+ */
+interface Unsettled {
+  /** Given to the transport; removed once its outcome is recorded (or it came back unsent). */
+  handedOver: Set<number>;
+  /** Known outcomes whose write has not succeeded yet. */
+  outcomes: OutcomeWrite[];
 }
 
 export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
@@ -83,7 +103,7 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     stopReason: null,
     stopDetail: null,
     refusedWrites: 0,
-    expired: { runs: 0, unknown: 0 },
+    expired: { runs: 0, unknown: 0, stranded: 0, cancelledRetries: 0 },
   };
 
   await guardAgainstClone(deps);
@@ -122,13 +142,28 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
   result.runId = run.id;
   deps.events({ type: 'run-started', runId: run.id, hostId: deps.hostId, pid: deps.pid });
   const lease = new LeaseKeeper(store, run.id, deps, run.leaseUntil);
+  // From here on every store call waits out a busy or restarting database, up to the lease's end.
+  const waits = new Set<string>();
+  const runDeps: SendDueDeps = {
+    ...deps,
+    store: patientStore(store, {
+      deadline: () => lease.expiresAt,
+      now: deps.now,
+      onWait: (method, cause) => {
+        if (waits.has(method)) return;
+        waits.add(method);
+        deps.events({ type: 'database-busy', method, detail: (cause as Error)?.message ?? String(cause) });
+      },
+    }),
+  };
+  const unsettled: Unsettled = { handedOver: new Set(), outcomes: [] };
   let transport: Transport | null = null;
   let error: unknown = null;
   try {
-    result.expired = await expireDeadRuns(deps, run.id);
+    result.expired = await expireDeadRuns(runDeps, run.id);
     const render = await deps.loadRender();
-    await beginDueNewsletters(deps, render, run.id, result);
-    const sending = await store.sendingNewsletters();
+    await beginDueNewsletters(runDeps, render, run.id, result);
+    const sending = await runDeps.store.sendingNewsletters();
     const deadline = deps.maxSeconds === null ? null : deps.now() + deps.maxSeconds * 1000;
     const budget = { messages: deps.maxMessages, deadline };
     const limiter = new RateLimiter(config.rate, deps.now());
@@ -136,12 +171,9 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
       if (deps.stop.stopped) break;
       transport ??= await deps.loadTransport();
       const report = await sendNewsletter(
-        deps,
+        runDeps,
         render,
-        transport,
-        limiter,
-        lease,
-        run.id,
+        { transport, limiter, lease, unsettled, runId: run.id },
         newsletter,
         budget,
         result,
@@ -155,21 +187,50 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     await transport?.close().catch(() => undefined);
     result.stopReason = deps.stop.reason;
     result.stopDetail = deps.stop.detail;
+    const ended = await endRun(runDeps, run.id, unsettled, result, error);
+    error ??= ended;
     const outcome = error ? 'error' : (deps.stop.reason ?? 'ok');
-    await store
-      .finishRun(
-        run.id,
-        outcome,
-        result.counts,
-        error ? String((error as Error).message ?? error) : deps.stop.detail,
-        deps.now(),
-      )
-      .catch(() => undefined);
     deps.events({ type: 'run-ended', runId: run.id, outcome });
     await lock.release().catch(() => undefined);
   }
   if (error) throw error;
   return result;
+}
+
+/**
+ * Closes the run so that none of its rows stays `claimed`, whatever the path (promise 2): see
+ * Store.endRun. Returns the error that kept it from closing (the run row then stays open, and
+ * the next run's expiry settles its rows once the lease has passed), or null.
+ */
+async function endRun(
+  deps: SendDueDeps,
+  runId: number,
+  unsettled: Unsettled,
+  result: SendDueResult,
+  error: unknown,
+): Promise<unknown> {
+  const outcome = error ? 'error' : (deps.stop.reason ?? 'ok');
+  try {
+    const settlement = await deps.store.endRun(
+      runId,
+      {
+        outcome,
+        counts: result.counts,
+        error: error ? String((error as Error).message ?? error) : deps.stop.detail,
+        outcomes: unsettled.outcomes,
+        handedOver: [...unsettled.handedOver],
+      },
+      deps.now(),
+    );
+    for (const key of ['sent', 'failed', 'retry', 'unknown', 'skipped'] as const)
+      result.counts[key] += settlement.recorded[key];
+    result.counts.unknown += settlement.unknown;
+    if (settlement.settled && (settlement.unknown > 0 || settlement.released > 0))
+      deps.events({ type: 'run-settled', runId, unknown: settlement.unknown, released: settlement.released });
+    return null;
+  } catch (thrown) {
+    return thrown;
+  }
 }
 
 /** Promise 4: a SQLite database copied to a cloned server refuses to send there. */
@@ -189,10 +250,7 @@ async function guardAgainstClone(deps: SendDueDeps): Promise<void> {
   );
 }
 
-async function expireDeadRuns(
-  deps: SendDueDeps,
-  ownRunId: number,
-): Promise<{ runs: number; unknown: number }> {
+async function expireDeadRuns(deps: SendDueDeps, ownRunId: number): Promise<ExpiredRuns> {
   const live = await deps.store.liveRuns();
   refuseTwinHost(deps, live, ownRunId);
   // A run of this host whose process is gone is dead now; waiting for its lease would only delay.
@@ -201,7 +259,8 @@ async function expireDeadRuns(
     .filter((run) => !deps.isProcessAlive(run.pid))
     .map((run) => run.id);
   const expired = await deps.store.expireRuns(deps.now(), dead);
-  if (expired.runs > 0) deps.events({ type: 'runs-expired', ...expired });
+  if (expired.runs > 0 || expired.stranded > 0 || expired.cancelledRetries > 0)
+    deps.events({ type: 'runs-expired', ...expired });
   return expired;
 }
 
@@ -254,17 +313,18 @@ async function beginDueNewsletters(
         knownFields,
         defaultFrom: deps.config.from,
       });
-      if (await deps.store.beginSending(newsletter.id, body, runId, deps.now())) {
+      failpoint('after-build');
+      if (await deps.store.beginSending(newsletter, body, runId, deps.now())) {
         failpoint('after-begin-sending');
         deps.events({ type: 'newsletter-built', newsletterId: newsletter.id, subject: newsletter.subject });
         result.newsletters.push({ id: newsletter.id, subject: newsletter.subject, result: 'began' });
       } else {
-        deps.events({ type: 'newsletter-taken-by-another-run', newsletterId: newsletter.id });
+        await reportLostBegin(deps, newsletter, result);
       }
     } catch (error) {
       if (!(error instanceof BuildError)) throw error;
       const reason = [error.message, ...error.details].join('\n');
-      if (await deps.store.markBuildFailed(newsletter.id, reason, deps.now())) {
+      if (await deps.store.markBuildFailed(newsletter, reason, deps.now())) {
         deps.events({ type: 'newsletter-build-failed', newsletterId: newsletter.id, reason });
         result.newsletters.push({
           id: newsletter.id,
@@ -277,22 +337,48 @@ async function beginDueNewsletters(
   }
 }
 
+/**
+ * The compare-and-set that begins sending changed nothing: another run began it, or an operator
+ * changed it (`schedule --at LATER`, cancel) while its body was being built. The operator wins.
+ */
+async function reportLostBegin(deps: SendDueDeps, read: Newsletter, result: SendDueResult): Promise<void> {
+  const now = (await deps.store.getNewsletter(read.id)) ?? read;
+  if (now.status === 'sending' || now.status === 'sent') {
+    deps.events({ type: 'newsletter-taken-by-another-run', newsletterId: read.id });
+    return;
+  }
+  deps.events({
+    type: 'newsletter-changed-during-build',
+    newsletterId: read.id,
+    status: now.status,
+    scheduledAt: now.scheduledAt,
+  });
+  result.newsletters.push({ id: read.id, subject: read.subject, result: 'changed-during-build' });
+}
+
 interface Budget {
   messages: number | null;
   deadline: Millis | null;
 }
 
+/** What sending needs beside the newsletter: the same for every newsletter of the run. */
+interface SendContext {
+  transport: Transport;
+  limiter: RateLimiter;
+  lease: LeaseKeeper;
+  unsettled: Unsettled;
+  runId: number;
+}
+
 async function sendNewsletter(
   deps: SendDueDeps,
   render: RenderModule,
-  transport: Transport,
-  limiter: RateLimiter,
-  lease: LeaseKeeper,
-  runId: number,
+  context: SendContext,
   newsletter: Newsletter,
   budget: Budget,
   result: SendDueResult,
 ): Promise<NewsletterReport> {
+  const { lease, runId } = context;
   const { store, config } = deps;
   const body = newsletter.body;
   if (!body) throw new Error(`newsletter ${newsletter.id} is sending without a stored body`);
@@ -341,17 +427,7 @@ async function sendNewsletter(
       skipped: claim.skipped,
     });
     if (budget.messages !== null) budget.messages -= claim.claimed.length;
-    await sendBatch(
-      deps,
-      transport,
-      limiter,
-      lease,
-      runId,
-      newsletter.id,
-      claim.claimed,
-      personalise,
-      result,
-    );
+    await sendBatch(deps, context, newsletter.id, claim.claimed, personalise, result);
   }
 }
 
@@ -364,21 +440,19 @@ function checkBudget(deps: SendDueDeps, budget: Budget): void {
 /**
  * Sends one claimed batch with up to `transport.maxInFlight` messages in flight (three per SMTP
  * connection: the pool pipelines), at the configured rate, then records every outcome in one
- * transaction. A message is only handed to the transport while this run's lease is known to be
- * valid; once the run must stop, the rest of the batch is released back to `retry` untouched (it
- * was never sent, so it is not `unknown`).
+ * transaction. A message is handed to the transport only while this run's lease is known to be
+ * valid, checked right before the hand-over, after any wait for the rate; once the run must stop,
+ * the rest of the batch goes back to `retry` untouched (it was never sent, so it is not `unknown`).
  */
 async function sendBatch(
   deps: SendDueDeps,
-  transport: Transport,
-  limiter: RateLimiter,
-  lease: LeaseKeeper,
-  runId: number,
+  context: SendContext,
   newsletterId: number,
   batch: ClaimedDelivery[],
   personalise: Personaliser,
   result: SendDueResult,
 ): Promise<void> {
+  const { transport, limiter, lease, unsettled, runId } = context;
   const writes: OutcomeWrite[] = [];
   const notSent: number[] = [];
   let next = 0;
@@ -395,26 +469,26 @@ async function sendBatch(
       const delivery = batch[next];
       if (!delivery) return;
       next += 1;
-      if (deps.stop.stopped || !lease.validFor(deps.now())) {
-        if (!lease.validFor(deps.now()))
-          deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
-        notSent.push(delivery.deliveryId);
-        continue;
+      if (!deps.stop.stopped) {
+        const wait = limiter.reserve(deps.now());
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
-      const wait = limiter.reserve(deps.now());
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      failpoint('before-hand-over');
+      // Checked after the wait, right before the hand-over: a run stopped or paused past its lease
+      // while it waited must not send what another run may already have taken over.
+      if (!deps.stop.stopped && !lease.validFor(deps.now()))
+        deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
       if (deps.stop.stopped) {
         notSent.push(delivery.deliveryId);
         continue;
       }
+      unsettled.handedOver.add(delivery.deliveryId);
       const outcome = await sendOne(transport, personalise, delivery, serverSaidStop.signal);
-      if (outcome.kind === 'fatal') {
-        stopOnReply('fatal', outcome.reply);
-        notSent.push(delivery.deliveryId);
-        continue;
-      }
-      if (outcome.kind === 'withdrawn') {
-        // Another message's reply stopped the run before this one was tried: like the rest.
+      if (outcome.kind === 'fatal' || outcome.kind === 'withdrawn') {
+        // Refused before any message data (authentication, configuration), or withdrawn because
+        // another message's reply stopped the run before this one was tried: never handed over.
+        if (outcome.kind === 'fatal') stopOnReply('fatal', outcome.reply);
+        unsettled.handedOver.delete(delivery.deliveryId);
         notSent.push(delivery.deliveryId);
         continue;
       }
@@ -429,18 +503,28 @@ async function sendBatch(
   await Promise.all(Array.from({ length: workers }, worker));
 
   failpoint('after-send-before-record');
+  // Known from here on: if the write fails for good, endRun writes them.
+  unsettled.outcomes = writes;
   const recorded = await deps.store.recordOutcomes(runId, writes, deps.now());
+  unsettled.outcomes = [];
+  for (const write of writes) unsettled.handedOver.delete(write.deliveryId);
   failpoint('after-record');
   result.refusedWrites += recorded.refused;
   if (recorded.refused > 0)
     deps.stop.stop('lease-lost', `${recorded.refused} outcome writes were refused: another run took over`);
-  const tally = { sent: 0, failed: 0, retry: 0, unknown: 0 };
-  for (const write of writes) tally[write.state] += 1;
-  if (recorded.refused === 0) {
-    for (const key of ['sent', 'failed', 'retry', 'unknown'] as const) result.counts[key] += tally[key];
-  }
+  for (const key of ['sent', 'failed', 'retry', 'unknown', 'skipped'] as const)
+    result.counts[key] += recorded.recorded[key];
   if (notSent.length > 0) await deps.store.releaseClaims(runId, notSent, deps.now());
-  deps.events({ type: 'outcomes-recorded', newsletterId, ...tally, refused: recorded.refused });
+  const { sent, failed, retry, unknown } = recorded.recorded;
+  deps.events({
+    type: 'outcomes-recorded',
+    newsletterId,
+    sent,
+    failed,
+    retry,
+    unknown,
+    refused: recorded.refused,
+  });
 }
 
 async function sendOne(
@@ -483,6 +567,11 @@ class LeaseKeeper {
 
   private get margin(): number {
     return Math.min(5000, Math.floor(this.deps.config.leaseMs / 4));
+  }
+
+  /** The end of the lease as the database last accepted it: a run waits for the database until then. */
+  get expiresAt(): Millis {
+    return this.validUntil;
   }
 
   validFor(now: Millis): boolean {

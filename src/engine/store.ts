@@ -6,6 +6,7 @@
  * The store is deliberately dumb about policy: the engine decides states (src/domain), the store
  * writes them atomically and fenced.
  */
+import type { ReconcileAction, ReconcileResult } from '../domain/reconcile.js';
 import type {
   ClaimedDelivery,
   Delivery,
@@ -61,6 +62,63 @@ export interface OutcomeWrite {
   queueId: string | null;
   /** Set when the reply means the address must never be mailed again (5.1.x). */
   suppressAddress: { address: string; reason: string } | null;
+}
+
+/** What a run leaves for `endRun` to settle, and how it ended. */
+export interface RunEnd {
+  outcome: string;
+  counts: RunCounts;
+  error: string | null;
+  /** Known outcomes not recorded yet (the write failed): written now. */
+  outcomes: OutcomeWrite[];
+  /** Rows handed to the transport whose outcome is not known: they become `unknown`. */
+  handedOver: number[];
+}
+
+/** Rows per state as written (a `retry` of a cancelled newsletter counts as `skipped`). */
+export interface StateTally {
+  sent: number;
+  failed: number;
+  retry: number;
+  unknown: number;
+  skipped: number;
+}
+
+export interface RecordedOutcomes {
+  applied: number;
+  /** Writes the fence refused: this run no longer held those rows. */
+  refused: number;
+  recorded: StateTally;
+}
+
+/** What `endRun` did to the run's rows; `counts` are the run's totals as stored. */
+export interface RunSettlement {
+  /** False when the run had already been ended by another run: nothing was changed. */
+  settled: boolean;
+  recorded: StateTally;
+  /** Handed over, outcome never known. */
+  unknown: number;
+  /** Never handed over: back to `retry` (or `skipped` for a cancelled newsletter). */
+  released: number;
+}
+
+export interface ExpiredRuns {
+  runs: number;
+  /** Claims of the expired runs that became `unknown`. */
+  unknown: number;
+  /** `claimed` rows of runs already closed (left by older versions) that became `unknown`. */
+  stranded: number;
+  /** `retry` rows of cancelled newsletters that became `skipped`. */
+  cancelledRetries: number;
+}
+
+/** The part of a newsletter that a build read and that must not have changed when sending begins. */
+export type NewsletterAsRead = Pick<Newsletter, 'id' | 'scheduledAt' | 'updatedAt'>;
+
+/** One newsletter's count of stranded claims (`Store.strandedClaims`). */
+export interface StrandedClaims {
+  newsletterId: number;
+  count: number;
 }
 
 export interface ClaimRequest {
@@ -126,7 +184,11 @@ export interface Store {
   recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void>;
 
   // subscribers and lists
-  /** One transaction: any error thrown by `rows` (or the store) imports nothing. */
+  /**
+   * All or nothing: any error thrown by `rows` (or the store) imports nothing. The rows are staged
+   * without holding the write lock, then published in one short transaction
+   * (src/store/staged-import.ts), so sends and unsubscribes go on during a long import.
+   */
   importSubscribers(
     rows: AsyncIterable<SubscriberInput>,
     options: { list: string | null; fieldNames: string[]; now: Millis },
@@ -164,32 +226,45 @@ export interface Store {
   /** False when the run was ended by someone else (its lease expired): stop at once. */
   renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean>;
   liveRuns(): Promise<RunInfo[]>;
-  /** Ends runs whose lease expired before `now` or that are listed dead; their claims become `unknown`. */
-  expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }>;
-  finishRun(
-    runId: number,
-    outcome: string,
-    counts: RunCounts,
-    error: string | null,
-    now: Millis,
-  ): Promise<void>;
+  /**
+   * Ends runs whose lease expired before `now` or that are listed dead; their claims become
+   * `unknown`. Also heals what older versions could leave behind: `claimed` rows whose run is
+   * already closed become `unknown` (`stranded`), and `retry` rows of a cancelled newsletter
+   * become `skipped` (`cancelledRetries`).
+   */
+  expireRuns(now: Millis, deadRunIds: number[]): Promise<ExpiredRuns>;
+  /**
+   * Closes the run, by any path, so that none of its rows stays `claimed` (promise 2), in one
+   * transaction: the known outcomes it could not record yet are written (fenced as always), the
+   * rows it handed to the transport without a known outcome become `unknown`, and every other row
+   * it still holds was provably never handed over: back to `retry` untouched (`skipped`,
+   * "cancelled", when the newsletter was cancelled). A run that was already ended (its lease
+   * expired) changes no delivery. If this throws, the run stays open and expiry settles it.
+   */
+  endRun(runId: number, end: RunEnd, now: Millis): Promise<RunSettlement>;
   listRuns(limit: number): Promise<RunInfo[]>;
 
   // the send pipeline
   dueNewsletters(now: Millis): Promise<Newsletter[]>;
-  /** Compare-and-set scheduled → sending, storing the verified body, in one transaction. */
-  beginSending(newsletterId: number, body: VerifiedBody, runId: number, now: Millis): Promise<boolean>;
-  /** Compare-and-set scheduled → failed with the reason. */
-  markBuildFailed(newsletterId: number, reason: string, now: Millis): Promise<boolean>;
+  /**
+   * Compare-and-set scheduled → sending, storing the verified body, in one transaction. It changes
+   * the row only if it is still what the build read (status, send time and `updatedAt`): a
+   * `schedule` or an edit made while the body was being built wins, and nothing is sent.
+   */
+  beginSending(read: NewsletterAsRead, body: VerifiedBody, runId: number, now: Millis): Promise<boolean>;
+  /** Compare-and-set scheduled → failed with the reason, on the same condition as beginSending. */
+  markBuildFailed(read: NewsletterAsRead, reason: string, now: Millis): Promise<boolean>;
   sendingNewsletters(): Promise<Newsletter[]>;
   claimBatch(request: ClaimRequest): Promise<ClaimResult>;
-  /** Writes outcomes in one transaction, each fenced by run id and state `claimed`. */
-  recordOutcomes(
-    runId: number,
-    writes: OutcomeWrite[],
-    now: Millis,
-  ): Promise<{ applied: number; refused: number }>;
-  /** Rows this run claimed go back to `retry`, due now, attempts unchanged (a fatal transport error). */
+  /**
+   * Writes outcomes in one transaction, each fenced by run id and state `claimed`. A `retry` of a
+   * newsletter cancelled meanwhile is written `skipped`, "cancelled": nothing would claim it again.
+   */
+  recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<RecordedOutcomes>;
+  /**
+   * Rows this run claimed and never handed over go back to `retry`, due now, attempts unchanged
+   * (`skipped`, "cancelled", when the newsletter was cancelled meanwhile).
+   */
   releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number>;
   /** sending → sent when no recipient is left to claim and no row is `claimed` or `retry`. */
   completeIfDone(newsletterId: number, now: Millis): Promise<boolean>;
@@ -220,12 +295,22 @@ export interface Store {
     afterSubscriberId: number,
     limit: number,
   ): Promise<PendingRecipient[]>;
+  /**
+   * Per newsletter, how many rows are `claimed` by a run that is closed or missing (stranded, see
+   * src/store/stranded.ts): nothing settles them on its own. Newsletters without any are left out.
+   */
+  strandedClaims(): Promise<StrandedClaims[]>;
+  /**
+   * Settles `unknown` and stranded `claimed` rows (all of them, or those of `addresses`), never a
+   * row a live run holds; on a cancelled newsletter refuses `resend` and writes the `retry` rows
+   * `skipped`. One transaction. The rules: src/domain/reconcile.ts.
+   */
   reconcile(
     newsletterId: number,
-    action: 'mark-sent' | 'resend',
+    action: ReconcileAction,
     addresses: string[] | null,
     now: Millis,
-  ): Promise<{ changed: number; notUnknown: string[] }>;
+  ): Promise<ReconcileResult>;
   suppress(address: string, reason: string, source: string, now: Millis): Promise<void>;
 
   // suppressions and bounces

@@ -10,11 +10,16 @@
  * | POST /u/TOKEN without the one-click body         | 400                                             |
  * | any other path                                   | 404; other methods 405                          |
  * | a body over 4 KiB                                | 413                                             |
+ * | POST while the database stays busy (30 s)        | 503 with Retry-After: the provider tries again  |
  *
  * GET never unsubscribes: mail scanners and link previews fetch every link in a message, and a
  * newsletter must not unsubscribe its readers by being scanned. The page loads nothing from
  * anywhere (inline style, no script), says nothing about who the token belongs to, and is never
  * cached or sent on as a Referer (the token is a capability).
+ *
+ * A busy database (SQLite's write lock held past the busy timeout by an import's publish or a
+ * backup; PostgreSQL restarting) is waited out (src/store/wait-out-busy.ts): never a 500, and the
+ * unsubscribe is recorded once the lock is free, or the client is told to come back (503).
  *
  * The server knows HTTP and tokens; the store call and the logging are handed in by the CLI.
  */
@@ -22,10 +27,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { UnsubscribeTarget } from '../render/unsubscribe-token.js';
 import { verifyUnsubscribeToken } from '../render/unsubscribe-token.js';
+import { isTransientDatabaseError } from '../store/transient.js';
+import { StillBusyError, waitOutBusy } from '../store/wait-out-busy.js';
 
 export type ServeEvent =
   | { type: 'unsubscribed'; subscriberId: number; newsletterId: number; changed: boolean; known: boolean }
   | { type: 'bad-token'; method: string }
+  /** An unsubscribe met a busy database and will be tried again. */
+  | { type: 'database-busy'; subscriberId: number; attempt: number; waitedMs: number; message: string }
+  /** Still busy after the whole wait: answered 503, the client retries. */
+  | { type: 'still-busy'; subscriberId: number; waitedMs: number; message: string }
   | { type: 'failed'; message: string };
 
 export interface UnsubscribeServerOptions {
@@ -36,9 +47,16 @@ export interface UnsubscribeServerOptions {
   onEvent?(event: ServeEvent): void;
   /** Largest request body read, in bytes. Default 4 KiB: the one-click body is 26. */
   maxBodyBytes?: number;
+  /** How long an unsubscribe waits out a busy database before the answer is 503. Default 30 s. */
+  maxBusyWaitMs?: number;
+  /** Which errors are a busy database worth waiting out. Default: src/store/transient.ts. */
+  isTransient?(error: unknown): boolean;
 }
 
 const DEFAULT_MAX_BODY = 4096;
+const DEFAULT_MAX_BUSY_WAIT_MS = 30_000;
+/** What a 503 asks the client to wait, in seconds: the busy moment has usually passed by then. */
+const RETRY_AFTER_SECONDS = '60';
 /** What is read (and dropped) of a too-large body before the connection is cut. */
 const MAX_DRAIN = 1024 * 1024;
 const PATH = /^\/u\/([^/]+)\/?$/;
@@ -139,7 +157,32 @@ async function handle(
     send(response, 400, PAGES.notOneClick);
     return;
   }
-  const result = await options.unsubscribe(target);
+  let result: { changed: boolean } | null;
+  try {
+    const giveUpAt = Date.now() + (options.maxBusyWaitMs ?? DEFAULT_MAX_BUSY_WAIT_MS);
+    result = await waitOutBusy(() => options.unsubscribe(target), {
+      isTransient: options.isTransient ?? isTransientDatabaseError,
+      until: () => giveUpAt,
+      onBusy: (busy) =>
+        options.onEvent?.({
+          type: 'database-busy',
+          subscriberId: target.subscriberId,
+          attempt: busy.attempt,
+          waitedMs: Math.round(busy.waitedMs),
+          message: messageOf(busy.error),
+        }),
+    });
+  } catch (error) {
+    if (!(error instanceof StillBusyError)) throw error;
+    options.onEvent?.({
+      type: 'still-busy',
+      subscriberId: target.subscriberId,
+      waitedMs: Math.round(error.waitedMs),
+      message: messageOf(error.cause),
+    });
+    send(response, 503, PAGES.busy, { 'Retry-After': RETRY_AFTER_SECONDS });
+    return;
+  }
   options.onEvent?.({
     type: 'unsubscribed',
     subscriberId: target.subscriberId,
@@ -149,6 +192,10 @@ async function handle(
     known: result !== null,
   });
   send(response, 200, PAGES.done);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function decode(segment: string): string {
@@ -226,6 +273,10 @@ const PAGES = {
   notAllowed: { title: 'Method not allowed', text: 'Use GET or POST.' },
   tooLarge: { title: 'Request too large', text: 'The request is too large.' },
   failed: { title: 'Try again later', text: 'Something went wrong on our side. Please try again later.' },
+  busy: {
+    title: 'Try again in a minute',
+    text: 'We could not record your request just now. Please try again in a minute.',
+  },
 } satisfies Record<string, Page>;
 
 /** A page of fixed text: nothing from the request is ever written into it. */

@@ -108,6 +108,32 @@ describe('recipients import: a bad CSV is refused whole, by line number', () => 
     expect((await subscribers(ws)).map((s) => s.email)).toEqual(['first@example.org']);
   });
 
+  it('an address holding an invisible character: the line is named and nothing is imported', async () => {
+    // A BOM at the start of the file is fine (Excel writes one); a zero width space is not.
+    const file = await ws.write(
+      'invisible.csv',
+      Buffer.concat([
+        Buffer.from([0xef, 0xbb, 0xbf]),
+        Buffer.from('email,name\nzed@example.org,Zed\n\u200bdan@example.com,Dan\ndan@example.com,Dan\n'),
+      ]),
+    );
+    await expectRefused(ws, ['recipients', 'import', file, '--list', 'readers'], {
+      code: ExitCode.input,
+      stderr: [
+        '1 invalid row; nothing was imported',
+        /line 3: "\\u200bdan@example\.com" contains an invisible character U\+200B \(ZERO WIDTH SPACE\)/,
+      ],
+    });
+    expect((await subscribers(ws)).map((s) => s.email)).toEqual(['first@example.org']);
+  });
+
+  it('recipients add refuses an address holding an invisible character, naming it', async () => {
+    await expectRefused(ws, ['recipients', 'add', 'dan\u00ad@example.com'], {
+      code: ExitCode.input,
+      stderr: ['invisible character U+00AD (SOFT HYPHEN)'],
+    });
+  });
+
   it('a cell holding two addresses', async () => {
     const file = await ws.write('two.csv', 'email,name\n"a@example.org, b@example.org",A\n');
     await expectRefused(ws, ['recipients', 'import', file], {

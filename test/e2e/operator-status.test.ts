@@ -58,6 +58,7 @@ describe('status', () => {
       'hosts',
       'boundHostId',
       'quota',
+      'unsettled',
     ]);
     expect(status).toMatchObject({
       generatedAt: expect.stringMatching(ISO),
@@ -114,6 +115,8 @@ describe('status', () => {
       hosts: ['test-host-a'],
       boundHostId: 'test-host-a',
       quota: null,
+      // Newsletter 2 still has recipients to claim: the next run carries on, nothing to settle.
+      unsettled: [],
     });
     const sending = (status.sending as { ratePerSecond: number; estimatedEnd: string }[])[0]!;
     expect(sending.ratePerSecond).toBeGreaterThan(0);

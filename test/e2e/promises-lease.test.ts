@@ -49,6 +49,13 @@ describe('a run stopped past its lease is taken over, and its late writes change
       sentBeforeStop: 0,
     },
     {
+      // After the wait for its rate slot, before the hand-over: the lease must be checked here,
+      // not before the wait (a run paused while waiting once sent two messages on waking).
+      point: 'before-hand-over',
+      meaning: 'stopped right before handing its first message over',
+      sentBeforeStop: 0,
+    },
+    {
       point: 'after-send-before-record',
       meaning: 'stopped after the server accepted its batch, before recording it',
       sentBeforeStop: BATCH,

@@ -64,6 +64,11 @@ export interface PgCluster {
   /** The `postgres` maintenance database. */
   adminUrl: string;
   createDatabase(prefix?: string): Promise<PgDatabase>;
+  /** `pg_ctl restart -m fast`, same port and data: every session of every client ends. */
+  restart(): Promise<void>;
+  /** `pg_ctl stop -m fast`, keeping the data; `startAgain()` brings it back on the same port. */
+  stopFast(): Promise<void>;
+  startAgain(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,6 +104,9 @@ export async function startCluster(): Promise<PgCluster> {
         },
       };
     },
+    restart: () => server.restart(),
+    stopFast: () => server.stopFast(),
+    startAgain: () => server.startAgain(),
     async stop() {
       if (stopped) return;
       stopped = true;

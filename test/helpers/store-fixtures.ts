@@ -121,6 +121,7 @@ export function newsletterFixture(overrides: Partial<Newsletter> = {}): Newslett
     startedAt: null,
     finishedAt: null,
     startedByRun: null,
+    updatedAt: 0,
     ...overrides,
   };
 }
@@ -177,9 +178,7 @@ export async function sendingNewsletter(
   await seedSubscribers(store, options.list, options.recipients, options.now);
   const created = await createScheduledNewsletter(store, [options.list], options.now);
   const starter = await registerTestRun(store, options.now);
-  if (
-    !(await store.beginSending(created.id, fakeBody({ compiledAt: options.now }), starter.id, options.now))
-  ) {
+  if (!(await store.beginSending(created, fakeBody({ compiledAt: options.now }), starter.id, options.now))) {
     throw new Error('beginSending refused a newly scheduled newsletter');
   }
   return { newsletter: (await store.getNewsletter(created.id)) as Newsletter, starter };

@@ -179,6 +179,34 @@ describe('readRecipientsCsv: rows', () => {
   });
 });
 
+describe('readRecipientsCsv: invisible characters', () => {
+  it('reports an address holding a zero width space or a BOM as invalid, with its line', async () => {
+    // The file's own BOM is skipped by the parser; the ones inside cells are the address's problem.
+    const path = await file(
+      Buffer.concat([
+        Buffer.from([0xef, 0xbb, 0xbf]),
+        Buffer.from(
+          'email,name\ndan@example.com,Dan\n\u200bdan@example.com,Dan again\nann@example.org,Ann\n' +
+            '\ufeffbob@example.org,Bob\n"cat\u2060@example.org",Cat\n',
+        ),
+      ]),
+    );
+    const all = await events(path);
+    expect(summary(all)).toEqual([
+      '2 row dan@example.com',
+      '3 invalid',
+      '4 row ann@example.org',
+      '5 invalid',
+      '6 invalid',
+    ]);
+    expect(all[2]).toMatchObject({
+      problem: expect.stringContaining('invisible character U+200B (ZERO WIDTH SPACE)'),
+    });
+    expect(all[4]).toMatchObject({ problem: expect.stringContaining('U+FEFF') });
+    expect(all[5]).toMatchObject({ problem: expect.stringContaining('U+2060 (WORD JOINER)') });
+  });
+});
+
 describe('readRecipientsCsv: CSV dialects and line numbers', () => {
   it('skips a UTF-8 BOM', async () => {
     const path = await file(

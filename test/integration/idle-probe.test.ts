@@ -76,7 +76,7 @@ describe('idle probe', () => {
     // Sending.
     const run = await registerTestRun(store, now);
     await store.beginSending(
-      due.id,
+      due,
       {
         subject: 'Hello',
         html: '<p>{{unsubscribe_url}}</p>',

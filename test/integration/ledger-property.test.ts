@@ -94,7 +94,7 @@ async function expire(model: Model, real: Real, dead: number[]): Promise<void> {
   const unknown = [...model.rows.values()].filter(
     (row) => row.state === 'claimed' && ending.includes(row.runId),
   );
-  expect(await real.store.expireRuns(model.now, dead)).toEqual({
+  expect(await real.store.expireRuns(model.now, dead)).toMatchObject({
     runs: ending.length,
     unknown: unknown.length,
   });
@@ -233,7 +233,7 @@ class RecordOutcome implements Cmd {
       (d) => d.id === row.deliveryId,
     );
     const result = await real.store.recordOutcomes(runId, [write], model.now);
-    expect(result).toEqual(holds ? { applied: 1, refused: 0 } : { applied: 0, refused: 1 });
+    expect(result).toMatchObject(holds ? { applied: 1, refused: 0 } : { applied: 0, refused: 1 });
     if (!holds) {
       // The fence: a run that does not hold the row changes nothing in it.
       const after = (await real.store.deliveries(real.newsletterId, { limit: 1000 })).find(
@@ -242,9 +242,11 @@ class RecordOutcome implements Cmd {
       expect(after).toEqual(before);
       return;
     }
-    row.state = this.state;
+    // A 4xx of a cancelled newsletter is final: nothing would ever claim its retry.
+    const cancelledRetry = this.state === 'retry' && model.status === 'cancelled';
+    row.state = cancelledRetry ? 'skipped' : this.state;
     row.attempts = write.attempts;
-    row.nextAttemptAt = write.nextAttemptAt;
+    row.nextAttemptAt = cancelledRetry ? null : write.nextAttemptAt;
     if (this.state === 'sent') {
       bump(model.sentRecorded, row.address);
       model.everSent.add(row.address);
@@ -315,8 +317,9 @@ class Release implements Cmd {
     );
     expect(await real.store.releaseClaims(runId, [...ids], model.now)).toBe(released.length);
     for (const row of released) {
-      row.state = 'retry';
-      row.nextAttemptAt = model.now;
+      // Never handed over: back to retry, or final ("cancelled") once the newsletter is cancelled.
+      row.state = model.status === 'cancelled' ? 'skipped' : 'retry';
+      row.nextAttemptAt = model.status === 'cancelled' ? null : model.now;
       bump(model.mayHaveReached, row.address, -1);
     }
   }
@@ -336,7 +339,10 @@ class Reconcile implements Cmd {
     const result = await real.store.reconcile(real.newsletterId, this.action, targets, model.now);
     const settle =
       targets ?? [...model.rows.values()].filter((r) => r.state === 'unknown').map((r) => r.address);
-    const notUnknown: string[] = [];
+    // A cancelled newsletter sends nothing: a resend is refused, and its unknown rows stay.
+    const cancelled = model.status === 'cancelled';
+    const refused = cancelled && this.action === 'resend';
+    let notUnknown: string[] = [];
     let changed = 0;
     for (const address of settle) {
       const row = model.rows.get(address);
@@ -344,6 +350,7 @@ class Reconcile implements Cmd {
         notUnknown.push(address);
         continue;
       }
+      if (refused) continue;
       changed += 1;
       if (this.action === 'mark-sent') {
         row.state = 'sent';
@@ -355,7 +362,21 @@ class Reconcile implements Cmd {
         bump(model.resends, address);
       }
     }
-    expect(result).toEqual({ changed, notUnknown });
+    // Either action writes a cancelled newsletter's retry rows skipped: nothing would claim them.
+    const skipped = cancelled ? [...model.rows.values()].filter((row) => row.state === 'retry') : [];
+    for (const row of skipped) {
+      row.state = 'skipped';
+      row.nextAttemptAt = null;
+    }
+    const skippedAddresses = new Set(skipped.map((row) => row.address));
+    notUnknown = notUnknown.filter((address) => !skippedAddresses.has(address));
+    expect(result).toMatchObject({
+      changed,
+      stranded: 0,
+      notUnknown,
+      cancelledRetries: skipped.length,
+      refused: refused ? 'cancelled' : null,
+    });
     if (this.action === 'resend' && changed > 0 && model.status === 'sent') model.status = 'sending';
   }
   toString() {
@@ -544,7 +565,7 @@ async function setUp(handle: StoreHandle, audience: { unsubscribed: boolean; sup
   }
   const newsletter = await createScheduledNewsletter(store, ['news'], now);
   const starter = await registerTestRun(store, now, { leaseMs: LEASE });
-  expect(await store.beginSending(newsletter.id, fakeBody({ compiledAt: now }), starter.id, now)).toBe(true);
+  expect(await store.beginSending(newsletter, fakeBody({ compiledAt: now }), starter.id, now)).toBe(true);
 
   const model: Model = {
     now,

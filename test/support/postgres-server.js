@@ -105,11 +105,12 @@ export async function startPostgresServer({ label, settings = [] }) {
   const watchdog = startWatchdog(stopCommand, dir);
 
   let port = 0;
+  let options = '';
   let lastError = '';
   // A free port can be taken between the probe and the server's bind: try a few.
   for (let attempt = 0; attempt < 3 && port === 0; attempt++) {
     const candidate = await freePort();
-    const options = [
+    options = [
       '-c listen_addresses=127.0.0.1',
       `-p ${candidate}`,
       `-k ${dir}`,
@@ -140,6 +141,24 @@ export async function startPostgresServer({ label, settings = [] }) {
     data,
     bin: found.bin,
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    /**
+     * `pg_ctl restart -m fast`: every session is ended (57P01), the server comes back on the same
+     * port and data folder. Resolves once it accepts connections again.
+     */
+    async restart() {
+      const restart = command('pg_ctl', ['-D', data, '-l', log, '-m', 'fast', '-w', '-t', '60', 'restart']);
+      await run(restart.file, restart.args, { cwd: dir });
+    },
+    /** `pg_ctl stop -m fast`, keeping the data folder: `startAgain()` brings the same server back. */
+    async stopFast() {
+      const stop = command('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+      await run(stop.file, stop.args, { cwd: dir });
+    },
+    /** Starts the server stopped by `stopFast()`, on the same port; resolves once it accepts connections. */
+    async startAgain() {
+      const start = command('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o', options, 'start']);
+      await run(start.file, start.args, { cwd: dir });
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -119,6 +119,53 @@ describe('normaliseAddress: rejections an operator can act on', () => {
   });
 });
 
+describe('normaliseAddress: invisible format characters (Unicode Cf)', () => {
+  it.each([
+    ['\u200bdan@example.com', 'U+200B (ZERO WIDTH SPACE) at position 1'],
+    ['dan\u200c@example.com', 'U+200C (ZERO WIDTH NON-JOINER) at position 4'],
+    ['dan@exa\u200dmple.com', 'U+200D (ZERO WIDTH JOINER) at position 8'],
+    ['dan\u2060@example.com', 'U+2060 (WORD JOINER)'],
+    ['\ufeffdan@example.com', 'U+FEFF (ZERO WIDTH NO-BREAK SPACE, the byte order mark) at position 1'],
+    ['dan@example.com\ufeff', 'U+FEFF'],
+    ['da\u00adn@example.com', 'U+00AD (SOFT HYPHEN) at position 3'],
+    ['dan@example.com\u200e', 'U+200E (LEFT-TO-RIGHT MARK)'],
+    ['\u202edan@example.com', 'U+202E (RIGHT-TO-LEFT OVERRIDE)'],
+    ['"da\u200bn"@example.com', 'U+200B'],
+    ['Dan <dan@example.com\u200b>', 'U+200B'],
+    ['d\u{e0041}n@example.com', 'U+E0041 (a format character) at position 2'],
+  ])('%j is refused, naming the character', (raw, named) => {
+    const said = problem(raw);
+    expect(said).toContain(`contains an invisible character ${named}`);
+    expect(said).toMatch(/delete it/);
+  });
+
+  it('shows where the invisible character is in the quoted value', () => {
+    expect(problem('\u200bdan@example.com')).toMatch(/^"\\u200bdan@example\.com" contains/);
+    expect(problem('d\u{e0041}n@example.com')).toContain('"d\\u{e0041}n@example.com"');
+  });
+
+  it('refuses every character of category Cf, wherever it is', () => {
+    const all: number[] = [];
+    for (let code = 0; code <= 0x10ffff; code++) {
+      if ((code < 0xd800 || code > 0xdfff) && /\p{Cf}/u.test(String.fromCodePoint(code))) all.push(code);
+    }
+    expect(all.length).toBeGreaterThan(150);
+    fc.assert(
+      fc.property(fc.constantFrom(...all), fc.nat(15), (code, at) => {
+        const raw = 'dan@example.com';
+        const cut = at % (raw.length + 1);
+        const result = normaliseAddress(raw.slice(0, cut) + String.fromCodePoint(code) + raw.slice(cut));
+        expect(result.ok).toBe(false);
+        if (!result.ok) expect(result.problem).toContain('invisible character U+');
+      }),
+    );
+  });
+
+  it('still accepts a non-ASCII address that holds no format character', () => {
+    expect(accepted('jörg@bücher.de').email).toBe('jörg@xn--bcher-kva.de');
+  });
+});
+
 describe('normaliseAddress: RFC 5321 length limits', () => {
   /** A domain of exactly `length` octets made of valid labels (at most 63 each). */
   function domainOf(length: number): string {

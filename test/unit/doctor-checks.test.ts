@@ -169,6 +169,48 @@ describe('ledger checks', () => {
     expect(results[1]?.message).toContain('2 (bad tag)');
   });
 
+  it('stranded and cancelled-retry rows are problems, a sending newsletter with nothing to claim a warning, each with its command', () => {
+    const results = ledgerChecks(
+      [
+        {
+          newsletter: newsletter({ id: 1, status: 'sending' }),
+          counts: counts({ sent: 7, claimed: 3 }),
+          stranded: 3,
+        },
+        { newsletter: newsletter({ id: 2, status: 'cancelled' }), counts: counts({ sent: 8, retry: 2 }) },
+        { newsletter: newsletter({ id: 3, status: 'sending' }), counts: counts({ pending: 4, sent: 6 }) },
+      ],
+      [],
+      NOW,
+    );
+    expect(results.map((r) => [r.name, r.level])).toEqual([
+      ['unknown', 'ok'],
+      ['stranded', 'problem'],
+      ['cancelled-retry', 'problem'],
+      ['sending-idle', 'warning'],
+      ['sending', 'warning'],
+    ]);
+    const [, stranded, retries, idle, sending] = results;
+    expect(stranded?.message).toContain('newsletter 1: 3 deliveries claimed by a run that has ended');
+    expect(stranded?.fix).toContain('`newsletter reconcile 1 --mark-sent|--resend [EMAIL…]`');
+    expect(retries?.message).toContain('newsletter 2 is cancelled, but 2 deliveries wait for a retry');
+    expect(retries?.fix).toContain('`newsletter reconcile 2 --mark-sent`');
+    expect(idle?.message).toContain(
+      'newsletter 1 is sending, but no run is live and nothing is left to claim',
+    );
+    // The one with something left to claim keeps the between-runs hint; newsletter 1 is not in it.
+    expect(sending?.message).toMatch(/^newsletter 3 \(4 to go\) is sending/);
+  });
+
+  it('an open run, even one whose lease ran out, leaves a sending newsletter to it', () => {
+    const results = ledgerChecks(
+      [{ newsletter: newsletter({ id: 1, status: 'sending' }), counts: counts({ sent: 10 }) }],
+      [run({ leaseUntil: NOW - 1 })],
+      NOW,
+    );
+    expect(results.map((r) => r.name)).not.toContain('sending-idle');
+  });
+
   it('a live run makes sending and due normal', () => {
     const results = ledgerChecks(
       [{ newsletter: newsletter({ id: 3, status: 'sending' }), counts: counts({ pending: 4 }) }],

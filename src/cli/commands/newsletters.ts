@@ -149,8 +149,11 @@ export async function showCommand(context: Context, id: string, options: { json?
   const shown = await withStore(context, { readonly: true }, async (store) => {
     const newsletter = await requireNewsletter(store, newsletterId);
     const counts = await store.counts(newsletterId);
+    // `claimed` too: rows of a run that ended without recording them (stranded) need their
+    // Message-IDs looked up before `reconcile`, as unknown ones do.
     const attention = [
       ...(await store.deliveries(newsletterId, { state: 'unknown', limit: 50 })),
+      ...(await store.deliveries(newsletterId, { state: 'claimed', limit: 50 })),
       ...(await store.deliveries(newsletterId, { state: 'failed', limit: 50 })),
     ];
     return { newsletter, counts, attention };
@@ -276,6 +279,7 @@ async function checkBuild(
         startedAt: null,
         finishedAt: null,
         startedByRun: null,
+        updatedAt: 0,
       },
       {
         templatesRoot: templatesRootOf(newsletter.templatePath),

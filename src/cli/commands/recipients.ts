@@ -17,8 +17,9 @@ interface ImportOptions {
 }
 
 /**
- * One transaction: the CSV streams into the database and any fatal problem (or any invalid row,
- * unless --skip-invalid) rolls everything back, so a bad file changes nothing.
+ * All or nothing: the CSV streams into a staging area and is published in one short transaction
+ * only once the whole file has been read (src/store/staged-import.ts); any fatal problem (or any
+ * invalid row, unless --skip-invalid) publishes nothing, so a bad file changes nothing.
  */
 export async function importCommand(context: Context, file: string, options: ImportOptions): Promise<void> {
   if (options.list !== undefined) validateListName(options.list);
@@ -27,7 +28,7 @@ export async function importCommand(context: Context, file: string, options: Imp
   const duplicates: { line: number; firstLine: number; address: string }[] = [];
   let fieldNames: string[] = [];
   const events = readRecipientsCsv(file);
-  // The header comes first; read it before the transaction so that its field names are known.
+  // The header comes first; read it before the rows so that its field names are known.
   const first = await events.next();
   if (first.done || first.value.kind !== 'header') throw new InputError(`${file} has no header row.`);
   fieldNames = first.value.fields;

@@ -179,6 +179,11 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
           `${result.expired.unknown} deliveries of crashed runs are now unknown: see \`newsletter status\` and \`newsletter reconcile\`.`,
         ]
       : []),
+    ...(result.expired.stranded > 0
+      ? [
+          `${result.expired.stranded} deliveries left claimed by runs that had already closed (an older version's error path) are now unknown: see \`newsletter status\` and \`newsletter reconcile\`.`,
+        ]
+      : []),
     ...(result.counts.unknown > 0
       ? ['Unknown deliveries are never resent on their own: settle them with `newsletter reconcile`.']
       : []),
@@ -198,7 +203,8 @@ function exitCodeOf(result: SendDueResult): number {
       break;
   }
   const buildFailed = result.newsletters.some((n) => n.result === 'build-failed');
-  if (buildFailed || result.counts.failed > 0 || result.counts.unknown > 0 || result.expired.unknown > 0) {
+  const expiredUnknown = result.expired.unknown + result.expired.stranded;
+  if (buildFailed || result.counts.failed > 0 || result.counts.unknown > 0 || expiredUnknown > 0) {
     return ExitCode.partlyFailed;
   }
   if (result.stopReason === 'throttled' || result.stopReason === 'unreachable') return ExitCode.transient;

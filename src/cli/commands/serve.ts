@@ -50,6 +50,23 @@ export async function serveCommand(context: Context, options: ServeOptions): Pro
         case 'failed':
           log.log('error', 'request-failed', `a request failed: ${event.message}`);
           return;
+        // A busy moment is normal (an import publishing); only giving up needs a person.
+        case 'database-busy':
+          log.log(
+            'info',
+            'database-busy',
+            `the database is busy; the unsubscribe of subscriber ${event.subscriberId} waits (attempt ${event.attempt}, ${event.waitedMs} ms so far): ${event.message}`,
+            { subscriberId: event.subscriberId, attempt: event.attempt, waitedMs: event.waitedMs },
+          );
+          return;
+        case 'still-busy':
+          log.log(
+            'warn',
+            'unsubscribe-deferred',
+            `the database stayed busy for ${event.waitedMs} ms; answered 503 so that the client retries the unsubscribe of subscriber ${event.subscriberId}: ${event.message}`,
+            { subscriberId: event.subscriberId, waitedMs: event.waitedMs },
+          );
+          return;
       }
     },
   });

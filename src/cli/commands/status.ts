@@ -2,6 +2,7 @@ import chalk from 'chalk';
 import { describeDatabase } from '../../config.js';
 import { quotaWindow } from '../../domain/quota.js';
 import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../../domain/types.js';
+import { describeUnsettled, findUnsettled } from '../../domain/unsettled.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { printJson, println, table, time, warn } from '../output.js';
@@ -21,8 +22,13 @@ export async function statusCommand(
   const report = await withStore(context, { readonly: true }, async (store) => {
     const all =
       id === undefined ? await store.listNewsletters() : [await requireNewsletter(store, parseId(id))];
+    const stranded = new Map((await store.strandedClaims()).map((s) => [s.newsletterId, s.count]));
     const states = await Promise.all(
-      all.map(async (newsletter) => ({ newsletter, counts: await store.counts(newsletter.id) })),
+      all.map(async (newsletter) => ({
+        newsletter,
+        counts: await store.counts(newsletter.id),
+        stranded: stranded.get(newsletter.id) ?? 0,
+      })),
     );
     const runs = await store.listRuns(1000);
     const boundHostId = store.kind === 'sqlite' ? await store.getMeta('host_id') : null;
@@ -53,6 +59,8 @@ export async function statusCommand(
 export interface NewsletterState {
   newsletter: Newsletter;
   counts: DeliveryCounts;
+  /** Rows `claimed` by a closed or missing run (Store.strandedClaims); 0 when not looked at. */
+  stranded?: number;
 }
 
 /** How many recently sent newsletters the screen (and the JSON) shows. */
@@ -143,17 +151,25 @@ export function buildStatus(
           : null,
     };
   });
-  const recent = of('sent')
+  // Cancelled ones too: what went out before a cancel was sent, and must show.
+  const recent = [...of('sent'), ...of('cancelled')]
     .filter((s) => s.newsletter.finishedAt !== null)
     .sort((a, b) => (b.newsletter.finishedAt as number) - (a.newsletter.finishedAt as number))
     .slice(0, RECENT)
     .map((s) => ({
       id: s.newsletter.id,
       subject: s.newsletter.subject,
+      status: s.newsletter.status as 'sent' | 'cancelled',
       finishedAt: isoOrNull(s.newsletter.finishedAt),
       counts: pickCounts(s.counts),
     }));
 
+  // States no run will move on its own, each with the command that settles it (domain/unsettled.ts).
+  const unsettled = findUnsettled(
+    states.map((s) => ({ ...s, stranded: s.stranded ?? 0 })),
+    liveRuns.length,
+  );
+  const idle = new Set(unsettled.filter((u) => u.kind === 'sending-idle').map((u) => u.newsletterId));
   const attention: string[] = [];
   for (const { newsletter: n, counts } of states) {
     if (counts.unknown > 0) {
@@ -163,12 +179,13 @@ export function buildStatus(
     }
     if (n.status === 'failed')
       attention.push(`newsletter ${n.id} failed to build: ${(n.failureReason ?? '').split('\n')[0]}`);
-    if (n.status === 'sending' && liveRuns.length === 0) {
+    if (n.status === 'sending' && liveRuns.length === 0 && !idle.has(n.id)) {
       attention.push(
         `newsletter ${n.id} is sending but no run is live: is the cron line for send-due in place?`,
       );
     }
   }
+  attention.push(...unsettled.map(describeUnsettled));
   if (hosts.length > 1) {
     attention.push(
       `${hosts.length} different hosts have run send-due against this SQLite database (${hosts.join(', ')}): ` +
@@ -217,6 +234,7 @@ export function buildStatus(
     hosts,
     boundHostId,
     quota,
+    unsettled,
   };
 }
 
@@ -252,9 +270,10 @@ function printScreen(report: StatusReport, now: Millis): void {
   );
   section(
     'Recently sent',
-    report.recent.map(
-      (n) =>
-        `#${n.id} ${n.subject} · finished ${n.finishedAt} · ${n.counts.sent} sent, ${n.counts.failed} failed, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown`,
+    report.recent.map((n) =>
+      n.status === 'cancelled'
+        ? `#${n.id} ${n.subject} · cancelled ${n.finishedAt} · ${n.counts.sent} sent before the cancel, ${n.counts.failed} failed, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown, ${n.counts.pending} never sent`
+        : `#${n.id} ${n.subject} · finished ${n.finishedAt} · ${n.counts.sent} sent, ${n.counts.failed} failed, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown`,
     ),
   );
   section(

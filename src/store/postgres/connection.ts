@@ -5,8 +5,7 @@
  * SET outside a transaction (only SET LOCAL, which ends with the transaction).
  */
 import { type Pool, type PoolClient, Pool as PgPool, TypeOverrides } from 'pg';
-import { describeDatabase } from '../../config.js';
-import { DatabaseError } from '../../domain/errors.js';
+import { describePgError, isConnectionLoss } from './pg-errors.js';
 
 /** What a query needs: a pool (autocommit) or the client of an open transaction. */
 export interface Sql {
@@ -40,17 +39,22 @@ export function createPool(url: string, max: number): Pool {
     idleTimeoutMillis: 10_000,
     allowExitOnIdle: true,
   });
-  // An idle connection that the server drops (restart, pgbouncer) must not crash the process;
-  // the next query gets a new connection, or a clear error.
+  // An idle connection that the server drops (restart, terminated backend, pgbouncer) must not
+  // crash the process: pg-pool has already removed it, and reports it here only. The next query
+  // gets a new connection, or a clear error. Checked-out clients: see checkOut.
   pool.on('error', () => undefined);
   return pool;
 }
 
-function wrap(client: Pool | PoolClient, url: string): Sql {
+/**
+ * Autocommit queries on the pool. pg-pool guards the client of each one itself (an error listener
+ * while the query runs, its idle listener after); a query on a connection that failed rejects.
+ */
+export function poolSql(pool: Pool, url: string): Sql {
   return {
     async query<R>(text: string, values?: readonly unknown[]) {
       try {
-        const result = await client.query(text, values as unknown[] | undefined);
+        const result = await pool.query(text, values as unknown[] | undefined);
         return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
       } catch (error) {
         throw describePgError(error, url);
@@ -59,14 +63,10 @@ function wrap(client: Pool | PoolClient, url: string): Sql {
   };
 }
 
-/** Autocommit queries on the pool. */
-export function poolSql(pool: Pool, url: string): Sql {
-  return wrap(pool, url);
-}
-
 /**
  * Runs `fn` in one transaction on one connection (READ COMMITTED, the default). Everything
- * `fn` does commits together or not at all; any error rolls back and is rethrown.
+ * `fn` does commits together or not at all; any error rolls back and is rethrown. A lost
+ * connection rejects with TransientDatabaseError (pg-errors.ts), never crashes the process.
  */
 export async function transaction<T>(
   pool: Pool,
@@ -74,79 +74,102 @@ export async function transaction<T>(
   options: TransactionOptions,
   fn: (sql: Sql) => Promise<T>,
 ): Promise<T> {
+  const session = await begin(pool, url, options);
+  try {
+    const result = await fn(session.sql);
+    // If the connection drops while COMMIT is on its way, the server may or may not have
+    // committed: the caller gets the same transient error either way, so every write that the
+    // engine retries must be one that is harmless to repeat (the fences make them so).
+    await session.sql.query('COMMIT');
+    return result;
+  } catch (error) {
+    await session.rollback();
+    throw error;
+  } finally {
+    session.release();
+  }
+}
+
+/**
+ * Checks a connection out and opens the transaction. An idle connection that the server closed
+ * while this process was not looking (a restart, a terminated backend, a paused process, a pooler
+ * recycling it) is only found out when it is used, and BEGIN is its first use. BEGIN has done
+ * nothing yet, so one more try on a new connection is always safe; a second failure is real.
+ */
+async function begin(pool: Pool, url: string, options: TransactionOptions): Promise<Session> {
+  const timeout = options.limitIdle ? IDLE_IN_TRANSACTION : '0';
+  const statement = `BEGIN${options.readonly ? ' READ ONLY' : ''}; SET LOCAL idle_in_transaction_session_timeout = '${timeout}'`;
+  for (let attempt = 1; ; attempt++) {
+    const session = await checkOut(pool, url);
+    try {
+      await session.sql.query(statement);
+      return session;
+    } catch (error) {
+      session.release();
+      if (attempt >= 2 || !session.lost()) throw error;
+    }
+  }
+}
+
+/** A connection checked out of the pool for one transaction. */
+interface Session {
+  sql: Sql;
+  /** The connection failed (it is destroyed on release, never reused). */
+  lost(): boolean;
+  /** ROLLBACK, unless the connection is gone (the server has rolled back already). */
+  rollback(): Promise<void>;
+  /** Back to the pool, or destroyed if it failed. Call exactly once. */
+  release(): void;
+}
+
+/**
+ * While a client is checked out, pg-pool no longer listens to its 'error' event, and pg emits one
+ * when the connection fails between two queries (a terminated backend, a server restart) or
+ * after the query it failed: with no listener, that event would end the process with a stack
+ * trace. So a listener is attached for exactly as long as the client is out; it records the
+ * failure, every later query on that client rejects with it, and the client is destroyed on
+ * release. pg-pool's own listener takes over in the same tick as the release.
+ */
+async function checkOut(pool: Pool, url: string): Promise<Session> {
   let client: PoolClient;
   try {
     client = await pool.connect();
   } catch (error) {
     throw describePgError(error, url);
   }
-  let broken = false;
-  try {
-    const timeout = options.limitIdle ? IDLE_IN_TRANSACTION : '0';
-    await wrap(client, url).query(
-      `BEGIN${options.readonly ? ' READ ONLY' : ''}; SET LOCAL idle_in_transaction_session_timeout = '${timeout}'`,
-    );
-    const result = await fn(wrap(client, url));
-    await wrap(client, url).query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
-    throw error;
-  } finally {
-    // A connection whose ROLLBACK failed is in an unknown state: destroy it, never reuse it.
-    client.release(broken ? true : undefined);
-  }
-}
-
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EPIPE',
-]);
-
-/** Turns pg's errors into messages that say what to do; leaves the others (bugs) as they are. */
-export function describePgError(error: unknown, url: string): Error {
-  if (error instanceof DatabaseError) return error;
-  const where = describeDatabase({ kind: 'postgres', url });
-  const code = String((error as { code?: unknown }).code ?? '');
-  const message = (error as Error)?.message ?? String(error);
-  if (
-    CONNECTION_CODES.has(code) ||
-    /timeout exceeded when trying to connect|Connection terminated/i.test(message)
-  ) {
-    return new DatabaseError(`Cannot reach the PostgreSQL server of ${where} (${code || message}).`, [
-      'Check that the server is running and reachable from this host, and the host and port in NEWSLETTER_DATABASE.',
-    ]);
-  }
-  if (code === '28P01' || code === '28000') {
-    return new DatabaseError(`PostgreSQL refused the login for ${where} (${code}).`, [
-      'Check the user and password in NEWSLETTER_DATABASE, and pg_hba.conf on the server.',
-    ]);
-  }
-  if (code === '3D000') {
-    return new DatabaseError(`The database of ${where} does not exist.`, [
-      'Create it first (e.g. `createdb newsletter`), then run `newsletter init`.',
-    ]);
-  }
-  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') {
-    return new DatabaseError(`The PostgreSQL connection failed: ${message} (${code}).`, [
-      'The server restarted, is shutting down or has no free connection slot; the next run continues.',
-    ]);
-  }
-  if (code === '40001' || code === '40P01' || code === '55P03' || code === '25P03') {
-    return new DatabaseError(`PostgreSQL gave up on a busy transaction: ${message} (${code}).`, [
-      'Another run or an operator held the same rows; nothing was half-written. The next run continues.',
-    ]);
-  }
-  if (code === '25006') {
-    return new DatabaseError('This command opened the database read-only, but tried to write.', [
-      'This is a bug in newsletter; please report it with the command you ran.',
-    ]);
-  }
-  return error instanceof Error ? error : new Error(message);
+  let failure: unknown = null;
+  const onError = (error: Error): void => {
+    failure ??= error;
+  };
+  client.on('error', onError);
+  let released = false;
+  return {
+    sql: {
+      async query<R>(text: string, values?: readonly unknown[]) {
+        // pg would only say "not queryable"; the first failure says what happened.
+        if (failure) throw describePgError(failure, url);
+        try {
+          const result = await client.query(text, values as unknown[] | undefined);
+          return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+        } catch (error) {
+          if (isConnectionLoss(error)) failure ??= error;
+          throw describePgError(failure ?? error, url);
+        }
+      },
+    },
+    lost: () => failure !== null,
+    async rollback() {
+      if (failure) return;
+      await client.query('ROLLBACK').catch((error: unknown) => {
+        // A connection whose ROLLBACK failed is in an unknown state: destroy it, never reuse it.
+        failure ??= error;
+      });
+    },
+    release() {
+      if (released) return;
+      released = true;
+      client.removeListener('error', onError);
+      client.release(failure ? true : undefined);
+    },
+  };
 }

@@ -35,7 +35,6 @@ import type {
   Newsletter,
   NewsletterStatus,
   PendingRecipient,
-  RunCounts,
   RunInfo,
   Subscriber,
   VerifiedBody,
@@ -45,17 +44,37 @@ import type {
   BounceResult,
   ClaimRequest,
   ClaimResult,
+  ExpiredRuns,
   ImportSummary,
   NewNewsletter,
+  NewsletterAsRead,
   OutcomeWrite,
+  RecordedOutcomes,
+  RunEnd,
   RunRegistration,
+  RunSettlement,
   Store,
+  StrandedClaims,
   SubscriberInput,
   Suppression,
 } from '../../engine/store.js';
+import { LEDGER_REASON } from '../../domain/ledger-reasons.js';
+import {
+  dropSettled,
+  MARKED_SENT_REASON,
+  planReconcile,
+  type ReconcileAction,
+  type ReconcileResult,
+  RESEND_REASON,
+} from '../../domain/reconcile.js';
+import { emptyTally, IS_CANCELLED, tallyWrites } from '../ledger-rules.js';
 import { reasonToSkip } from '../claim-candidate.js';
+import { importThroughStaging } from '../staged-import.js';
+import { strandedClaim } from '../stranded.js';
 import { claimBatch, inAudience } from './claim.js';
 import { createPool, poolSql, type Sql, transaction } from './connection.js';
+import { POSTGRES_STAGE_BATCH, PostgresStagingArea } from './import-staging.js';
+import { addFieldNames, ensureList } from './lists-and-fields.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import {
   type ClaimCandidate,
@@ -81,7 +100,7 @@ export interface PostgresOpenOptions {
   maxConnections?: number;
 }
 
-/** Rows per statement when importing. */
+/** Rows per statement when importing a suppression list. */
 const IMPORT_BATCH = 500;
 
 /**
@@ -182,37 +201,10 @@ export class PostgresStore implements Store {
     rows: AsyncIterable<SubscriberInput>,
     options: { list: string | null; fieldNames: string[]; now: Millis },
   ): Promise<ImportSummary> {
-    // One transaction on one connection for the whole stream; rows go in batches of IMPORT_BATCH.
-    // The transaction waits on the CSV between batches, so it is exempt from the idle timeout.
-    return this.tx(
-      async (sql) => {
-        const summary: ImportSummary = { created: 0, updated: 0, addedToList: 0 };
-        const listId = options.list === null ? null : await ensureList(sql, options.list, options.now);
-        await addFieldNames(sql, options.fieldNames);
-        let batch: SubscriberInput[] = [];
-        let inBatch = new Set<string>();
-        const flush = async () => {
-          if (batch.length === 0) return;
-          const upserted = await upsertSubscribers(sql, batch, options.now);
-          summary.created += upserted.created;
-          summary.updated += upserted.ids.length - upserted.created;
-          if (listId !== null)
-            summary.addedToList += await addMemberships(sql, listId, upserted.ids, options.now);
-          batch = [];
-          inBatch = new Set();
-        };
-        for await (const row of rows) {
-          // An address twice in one statement is an error for ON CONFLICT DO UPDATE; a repeat
-          // starts a new batch, so that it counts as an update of the first, as in SQLite.
-          if (inBatch.has(row.address) || batch.length >= IMPORT_BATCH) await flush();
-          batch.push(row);
-          inBatch.add(row.address);
-        }
-        await flush();
-        return summary;
-      },
-      { limitIdle: false },
-    );
+    // Staged in short transactions, then published in one short one: src/store/staged-import.ts,
+    // ./import-staging.ts.
+    const area = new PostgresStagingArea((fn) => this.tx(fn), options);
+    return importThroughStaging(rows, area, POSTGRES_STAGE_BATCH);
   }
 
   async addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }> {
@@ -357,11 +349,14 @@ export class PostgresStore implements Store {
         [now, id],
       );
       // Rows waiting for a retry will never be claimed now: record why. Rows a live run holds
-      // (`claimed`) are left for that run to record; recipients never claimed stay `pending`.
+      // (`claimed`) are left for that run, which writes them final (recordOutcomes, endRun: a
+      // 4xx or a row never handed over becomes `skipped`, "cancelled"); recipients never claimed
+      // stay unclaimed. Runs recording outcomes hold this row FOR SHARE, so none of their `retry`
+      // writes can slip in after this statement.
       await sql.query(
-        `UPDATE deliveries SET state = 'skipped', reason = 'newsletter cancelled', updated_at = $1
+        `UPDATE deliveries SET state = 'skipped', reason = $3, next_attempt_at = NULL, updated_at = $1
          WHERE newsletter_id = $2 AND state = 'retry'`,
-        [now, id],
+        [now, id, LEDGER_REASON.cancelled],
       );
     });
   }
@@ -502,7 +497,7 @@ export class PostgresStore implements Store {
     return (await this.rows<RunRow>('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id')).map(toRun);
   }
 
-  async expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }> {
+  async expireRuns(now: Millis, deadRunIds: number[]): Promise<ExpiredRuns> {
     return this.tx(async (sql) => {
       // FOR UPDATE first, then the ledger: a run that is claiming or recording right now holds its
       // own row FOR SHARE (claim.ts, recordOutcomes), so it is skipped here rather than waited
@@ -516,18 +511,17 @@ export class PostgresStore implements Store {
           [now, deadRunIds],
         )
       ).rows.map((row) => row.id);
-      if (expired.length === 0) return { runs: 0, unknown: 0 };
+      if (expired.length === 0) return { runs: 0, unknown: 0, ...(await heal(sql, now)) };
       // Claimed rows of a run that is gone: the message may or may not have been handed over.
       // `unknown` is never resent on its own (promise 1); an operator settles it (reconcile).
       const lost = (
         await sql.query<{ run_id: number; n: number }>(
           `WITH gone AS (
-             UPDATE deliveries SET state = 'unknown', updated_at = $1,
-               reason = 'the run that claimed it ended without recording an outcome'
+             UPDATE deliveries SET state = 'unknown', updated_at = $1, reason = $3
              WHERE run_id = ANY($2::bigint[]) AND state = 'claimed'
              RETURNING run_id)
            SELECT run_id, count(*) AS n FROM gone GROUP BY run_id`,
-          [now, expired],
+          [now, expired, LEDGER_REASON.runGone],
         )
       ).rows;
       const unknownOf = new Map(lost.map((row) => [row.run_id, row.n]));
@@ -537,24 +531,57 @@ export class PostgresStore implements Store {
          FROM unnest($2::bigint[], $3::integer[]) AS x(id, n) WHERE runs.id = x.id`,
         [now, expired, expired.map((id) => unknownOf.get(id) ?? 0)],
       );
-      return { runs: expired.length, unknown: lost.reduce((sum, row) => sum + row.n, 0) };
+      return {
+        runs: expired.length,
+        unknown: lost.reduce((sum, row) => sum + row.n, 0),
+        ...(await heal(sql, now)),
+      };
     });
   }
 
-  async finishRun(
-    runId: number,
-    outcome: string,
-    counts: RunCounts,
-    error: string | null,
-    now: Millis,
-  ): Promise<void> {
-    await this.one(
-      `UPDATE runs SET ended_at = coalesce(ended_at, $1),
-         outcome = CASE WHEN ended_at IS NULL THEN $2 ELSE outcome END,
-         sent = $3, failed = $4, retry = $5, unknown = unknown + $6, skipped = $7, error = coalesce(error, $8)
-       WHERE id = $9`,
-      [now, outcome, counts.sent, counts.failed, counts.retry, counts.unknown, counts.skipped, error, runId],
-    );
+  async endRun(runId: number, end: RunEnd, now: Millis): Promise<RunSettlement> {
+    return this.tx(async (sql) => {
+      // The run's own row FOR UPDATE first, as expireRuns takes it: of an expiry on another host
+      // and this end, one waits for the other and then sees its result.
+      const [run] = (
+        await sql.query<{ ended_at: number | null }>('SELECT ended_at FROM runs WHERE id = $1 FOR UPDATE', [
+          runId,
+        ])
+      ).rows;
+      const settlement: RunSettlement = { settled: false, recorded: emptyTally(), unknown: 0, released: 0 };
+      if (run && run.ended_at === null) {
+        settlement.settled = true;
+        settlement.recorded = (await recordOutcomesIn(sql, runId, end.outcomes, now)).recorded;
+        settlement.unknown = (
+          await sql.query(
+            `UPDATE deliveries SET state = 'unknown', reason = $1, updated_at = $2
+             WHERE run_id = $3 AND state = 'claimed' AND id = ANY($4::bigint[])`,
+            [LEDGER_REASON.endedBeforeRecording, now, runId, end.handedOver],
+          )
+        ).rowCount;
+        settlement.released = await releaseIn(sql, runId, null, now);
+      }
+      const counts = end.counts;
+      const recorded = settlement.recorded;
+      await sql.query(
+        `UPDATE runs SET ended_at = coalesce(ended_at, $1),
+           outcome = CASE WHEN ended_at IS NULL THEN $2 ELSE outcome END,
+           sent = $3, failed = $4, retry = $5, unknown = unknown + $6, skipped = $7, error = coalesce(error, $8)
+         WHERE id = $9`,
+        [
+          now,
+          end.outcome,
+          counts.sent + recorded.sent,
+          counts.failed + recorded.failed,
+          counts.retry + recorded.retry,
+          counts.unknown + recorded.unknown + settlement.unknown,
+          counts.skipped + recorded.skipped,
+          end.error,
+          runId,
+        ],
+      );
+      return settlement;
+    });
   }
 
   async listRuns(limit: number): Promise<RunInfo[]> {
@@ -572,23 +599,29 @@ export class PostgresStore implements Store {
     ).map(toNewsletter);
   }
 
-  async beginSending(newsletterId: number, body: VerifiedBody, runId: number, now: Millis): Promise<boolean> {
+  async beginSending(
+    read: NewsletterAsRead,
+    body: VerifiedBody,
+    runId: number,
+    now: Millis,
+  ): Promise<boolean> {
     // Compare-and-set: the body and the status change land together or not at all. Of two runs
     // (on any hosts) the second waits for the first's row lock, re-reads the row, finds it no
-    // longer `scheduled` and changes nothing.
+    // longer `scheduled` and changes nothing. The row must also be what the build read: a
+    // `schedule --at LATER` made meanwhile wins.
     const result = await this.one(
       `UPDATE newsletters SET status = 'sending', body = $1::jsonb, started_at = $2, started_by_run = $3, updated_at = $2
-       WHERE id = $4 AND status = 'scheduled'`,
-      [JSON.stringify(body), now, runId, newsletterId],
+       WHERE id = $4 AND status = 'scheduled' AND scheduled_at IS NOT DISTINCT FROM $5 AND updated_at = $6`,
+      [JSON.stringify(body), now, runId, read.id, read.scheduledAt, read.updatedAt],
     );
     return result.rowCount === 1;
   }
 
-  async markBuildFailed(newsletterId: number, reason: string, now: Millis): Promise<boolean> {
+  async markBuildFailed(read: NewsletterAsRead, reason: string, now: Millis): Promise<boolean> {
     const result = await this.one(
       `UPDATE newsletters SET status = 'failed', failure_reason = $1, finished_at = $2, updated_at = $2
-       WHERE id = $3 AND status = 'scheduled'`,
-      [reason, now, newsletterId],
+       WHERE id = $3 AND status = 'scheduled' AND scheduled_at IS NOT DISTINCT FROM $4 AND updated_at = $5`,
+      [reason, now, read.id, read.scheduledAt, read.updatedAt],
     );
     return result.rowCount === 1;
   }
@@ -603,56 +636,13 @@ export class PostgresStore implements Store {
     return this.tx((sql) => claimBatch(sql, request));
   }
 
-  async recordOutcomes(
-    runId: number,
-    writes: OutcomeWrite[],
-    now: Millis,
-  ): Promise<{ applied: number; refused: number }> {
-    if (writes.length === 0) return { applied: 0, refused: 0 };
+  async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<RecordedOutcomes> {
+    if (writes.length === 0) return { applied: 0, refused: 0, recorded: emptyTally() };
     return this.tx(async (sql) => {
       // The run's row FOR SHARE first, as claims do: expireRuns skips a run that is recording, so
       // the two never take the same delivery rows in different orders.
       await sql.query('SELECT 1 FROM runs WHERE id = $1 FOR SHARE', [runId]);
-      // The fence: a row changes only while it is still `claimed` by this very run. A run whose
-      // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
-      // One statement for the whole batch: a round trip per row cost more than the writes.
-      const updated = await sql.query<{ id: string | number }>(
-        `UPDATE deliveries d
-            SET state = w.state, attempts = w.attempts, next_attempt_at = w.next_attempt_at,
-                smtp_reply = w.smtp_reply, queue_id = w.queue_id, reason = w.reason, updated_at = $2
-           FROM unnest($3::bigint[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::text[])
-                AS w(id, state, attempts, next_attempt_at, smtp_reply, queue_id, reason)
-          WHERE d.id = w.id AND d.run_id = $1 AND d.state = 'claimed'
-          RETURNING d.id`,
-        [
-          runId,
-          now,
-          writes.map((write) => write.deliveryId),
-          writes.map((write) => write.state),
-          writes.map((write) => write.attempts),
-          writes.map((write) => write.nextAttemptAt),
-          writes.map((write) => write.smtpReply),
-          writes.map((write) => write.queueId),
-          writes.map((write) =>
-            write.state === 'failed' || write.state === 'unknown' ? write.smtpReply : null,
-          ),
-        ],
-      );
-      const applied = new Set(updated.rows.map((row) => Number(row.id)));
-      const suppress = writes.filter((write) => write.suppressAddress && applied.has(write.deliveryId));
-      if (suppress.length > 0) {
-        await sql.query(
-          `INSERT INTO suppressions (address, reason, source, created_at)
-           SELECT a.address, a.reason, 'smtp', $3 FROM unnest($1::text[], $2::text[]) AS a(address, reason)
-           ON CONFLICT (address) DO NOTHING`,
-          [
-            suppress.map((write) => write.suppressAddress?.address),
-            suppress.map((write) => write.suppressAddress?.reason),
-            now,
-          ],
-        );
-      }
-      return { applied: applied.size, refused: writes.length - applied.size };
+      return recordOutcomesIn(sql, runId, writes, now);
     });
   }
 
@@ -660,12 +650,7 @@ export class PostgresStore implements Store {
     if (deliveryIds.length === 0) return 0;
     return this.tx(async (sql) => {
       await sql.query('SELECT 1 FROM runs WHERE id = $1 FOR SHARE', [runId]);
-      const result = await sql.query(
-        `UPDATE deliveries SET state = 'retry', next_attempt_at = $1, updated_at = $1
-         WHERE id = ANY($2::bigint[]) AND run_id = $3 AND state = 'claimed'`,
-        [now, deliveryIds, runId],
-      );
-      return result.rowCount;
+      return releaseIn(sql, runId, deliveryIds, now);
     });
   }
 
@@ -773,36 +758,102 @@ export class PostgresStore implements Store {
     }));
   }
 
+  async strandedClaims(): Promise<StrandedClaims[]> {
+    return this.rows<StrandedClaims>(
+      `SELECT d.newsletter_id AS "newsletterId", count(*) AS count FROM deliveries d
+       WHERE ${strandedClaim('d')} GROUP BY d.newsletter_id ORDER BY d.newsletter_id`,
+    );
+  }
+
   async reconcile(
     newsletterId: number,
-    action: 'mark-sent' | 'resend',
+    action: ReconcileAction,
     addresses: string[] | null,
     now: Millis,
-  ) {
+  ): Promise<ReconcileResult> {
     return this.tx(async (sql) => {
+      // The newsletter FOR UPDATE: a cancel (or a completion) waits for this reconcile, and the
+      // status read here is the one the retry rows and the refusal are decided on. Claims hold
+      // it FOR SHARE, so none is in flight while the rows change.
+      const [newsletter] = (
+        await sql.query<{ status: NewsletterStatus }>(
+          'SELECT status FROM newsletters WHERE id = $1 FOR UPDATE',
+          [newsletterId],
+        )
+      ).rows;
+      if (!newsletter)
+        throw new InputError(`There is no newsletter ${newsletterId}.`, [
+          'See them all with `newsletter list`.',
+        ]);
+      const plan = planReconcile(newsletter.status, action);
       const targets =
         addresses ??
         (
           await sql.query<{ address: string }>(
-            "SELECT address FROM deliveries WHERE newsletter_id = $1 AND state = 'unknown' ORDER BY id",
+            `SELECT address FROM deliveries
+             WHERE newsletter_id = $1 AND (state = 'unknown' OR ${strandedClaim('deliveries')}) ORDER BY id`,
             [newsletterId],
           )
         ).rows.map((r) => r.address);
-      // Only `unknown` rows can be settled: an operator cannot turn a `sent` into a resend.
-      const update =
+      // Only unknown and stranded rows can be settled: an operator cannot turn a `sent` into a
+      // resend, nor take a row from a live run. The state conditions are the fence.
+      const settle = (state: string) =>
         action === 'mark-sent'
-          ? `UPDATE deliveries SET state = 'sent', reason = 'marked sent by an operator (reconcile)', updated_at = $1
-             WHERE newsletter_id = $2 AND address = $3 AND state = 'unknown'`
-          : `UPDATE deliveries SET state = 'retry', next_attempt_at = $1, reason = 'resend requested by an operator (reconcile)'
-             WHERE newsletter_id = $2 AND address = $3 AND state = 'unknown'`;
-      let changed = 0;
-      const notUnknown: string[] = [];
+          ? `UPDATE deliveries SET state = 'sent', reason = $1, updated_at = $2
+             WHERE newsletter_id = $3 AND address = $4 AND ${state}`
+          : `UPDATE deliveries SET state = 'retry', next_attempt_at = $2, reason = $1, updated_at = $2
+             WHERE newsletter_id = $3 AND address = $4 AND ${state}`;
+      const reason = action === 'mark-sent' ? MARKED_SENT_REASON : RESEND_REASON;
+      const settleUnknown = settle("state = 'unknown'");
+      const settleStranded = settle(strandedClaim('deliveries'));
+      const result: ReconcileResult = {
+        changed: 0,
+        stranded: 0,
+        notUnknown: [],
+        claimedByLiveRun: [],
+        cancelledRetries: 0,
+        refused: plan.refused,
+      };
       for (const address of targets) {
-        const { rowCount } = await sql.query(update, [now, newsletterId, address]);
-        changed += rowCount;
-        if (rowCount === 0) notUnknown.push(address);
+        const values = [reason, now, newsletterId, address];
+        if (plan.settle) {
+          if ((await sql.query(settleUnknown, values)).rowCount > 0) {
+            result.changed += 1;
+            continue;
+          }
+          if ((await sql.query(settleStranded, values)).rowCount > 0) {
+            result.changed += 1;
+            result.stranded += 1;
+            continue;
+          }
+        } else {
+          const held = await sql.query(
+            `SELECT 1 FROM deliveries WHERE newsletter_id = $1 AND address = $2
+               AND (state = 'unknown' OR ${strandedClaim('deliveries')})`,
+            [newsletterId, address],
+          );
+          if (held.rowCount > 0) continue; // held by the refusal, which the result carries
+        }
+        result.notUnknown.push(address);
+        const live = await sql.query(
+          `SELECT 1 FROM deliveries d JOIN runs r ON r.id = d.run_id
+           WHERE d.newsletter_id = $1 AND d.address = $2 AND d.state = 'claimed' AND r.ended_at IS NULL`,
+          [newsletterId, address],
+        );
+        if (live.rowCount > 0) result.claimedByLiveRun.push(address);
       }
-      if (action === 'resend' && changed > 0) {
+      // The retry rows last, in the same order as the repair at a run's start (stranded rows, then
+      // retries), so that the two never wait for each other's rows the other way round.
+      if (plan.skipRetries) {
+        const skipped = await sql.query<{ address: string }>(
+          `UPDATE deliveries SET state = 'skipped', reason = $1, next_attempt_at = NULL, updated_at = $2
+           WHERE newsletter_id = $3 AND state = 'retry' RETURNING address`,
+          [LEDGER_REASON.cancelled, now, newsletterId],
+        );
+        result.cancelledRetries = skipped.rowCount;
+        dropSettled(result, new Set(skipped.rows.map((r) => r.address)));
+      }
+      if (action === 'resend' && result.changed > 0) {
         // A `sent` newsletter whose unknowns are resent goes back to `sending` so that runs pick it up.
         // finished_at stays set: its audience is closed, so only these rows go out again.
         await sql.query(
@@ -813,9 +864,17 @@ export class PostgresStore implements Store {
       await sql.query('INSERT INTO events (at, kind, detail) VALUES ($1, $2, $3::jsonb)', [
         now,
         'reconcile',
-        JSON.stringify({ newsletterId, action, changed, addresses }),
+        JSON.stringify({
+          newsletterId,
+          action,
+          changed: result.changed,
+          stranded: result.stranded,
+          cancelledRetries: result.cancelledRetries,
+          refused: result.refused,
+          addresses,
+        }),
       ]);
-      return { changed, notUnknown };
+      return result;
     });
   }
 
@@ -912,20 +971,116 @@ export class PostgresStore implements Store {
 
 // ---- import helpers (inside the caller's transaction) -----------------------------------------
 
-async function ensureList(sql: Sql, name: string, now: Millis): Promise<number> {
-  // Two statements on purpose: after ON CONFLICT DO NOTHING has waited for another import that
-  // created the same list, only a new statement (a new snapshot) can see that row.
-  await sql.query('INSERT INTO lists (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
-    name,
-    now,
-  ]);
-  const [row] = (await sql.query<{ id: number }>('SELECT id FROM lists WHERE name = $1', [name])).rows;
-  return row!.id;
+/**
+ * The fenced outcome writes, in the caller's transaction (which holds the run's row). The
+ * newsletters of the rows are held FOR SHARE first: a cancel (FOR UPDATE) either commits before,
+ * and a `retry` is then written `skipped`, or waits until these writes are in, and then sees them.
+ */
+async function recordOutcomesIn(
+  sql: Sql,
+  runId: number,
+  writes: OutcomeWrite[],
+  now: Millis,
+): Promise<RecordedOutcomes> {
+  if (writes.length === 0) return { applied: 0, refused: 0, recorded: emptyTally() };
+  const ids = writes.map((write) => write.deliveryId);
+  await sql.query(
+    `SELECT 1 FROM newsletters WHERE id IN (SELECT newsletter_id FROM deliveries WHERE id = ANY($1::bigint[]))
+     ORDER BY id FOR SHARE`,
+    [ids],
+  );
+  // The fence: a row changes only while it is still `claimed` by this very run. A run whose
+  // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
+  // One statement for the whole batch: a round trip per row cost more than the writes.
+  const updated = await sql.query<{ id: string | number }>(
+    `UPDATE deliveries d
+        SET state = w.state, attempts = w.attempts, next_attempt_at = w.next_attempt_at,
+            smtp_reply = w.smtp_reply, queue_id = w.queue_id, reason = w.reason, updated_at = $2
+       FROM unnest($3::bigint[], $4::text[], $5::integer[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+            AS w(id, state, attempts, next_attempt_at, smtp_reply, queue_id, reason)
+      WHERE d.id = w.id AND d.run_id = $1 AND d.state = 'claimed'
+      RETURNING d.id`,
+    [
+      runId,
+      now,
+      ids,
+      writes.map((write) => write.state),
+      writes.map((write) => write.attempts),
+      writes.map((write) => write.nextAttemptAt),
+      writes.map((write) => write.smtpReply),
+      writes.map((write) => write.queueId),
+      writes.map((write) => (write.state === 'failed' || write.state === 'unknown' ? write.smtpReply : null)),
+    ],
+  );
+  const appliedIds = new Set(updated.rows.map((row) => Number(row.id)));
+  const applied = writes.filter((write) => appliedIds.has(write.deliveryId));
+  const suppress = applied.filter((write) => write.suppressAddress);
+  if (suppress.length > 0) {
+    await sql.query(
+      `INSERT INTO suppressions (address, reason, source, created_at)
+       SELECT a.address, a.reason, 'smtp', $3 FROM unnest($1::text[], $2::text[]) AS a(address, reason)
+       ON CONFLICT (address) DO NOTHING`,
+      [
+        suppress.map((write) => write.suppressAddress?.address),
+        suppress.map((write) => write.suppressAddress?.reason),
+        now,
+      ],
+    );
+  }
+  // A 4xx of a newsletter cancelled meanwhile would wait for a claim that never comes: final now.
+  const retried = applied.filter((write) => write.state === 'retry').map((write) => write.deliveryId);
+  const cancelled =
+    retried.length === 0
+      ? 0
+      : (
+          await sql.query(
+            `UPDATE deliveries SET state = 'skipped', reason = $1, next_attempt_at = NULL, updated_at = $2
+             WHERE state = 'retry' AND id = ANY($3::bigint[]) AND ${IS_CANCELLED}`,
+            [LEDGER_REASON.cancelled, now, retried],
+          )
+        ).rowCount;
+  return {
+    applied: applied.length,
+    refused: writes.length - applied.length,
+    recorded: tallyWrites(applied, cancelled),
+  };
 }
 
-async function addFieldNames(sql: Sql, names: string[]): Promise<void> {
-  if (names.length === 0) return;
-  await sql.query('INSERT INTO field_names (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [names]);
+/**
+ * Rows the run holds and never handed over (all of them when `deliveryIds` is null): back to
+ * `retry`, due now, attempts unchanged; `skipped`, "cancelled", for a cancelled newsletter.
+ */
+async function releaseIn(
+  sql: Sql,
+  runId: number,
+  deliveryIds: number[] | null,
+  now: Millis,
+): Promise<number> {
+  const result = await sql.query(
+    `UPDATE deliveries SET
+       state = CASE WHEN ${IS_CANCELLED} THEN 'skipped' ELSE 'retry' END,
+       reason = CASE WHEN ${IS_CANCELLED} THEN $1 ELSE reason END,
+       next_attempt_at = CASE WHEN ${IS_CANCELLED} THEN NULL ELSE $2::bigint END,
+       updated_at = $2::bigint
+     WHERE run_id = $3 AND state = 'claimed' AND ($4::bigint[] IS NULL OR id = ANY($4::bigint[]))`,
+    [LEDGER_REASON.cancelled, now, runId, deliveryIds],
+  );
+  return result.rowCount;
+}
+
+/** See SqliteStore.healNow: what older versions could leave behind, settled at a run's start. */
+async function heal(sql: Sql, now: Millis): Promise<{ stranded: number; cancelledRetries: number }> {
+  const stranded = await sql.query(
+    `UPDATE deliveries SET state = 'unknown', updated_at = $1, reason = $2
+     WHERE ${strandedClaim('deliveries')}`,
+    [now, LEDGER_REASON.stranded],
+  );
+  const cancelled = await sql.query(
+    `UPDATE deliveries SET state = 'skipped', reason = $1, next_attempt_at = NULL, updated_at = $2
+     WHERE state = 'retry' AND newsletter_id IN (SELECT id FROM newsletters WHERE status = 'cancelled')`,
+    [LEDGER_REASON.cancelled, now],
+  );
+  return { stranded: stranded.rowCount, cancelledRetries: cancelled.rowCount };
 }
 
 /**

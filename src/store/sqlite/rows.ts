@@ -22,6 +22,7 @@ export interface NewsletterRow {
   started_at: number | null;
   finished_at: number | null;
   started_by_run: number | null;
+  updated_at: number;
   lists: string | null;
 }
 
@@ -40,6 +41,7 @@ export function toNewsletter(row: NewsletterRow): Newsletter {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     startedByRun: row.started_by_run,
+    updatedAt: row.updated_at,
   };
 }
 

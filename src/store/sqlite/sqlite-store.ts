@@ -16,7 +16,6 @@ import type {
   Millis,
   Newsletter,
   PendingRecipient,
-  RunCounts,
   RunInfo,
   Subscriber,
   VerifiedBody,
@@ -26,15 +25,34 @@ import type {
   BounceResult,
   ClaimRequest,
   ClaimResult,
+  ExpiredRuns,
   ImportSummary,
   NewNewsletter,
+  NewsletterAsRead,
   OutcomeWrite,
+  RecordedOutcomes,
+  RunEnd,
   RunRegistration,
+  RunSettlement,
   Store,
+  StrandedClaims,
   SubscriberInput,
   Suppression,
 } from '../../engine/store.js';
+import { LEDGER_REASON } from '../../domain/ledger-reasons.js';
+import {
+  dropSettled,
+  MARKED_SENT_REASON,
+  planReconcile,
+  type ReconcileAction,
+  type ReconcileResult,
+  RESEND_REASON,
+} from '../../domain/reconcile.js';
+import { emptyTally, IS_CANCELLED, tallyWrites } from '../ledger-rules.js';
 import { audienceClosed, type CandidateRow, reasonToSkip, toClaimed } from '../claim-candidate.js';
+import { importThroughStaging } from '../staged-import.js';
+import { strandedClaim } from '../stranded.js';
+import { SQLITE_STAGE_BATCH, SqliteStagingArea } from './import-staging.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import { type OpenOptions, openSqlite } from './open.js';
 import {
@@ -118,26 +136,9 @@ export class SqliteStore implements Store {
     rows: AsyncIterable<SubscriberInput>,
     options: { list: string | null; fieldNames: string[]; now: Millis },
   ): Promise<ImportSummary> {
-    const summary: ImportSummary = { created: 0, updated: 0, addedToList: 0 };
-    // The rows arrive asynchronously (a streamed CSV), so the transaction is opened by hand and
-    // spans the awaits; nothing else uses this connection meanwhile. Any error rolls back all.
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const listId = options.list === null ? null : this.ensureList(options.list, options.now);
-      const addField = this.sql('INSERT OR IGNORE INTO field_names (name) VALUES (?)');
-      for (const name of options.fieldNames) addField.run(name);
-      for await (const row of rows) {
-        const { created, id } = this.upsertSubscriber(row, options.now);
-        if (created) summary.created += 1;
-        else summary.updated += 1;
-        if (listId !== null && this.addMembership(listId, id, options.now)) summary.addedToList += 1;
-      }
-      this.db.exec('COMMIT');
-      return summary;
-    } catch (error) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw error;
-    }
+    // Staged in a TEMP table (no lock on the database while the CSV streams in), then published
+    // in one short transaction: src/store/staged-import.ts, ./import-staging.ts.
+    return importThroughStaging(rows, new SqliteStagingArea(this.db, options), SQLITE_STAGE_BATCH);
   }
 
   async addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }> {
@@ -314,10 +315,12 @@ export class SqliteStore implements Store {
         "UPDATE newsletters SET status = 'cancelled', updated_at = ?, finished_at = ? WHERE id = ?",
       ).run(now, now, id);
       // Rows waiting for a retry will never be claimed now: record why. Rows a live run holds
-      // (`claimed`) are left for that run to record; recipients never claimed stay `pending`.
+      // (`claimed`) are left for that run, which writes them final (recordOutcomes, endRun: a
+      // 4xx or a row never handed over becomes `skipped`, "cancelled"); recipients never claimed
+      // stay unclaimed.
       this.sql(
-        "UPDATE deliveries SET state = 'skipped', reason = 'newsletter cancelled', updated_at = ? WHERE newsletter_id = ? AND state = 'retry'",
-      ).run(now, id);
+        "UPDATE deliveries SET state = 'skipped', reason = ?, next_attempt_at = NULL, updated_at = ? WHERE newsletter_id = ? AND state = 'retry'",
+      ).run(LEDGER_REASON.cancelled, now, id);
     });
   }
 
@@ -422,7 +425,7 @@ export class SqliteStore implements Store {
     return (this.sql('SELECT * FROM runs WHERE ended_at IS NULL ORDER BY id').all() as RunRow[]).map(toRun);
   }
 
-  async expireRuns(now: Millis, deadRunIds: number[]): Promise<{ runs: number; unknown: number }> {
+  async expireRuns(now: Millis, deadRunIds: number[]): Promise<ExpiredRuns> {
     return this.db
       .transaction(() => {
         const expired = this.sql(
@@ -434,43 +437,75 @@ export class SqliteStore implements Store {
           // Claimed rows of a run that is gone: the message may or may not have been handed over.
           // `unknown` is never resent on its own (promise 1); an operator settles it (reconcile).
           const changed = this.sql(
-            `UPDATE deliveries SET state = 'unknown', updated_at = ?,
-                 reason = 'the run that claimed it ended without recording an outcome'
+            `UPDATE deliveries SET state = 'unknown', updated_at = ?, reason = ?
                WHERE run_id = ? AND state = 'claimed'`,
-          ).run(now, id).changes;
+          ).run(now, LEDGER_REASON.runGone, id).changes;
           unknown += changed;
           this.sql(
             `UPDATE runs SET ended_at = ?, outcome = 'lost', unknown = unknown + ?,
                  error = 'lease expired or process gone; its claims became unknown' WHERE id = ?`,
           ).run(now, changed, id);
         }
-        return { runs: expired.length, unknown };
+        return { runs: expired.length, unknown, ...this.healNow(now) };
       })
       .immediate();
   }
 
-  async finishRun(
-    runId: number,
-    outcome: string,
-    counts: RunCounts,
-    error: string | null,
-    now: Millis,
-  ): Promise<void> {
-    this.sql(
-      `UPDATE runs SET ended_at = coalesce(ended_at, ?), outcome = CASE WHEN ended_at IS NULL THEN ? ELSE outcome END,
-           sent = ?, failed = ?, retry = ?, unknown = unknown + ?, skipped = ?, error = coalesce(error, ?)
-         WHERE id = ?`,
-    ).run(
-      now,
-      outcome,
-      counts.sent,
-      counts.failed,
-      counts.retry,
-      counts.unknown,
-      counts.skipped,
-      error,
-      runId,
-    );
+  /**
+   * What older versions could leave behind, settled as the current code would have: `claimed`
+   * rows of a run that is closed (its error path closed it without settling them) become
+   * `unknown`; `retry` rows of a cancelled newsletter (written by a batch in flight during the
+   * cancel) become `skipped`. Both use a partial or leading index, so a healthy ledger costs a
+   * lookup that finds nothing.
+   */
+  private healNow(now: Millis): { stranded: number; cancelledRetries: number } {
+    const stranded = this.sql(
+      `UPDATE deliveries SET state = 'unknown', updated_at = ?, reason = ?
+         WHERE ${strandedClaim('deliveries')}`,
+    ).run(now, LEDGER_REASON.stranded).changes;
+    const cancelledRetries = this.sql(
+      `UPDATE deliveries SET state = 'skipped', reason = ?, next_attempt_at = NULL, updated_at = ?
+         WHERE state = 'retry' AND newsletter_id IN (SELECT id FROM newsletters WHERE status = 'cancelled')`,
+    ).run(LEDGER_REASON.cancelled, now).changes;
+    return { stranded, cancelledRetries };
+  }
+
+  async endRun(runId: number, end: RunEnd, now: Millis): Promise<RunSettlement> {
+    return this.db
+      .transaction((): RunSettlement => {
+        const run = this.sql('SELECT ended_at FROM runs WHERE id = ?').get(runId) as
+          | { ended_at: number | null }
+          | undefined;
+        const settlement: RunSettlement = { settled: false, recorded: emptyTally(), unknown: 0, released: 0 };
+        if (run && run.ended_at === null) {
+          settlement.settled = true;
+          settlement.recorded = this.recordOutcomesNow(runId, end.outcomes, now).recorded;
+          settlement.unknown = this.sql(
+            `UPDATE deliveries SET state = 'unknown', reason = ?, updated_at = ?
+               WHERE run_id = ? AND state = 'claimed' AND id IN (SELECT value FROM json_each(?))`,
+          ).run(LEDGER_REASON.endedBeforeRecording, now, runId, JSON.stringify(end.handedOver)).changes;
+          settlement.released = this.releaseNow(runId, null, now);
+        }
+        const counts = end.counts;
+        const recorded = settlement.recorded;
+        this.sql(
+          `UPDATE runs SET ended_at = coalesce(ended_at, ?), outcome = CASE WHEN ended_at IS NULL THEN ? ELSE outcome END,
+               sent = ?, failed = ?, retry = ?, unknown = unknown + ?, skipped = ?, error = coalesce(error, ?)
+             WHERE id = ?`,
+        ).run(
+          now,
+          end.outcome,
+          counts.sent + recorded.sent,
+          counts.failed + recorded.failed,
+          counts.retry + recorded.retry,
+          counts.unknown + recorded.unknown + settlement.unknown,
+          counts.skipped + recorded.skipped,
+          end.error,
+          runId,
+        );
+        return settlement;
+      })
+      .immediate();
   }
 
   async listRuns(limit: number): Promise<RunInfo[]> {
@@ -487,21 +522,27 @@ export class SqliteStore implements Store {
     ).map(toNewsletter);
   }
 
-  async beginSending(newsletterId: number, body: VerifiedBody, runId: number, now: Millis): Promise<boolean> {
+  async beginSending(
+    read: NewsletterAsRead,
+    body: VerifiedBody,
+    runId: number,
+    now: Millis,
+  ): Promise<boolean> {
     // Compare-and-set: the body and the status change land together or not at all. Exactly one
-    // row changes for exactly one run; every other run sees 0 and leaves the newsletter alone.
+    // row changes for exactly one run; every other run sees 0 and leaves the newsletter alone. The
+    // row must also be what the build read: a `schedule --at LATER` made meanwhile wins.
     const result = this.sql(
       `UPDATE newsletters SET status = 'sending', body = ?, started_at = ?, started_by_run = ?, updated_at = ?
-         WHERE id = ? AND status = 'scheduled'`,
-    ).run(JSON.stringify(body), now, runId, now, newsletterId);
+         WHERE id = ? AND status = 'scheduled' AND scheduled_at IS ? AND updated_at = ?`,
+    ).run(JSON.stringify(body), now, runId, now, read.id, read.scheduledAt, read.updatedAt);
     return result.changes === 1;
   }
 
-  async markBuildFailed(newsletterId: number, reason: string, now: Millis): Promise<boolean> {
+  async markBuildFailed(read: NewsletterAsRead, reason: string, now: Millis): Promise<boolean> {
     const result = this.sql(
       `UPDATE newsletters SET status = 'failed', failure_reason = ?, finished_at = ?, updated_at = ?
-         WHERE id = ? AND status = 'scheduled'`,
-    ).run(reason, now, now, newsletterId);
+         WHERE id = ? AND status = 'scheduled' AND scheduled_at IS ? AND updated_at = ?`,
+    ).run(reason, now, now, read.id, read.scheduledAt, read.updatedAt);
     return result.changes === 1;
   }
 
@@ -604,67 +645,87 @@ export class SqliteStore implements Store {
     return { claimed, skipped, lastSubscriberId, stillSending: true };
   }
 
-  async recordOutcomes(
-    runId: number,
-    writes: OutcomeWrite[],
-    now: Millis,
-  ): Promise<{ applied: number; refused: number }> {
-    return this.withoutFsync(() => this.recordOutcomesNow(runId, writes, now));
+  async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<RecordedOutcomes> {
+    return this.withoutFsync(() =>
+      this.db.transaction(() => this.recordOutcomesNow(runId, writes, now)).immediate(),
+    );
   }
 
-  private recordOutcomesNow(
-    runId: number,
-    writes: OutcomeWrite[],
-    now: Millis,
-  ): { applied: number; refused: number } {
-    return this.db
-      .transaction(() => {
-        // The fence: a row changes only while it is still `claimed` by this very run. A run whose
-        // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
-        const update = this.sql(
-          `UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, smtp_reply = ?, queue_id = ?,
-             reason = ?, updated_at = ?
-           WHERE id = ? AND run_id = ? AND state = 'claimed'`,
-        );
-        const suppress = this.sql(
-          'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
-        );
-        let applied = 0;
-        for (const write of writes) {
-          const reason = write.state === 'failed' || write.state === 'unknown' ? write.smtpReply : null;
-          const changes = update.run(
-            write.state,
-            write.attempts,
-            write.nextAttemptAt,
-            write.smtpReply,
-            write.queueId,
-            reason,
-            now,
-            write.deliveryId,
-            runId,
-          ).changes;
-          applied += changes;
-          if (changes === 1 && write.suppressAddress) {
-            suppress.run(write.suppressAddress.address, write.suppressAddress.reason, 'smtp', now);
-          }
-        }
-        return { applied, refused: writes.length - applied };
-      })
-      .immediate();
+  private recordOutcomesNow(runId: number, writes: OutcomeWrite[], now: Millis): RecordedOutcomes {
+    // The fence: a row changes only while it is still `claimed` by this very run. A run whose
+    // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
+    const update = this.sql(
+      `UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, smtp_reply = ?, queue_id = ?,
+         reason = ?, updated_at = ?
+       WHERE id = ? AND run_id = ? AND state = 'claimed'`,
+    );
+    const suppress = this.sql(
+      'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at) VALUES (?, ?, ?, ?)',
+    );
+    const applied: OutcomeWrite[] = [];
+    for (const write of writes) {
+      const reason = write.state === 'failed' || write.state === 'unknown' ? write.smtpReply : null;
+      const changes = update.run(
+        write.state,
+        write.attempts,
+        write.nextAttemptAt,
+        write.smtpReply,
+        write.queueId,
+        reason,
+        now,
+        write.deliveryId,
+        runId,
+      ).changes;
+      if (changes === 0) continue;
+      applied.push(write);
+      if (write.suppressAddress) {
+        suppress.run(write.suppressAddress.address, write.suppressAddress.reason, 'smtp', now);
+      }
+    }
+    // A 4xx of a newsletter cancelled meanwhile would wait for a claim that never comes: final now.
+    const retried = applied.filter((write) => write.state === 'retry').map((write) => write.deliveryId);
+    const cancelled =
+      retried.length === 0
+        ? 0
+        : this.sql(
+            `UPDATE deliveries SET state = 'skipped', reason = ?, next_attempt_at = NULL, updated_at = ?
+               WHERE state = 'retry' AND id IN (SELECT value FROM json_each(?)) AND ${IS_CANCELLED}`,
+          ).run(LEDGER_REASON.cancelled, now, JSON.stringify(retried)).changes;
+    return {
+      applied: applied.length,
+      refused: writes.length - applied.length,
+      recorded: tallyWrites(applied, cancelled),
+    };
   }
 
   async releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number> {
+    if (deliveryIds.length === 0) return 0;
     return this.withoutFsync(() =>
-      this.db
-        .transaction(() => {
-          const update = this.sql(
-            `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, updated_at = ?
-             WHERE id = ? AND run_id = ? AND state = 'claimed'`,
-          );
-          return deliveryIds.reduce((sum, id) => sum + update.run(now, now, id, runId).changes, 0);
-        })
-        .immediate(),
+      this.db.transaction(() => this.releaseNow(runId, deliveryIds, now)).immediate(),
     );
+  }
+
+  /**
+   * Rows this run holds and never handed over (all of them when `deliveryIds` is null): back to
+   * `retry`, due now, attempts unchanged; `skipped`, "cancelled", for a cancelled newsletter.
+   */
+  private releaseNow(runId: number, deliveryIds: number[] | null, now: Millis): number {
+    return this.sql(
+      `UPDATE deliveries SET
+           state = CASE WHEN ${IS_CANCELLED} THEN 'skipped' ELSE 'retry' END,
+           reason = CASE WHEN ${IS_CANCELLED} THEN ? ELSE reason END,
+           next_attempt_at = CASE WHEN ${IS_CANCELLED} THEN NULL ELSE ? END,
+           updated_at = ?
+         WHERE run_id = ? AND state = 'claimed'
+           AND (? IS NULL OR id IN (SELECT value FROM json_each(?)))`,
+    ).run(
+      LEDGER_REASON.cancelled,
+      now,
+      now,
+      runId,
+      deliveryIds === null ? null : 1,
+      JSON.stringify(deliveryIds ?? []),
+    ).changes;
   }
 
   /**
@@ -780,40 +841,97 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async strandedClaims(): Promise<StrandedClaims[]> {
+    return this.sql(
+      `SELECT d.newsletter_id AS newsletterId, count(*) AS count FROM deliveries d
+         WHERE ${strandedClaim('d')} GROUP BY d.newsletter_id ORDER BY d.newsletter_id`,
+    ).all() as StrandedClaims[];
+  }
+
   async reconcile(
     newsletterId: number,
-    action: 'mark-sent' | 'resend',
+    action: ReconcileAction,
     addresses: string[] | null,
     now: Millis,
-  ) {
+  ): Promise<ReconcileResult> {
+    // One IMMEDIATE transaction: no run can claim, record or be expired between the reads and
+    // the writes, and a cancel cannot slip in between the status read and the retry rows.
     return this.db
       .transaction(() => {
-        const targets = addresses
-          ? addresses
-          : (
-              this.sql("SELECT address FROM deliveries WHERE newsletter_id = ? AND state = 'unknown'").all(
-                newsletterId,
-              ) as { address: string }[]
-            ).map((r) => r.address);
-        // Only `unknown` rows can be settled: an operator cannot turn a `sent` into a resend.
-        const update =
+        const newsletter = this.sql('SELECT status FROM newsletters WHERE id = ?').get(newsletterId) as
+          | { status: Newsletter['status'] }
+          | undefined;
+        if (!newsletter)
+          throw new InputError(`There is no newsletter ${newsletterId}.`, [
+            'See them all with `newsletter list`.',
+          ]);
+        const plan = planReconcile(newsletter.status, action);
+        const targets =
+          addresses ??
+          (
+            this.sql(
+              `SELECT address FROM deliveries
+                 WHERE newsletter_id = ? AND (state = 'unknown' OR ${strandedClaim('deliveries')}) ORDER BY id`,
+            ).all(newsletterId) as { address: string }[]
+          ).map((r) => r.address);
+        // Only unknown and stranded rows can be settled: an operator cannot turn a `sent` into a
+        // resend, nor take a row from a live run. The state conditions are the fence.
+        const settle = (state: string) =>
           action === 'mark-sent'
             ? this.sql(
-                `UPDATE deliveries SET state = 'sent', reason = 'marked sent by an operator (reconcile)', updated_at = ?
-                 WHERE newsletter_id = ? AND address = ? AND state = 'unknown'`,
+                `UPDATE deliveries SET state = 'sent', reason = @reason, updated_at = @now
+                   WHERE newsletter_id = @nl AND address = @address AND ${state}`,
               )
             : this.sql(
-                `UPDATE deliveries SET state = 'retry', next_attempt_at = ?, reason = 'resend requested by an operator (reconcile)'
-                 WHERE newsletter_id = ? AND address = ? AND state = 'unknown'`,
+                `UPDATE deliveries SET state = 'retry', next_attempt_at = @now, reason = @reason, updated_at = @now
+                   WHERE newsletter_id = @nl AND address = @address AND ${state}`,
               );
-        let changed = 0;
-        const notUnknown: string[] = [];
+        const reason = action === 'mark-sent' ? MARKED_SENT_REASON : RESEND_REASON;
+        const args = (address: string) => ({ reason, now, nl: newsletterId, address });
+        const settleUnknown = settle("state = 'unknown'");
+        const settleStranded = settle(strandedClaim('deliveries'));
+        const settleable = this.sql(
+          `SELECT 1 FROM deliveries WHERE newsletter_id = ? AND address = ?
+             AND (state = 'unknown' OR ${strandedClaim('deliveries')})`,
+        );
+        const heldByLiveRun = this.sql(
+          `SELECT 1 FROM deliveries d JOIN runs r ON r.id = d.run_id
+             WHERE d.newsletter_id = ? AND d.address = ? AND d.state = 'claimed' AND r.ended_at IS NULL`,
+        );
+        const result: ReconcileResult = {
+          changed: 0,
+          stranded: 0,
+          notUnknown: [],
+          claimedByLiveRun: [],
+          cancelledRetries: 0,
+          refused: plan.refused,
+        };
         for (const address of targets) {
-          const changes = update.run(now, newsletterId, address).changes;
-          changed += changes;
-          if (changes === 0) notUnknown.push(address);
+          if (plan.settle) {
+            if (settleUnknown.run(args(address)).changes > 0) {
+              result.changed += 1;
+              continue;
+            }
+            if (settleStranded.run(args(address)).changes > 0) {
+              result.changed += 1;
+              result.stranded += 1;
+              continue;
+            }
+          } else if (settleable.get(newsletterId, address)) {
+            continue; // held by the refusal, which the result carries
+          }
+          result.notUnknown.push(address);
+          if (heldByLiveRun.get(newsletterId, address)) result.claimedByLiveRun.push(address);
         }
-        if (action === 'resend' && changed > 0) {
+        if (plan.skipRetries) {
+          const skipped = this.sql(
+            `UPDATE deliveries SET state = 'skipped', reason = ?, next_attempt_at = NULL, updated_at = ?
+               WHERE newsletter_id = ? AND state = 'retry' RETURNING address`,
+          ).all(LEDGER_REASON.cancelled, now, newsletterId) as { address: string }[];
+          result.cancelledRetries = skipped.length;
+          dropSettled(result, new Set(skipped.map((r) => r.address)));
+        }
+        if (action === 'resend' && result.changed > 0) {
           // A `sent` newsletter whose unknowns are resent goes back to `sending` so that runs pick it up.
           // finished_at stays set: its audience is closed, so only these rows go out again.
           this.sql(
@@ -823,9 +941,17 @@ export class SqliteStore implements Store {
         this.sql('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)').run(
           now,
           'reconcile',
-          JSON.stringify({ newsletterId, action, changed, addresses }),
+          JSON.stringify({
+            newsletterId,
+            action,
+            changed: result.changed,
+            stranded: result.stranded,
+            cancelledRetries: result.cancelledRetries,
+            refused: result.refused,
+            addresses,
+          }),
         );
-        return { changed, notUnknown };
+        return result;
       })
       .immediate();
   }
