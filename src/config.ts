@@ -1,6 +1,7 @@
 /**
- * Configuration: `.env` (or --env-file), then the environment, then flags. Every problem is
- * collected and reported at once, before any work, each saying what to do.
+ * Configuration: `.env` (or --env-file), then the environment, then flags (the rule, shared with
+ * doctor: src/domain/setting-precedence.ts). Every problem is collected and reported at once,
+ * before any work, each saying what to do.
  * Secrets (SMTP password, token secrets, DKIM key, database password) stay in this object and are
  * never printed: `redactor()` masks them in anything that might be shown.
  */
@@ -8,9 +9,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import {
+  DEFAULT_DATABASE,
+  type DatabaseTarget,
+  describeDatabase,
+  isPostgresUrl,
+} from './domain/database-location.js';
 import { ConfigError } from './domain/errors.js';
 import { parseDuration, parseDurationList } from './domain/duration.js';
 import { defaultQuotaAccount } from './domain/quota.js';
+import { settingOf } from './domain/setting-precedence.js';
 import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
 import { parseWhen } from './domain/when.js';
 
@@ -18,8 +26,6 @@ import { parseWhen } from './domain/when.js';
 // (src/cli/idle.ts) reads no .env file, checks no DKIM key and hashes nothing.
 const require = createRequire(import.meta.url);
 const crypto = (): typeof import('node:crypto') => require('node:crypto');
-
-export type DatabaseTarget = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
 /** NEWSLETTER_DKIM_*: the key is read and checked when the configuration is loaded. */
 export interface DkimConfig {
@@ -91,7 +97,7 @@ export interface LoadConfigOptions {
 }
 
 const DEFAULTS = {
-  database: './newsletter.db',
+  database: DEFAULT_DATABASE,
   rate: 10,
   retryAfter: '1m,5m,30m,2h,6h',
   lease: '60s',
@@ -108,16 +114,14 @@ const HEADER_BREAK = /[\r\n\0\u2028\u2029]/;
 
 export function loadConfig(options: LoadConfigOptions): Config {
   const problems: string[] = [];
+  // Read even when every setting comes from elsewhere: a missing --env-file is still a problem.
   const fileValues = readEnvFile(options, problems);
-  const values: Record<string, string | undefined> = { ...fileValues };
-  for (const [key, value] of Object.entries(options.env)) {
-    if (key.startsWith('NEWSLETTER_') && value !== undefined) values[key] = value;
-  }
-  if (options.overrides?.database) values.NEWSLETTER_DATABASE = options.overrides.database;
-  const get = (key: string): string | null => {
-    const value = values[key]?.trim();
-    return value ? value : null;
+  const sources = {
+    envFile: () => fileValues,
+    environment: options.env,
+    flags: { NEWSLETTER_DATABASE: options.overrides?.database },
   };
+  const get = (key: string): string | null => settingOf(sources, key);
 
   const database = parseDatabase(get('NEWSLETTER_DATABASE') ?? DEFAULTS.database, options.cwd, problems);
 
@@ -315,17 +319,6 @@ export function lockTargetOf(target: DatabaseTarget): string {
   );
 }
 
-export function describeDatabase(target: DatabaseTarget): string {
-  if (target.kind === 'sqlite') return target.path;
-  try {
-    const url = new URL(target.url);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return 'postgres://…';
-  }
-}
-
 /**
  * The key whole, and each line of its base64 body: a log line or an error could hold a piece of
  * it without the armour, and the whole PEM would then not match.
@@ -498,7 +491,7 @@ function readEnvFile(options: LoadConfigOptions, problems: string[]): Record<str
 }
 
 function parseDatabase(value: string, cwd: string, problems: string[]): DatabaseTarget | null {
-  if (/^postgres(ql)?:\/\//.test(value)) {
+  if (isPostgresUrl(value)) {
     try {
       new URL(value);
       return { kind: 'postgres', url: value };

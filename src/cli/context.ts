@@ -4,8 +4,9 @@
  */
 import path from 'node:path';
 import { type Config, loadConfig } from '../config.js';
+import { describeDatabase } from '../domain/database-location.js';
 import { DatabaseError } from '../domain/errors.js';
-import type { Store } from '../engine/store.js';
+import type { Store } from '../store/store.js';
 
 export interface GlobalOptions {
   envFile?: string;
@@ -62,8 +63,7 @@ export async function openStore(context: Context, options: OpenStoreOptions = {}
     if (current !== latest) {
       await store.close();
       // Never the password of a postgres:// URL.
-      const where =
-        target.kind === 'sqlite' ? target.path : (await import('../config.js')).describeDatabase(target);
+      const where = describeDatabase(target);
       throw new DatabaseError(
         current < latest
           ? `The database ${where} has schema version ${current}; this newsletter needs ${latest}.`

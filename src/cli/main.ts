@@ -1,22 +1,30 @@
 /**
- * The entry point, and the only place where errors become exit codes and the process exits.
- * The crontab's idle `send-due` is answered first (idle.ts), before commander and the commands
- * are even loaded.
+ * The entry point, and the only place that sets the process's exit code or ends it: commands
+ * return their exit code (src/cli/command-actions.ts), errors become one here, and `exitNow` below
+ * is the single way out before a command returns. The crontab's idle `send-due` is answered
+ * first (idle.ts), before commander and the commands are even loaded.
  */
 import { NewsletterError } from '../domain/errors.js';
-import { ExitCode } from '../domain/exit-codes.js';
+import { ExitCode, type ExitCodeValue } from '../domain/exit-codes.js';
 import { quietIdleSendDue } from './idle.js';
 
 async function main(argv: string[]): Promise<number> {
   if (await quietIdleSendDue(argv.slice(2))) return ExitCode.ok;
-  const { buildProgram } = await import('./program.js');
-  const program = buildProgram();
+  const { runProgram } = await import('./program.js');
   try {
-    await program.parseAsync(argv);
-    return process.exitCode === undefined ? ExitCode.ok : Number(process.exitCode);
+    return await runProgram(argv, exitNow);
   } catch (error) {
     return exitCodeFor(error);
   }
+}
+
+/**
+ * Ends the process now, lent to `send-due` for a second SIGTERM/SIGINT: the operator means it, and
+ * the messages in flight are not waited for (the next run holds what this one claimed as
+ * `unknown`). Nothing is flushed or closed on purpose: that is what the first signal is for.
+ */
+function exitNow(code: ExitCodeValue): never {
+  process.exit(code);
 }
 
 async function exitCodeFor(error: unknown): Promise<number> {

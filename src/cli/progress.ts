@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import type { MultiBar, SingleBar } from 'cli-progress';
 import type { EngineEvent } from '../engine/events.js';
-import type { Store } from '../engine/store.js';
+import type { Store } from '../store/store.js';
 import { type LogOptions, type Logger, resolveLogFormat } from './log.js';
 
 export function wantsProgress(options: LogOptions, stream: NodeJS.WriteStream = process.stderr): boolean {

@@ -8,6 +8,8 @@
  */
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
+import { DEFAULT_DATABASE, isPostgresUrl } from '../domain/database-location.js';
+import { settingOf } from '../domain/setting-precedence.js';
 import { type CheckResult, ok, warning } from './types.js';
 
 /** `user`: `crontab -l` (5 time fields, then the command); `system`: /etc/crontab and /etc/cron.d (a user field too). */
@@ -120,7 +122,7 @@ export interface Resolved {
 }
 
 /**
- * Which database a `send-due` command line uses, the way the CLI itself would decide: `--database`,
+ * Which database a `send-due` command line uses, by the CLI's own rule (settingOf): `--database`,
  * then NEWSLETTER_DATABASE from the environment (crontab assignments, `VAR=… newsletter`, `env`,
  * `export`), then the env file (`--env-file`, or `.env` in the folder it runs in), then
  * `./newsletter.db`; relative paths from the folder it runs in (`cd DIR &&`, else the owner's home).
@@ -183,28 +185,31 @@ function fromArguments(
     return null;
   };
   const relative = (value: string): Resolved => {
-    if (/^postgres(ql)?:\/\//.test(value)) return { database: value };
+    if (isPostgresUrl(value)) return { database: value };
     const resolved = resolvePath(expandHome(value, home), cwd);
     return resolved === null
       ? { database: null, unresolved: `"${value}" is relative and the folder it runs in is unknown` }
       : { database: resolved };
   };
-  const flag = option('--database');
-  if (flag !== null) return relative(flag);
-  if (env.NEWSLETTER_DATABASE) return relative(env.NEWSLETTER_DATABASE);
   const envFileFlag = option('--env-file');
-  const envFile = resolvePath(expandHome(envFileFlag ?? '.env', home), cwd);
-  if (envFile !== null) {
-    const text = context.readFile(envFile);
-    if (text === null && envFileFlag !== null) {
-      return { database: null, unresolved: `its --env-file ${envFile} cannot be read` };
+  let envFileProblem: string | null = null;
+  const envFile = (): Record<string, string> | null => {
+    const file = resolvePath(expandHome(envFileFlag ?? '.env', home), cwd);
+    if (file === null) {
+      if (envFileFlag !== null)
+        envFileProblem = `its --env-file ${envFileFlag} is relative to an unknown folder`;
+      return null;
     }
-    const fromFile = text === null ? undefined : parseDotenv(text).NEWSLETTER_DATABASE?.trim();
-    if (fromFile) return relative(fromFile);
-  } else if (envFileFlag !== null) {
-    return { database: null, unresolved: `its --env-file ${envFileFlag} is relative to an unknown folder` };
-  }
-  return relative('./newsletter.db');
+    const text = context.readFile(file);
+    if (text === null && envFileFlag !== null) envFileProblem = `its --env-file ${file} cannot be read`;
+    return text === null ? null : parseDotenv(text);
+  };
+  const database = settingOf(
+    { envFile, environment: env, flags: { NEWSLETTER_DATABASE: option('--database') ?? undefined } },
+    'NEWSLETTER_DATABASE',
+  );
+  if (envFileProblem !== null) return { database: null, unresolved: envFileProblem };
+  return relative(database ?? DEFAULT_DATABASE);
 }
 
 export interface ResolvedCommand extends ScheduledCommand {

@@ -6,11 +6,12 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { type Config, describeDatabase, lockTargetOf, problemsForRealSend } from '../config.js';
+import { type Config, lockTargetOf, problemsForRealSend } from '../config.js';
+import { describeDatabase } from '../domain/database-location.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { Millis, RunInfo } from '../domain/types.js';
 import type { Transport } from '../engine/ports.js';
-import type { Store } from '../engine/store.js';
+import type { Store } from '../store/store.js';
 import type { HostIdentity } from '../host/identity.js';
 import { inspectRunLock } from '../host/run-lock.js';
 import {

@@ -29,6 +29,14 @@ export function classifyBounce(action: string, status: string): BounceKind | nul
   return null;
 }
 
+/**
+ * Whether this bounce suppresses its address: a hard one at once, a soft one once `softCount`
+ * soft bounces of the address count (this one included) and that reaches `softLimit`.
+ */
+export function bounceSuppresses(kind: BounceKind, softCount: number, softLimit: number): boolean {
+  return kind === 'hard' || softCount >= softLimit;
+}
+
 /** The longest reason kept: a Diagnostic-Code can be a paragraph. */
 const MAX_REASON = 300;
 

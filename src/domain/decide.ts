@@ -2,7 +2,7 @@
  * From a transport's outcome to the ledger row's next state (DESIGN's SMTP outcome table).
  * Pure: the engine calls it, the store writes the result fenced by the run id.
  */
-import type { OutcomeWrite } from '../engine/store.js';
+import type { OutcomeWrite } from './ledger.js';
 import type { ClaimedDelivery, Millis, SendOutcome } from './types.js';
 
 export function decideWrite(

@@ -12,3 +12,15 @@ export const LEDGER_REASON = {
   /** Left `claimed` by a run that had already closed (older versions): healed at the next run. */
   stranded: 'its run had closed without recording an outcome (repaired at the next run)',
 } as const;
+
+/**
+ * Why a recipient about to be claimed (or a due retry) is written `skipped` instead: suppressed
+ * first, then unsubscribed, then removed since it was claimed (no subscriber row any more).
+ * Null: it is sent.
+ */
+export function skipReason(recipient: { suppressed: string | null; status: string | null }): string | null {
+  if (recipient.suppressed) return `suppressed: ${recipient.suppressed}`;
+  if (recipient.status === 'unsubscribed') return 'unsubscribed';
+  if (recipient.status === null) return 'subscriber removed';
+  return null;
+}

@@ -31,13 +31,16 @@ export interface ReconcilePlan {
   refused: 'cancelled' | null;
   /** Write the newsletter's `retry` rows `skipped`, reason "cancelled". */
   skipRetries: boolean;
+  /** The `reason` a settled row records: who settled it, and how. */
+  reason: string;
 }
 
 export function planReconcile(status: NewsletterStatus, action: ReconcileAction): ReconcilePlan {
-  if (status !== 'cancelled') return { settle: true, refused: null, skipRetries: false };
+  const reason = action === 'mark-sent' ? MARKED_SENT_REASON : RESEND_REASON;
+  if (status !== 'cancelled') return { settle: true, refused: null, skipRetries: false, reason };
   return action === 'resend'
-    ? { settle: false, refused: 'cancelled', skipRetries: false }
-    : { settle: true, refused: null, skipRetries: true };
+    ? { settle: false, refused: 'cancelled', skipRetries: false, reason }
+    : { settle: true, refused: null, skipRetries: true, reason };
 }
 
 /** What a reconcile changed, and what it left alone and why. */
@@ -54,6 +57,29 @@ export interface ReconcileResult {
   cancelledRetries: number;
   /** Why the action itself was refused (then nothing unknown or stranded changed), or null. */
   refused: 'cancelled' | null;
+}
+
+/** A result before any row is looked at: nothing changed yet, the refusal (if any) decided. */
+export function startResult(plan: ReconcilePlan): ReconcileResult {
+  return {
+    changed: 0,
+    stranded: 0,
+    notUnknown: [],
+    claimedByLiveRun: [],
+    cancelledRetries: 0,
+    refused: plan.refused,
+  };
+}
+
+/** The `reconcile` event both stores record with the change, in the same transaction. */
+export function reconcileEvent(
+  newsletterId: number,
+  action: ReconcileAction,
+  addresses: string[] | null,
+  result: ReconcileResult,
+): Record<string, unknown> {
+  const { changed, stranded, cancelledRetries, refused } = result;
+  return { newsletterId, action, changed, stranded, cancelledRetries, refused, addresses };
 }
 
 /**

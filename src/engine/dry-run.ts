@@ -4,17 +4,18 @@
  * personalised and handed to a transport that only counts. Nothing is written, no lock is taken
  * and no SMTP server is needed: CI uses it to prove a newsletter will go out.
  */
-import type { Config } from '../config.js';
-import { BuildError, InputError } from '../domain/errors.js';
+import { BuildError } from '../domain/errors.js';
 import { domainOf, messageIdFor } from '../domain/message-id.js';
+import { noSuchNewsletter } from '../domain/not-found.js';
 import type { Millis, Newsletter } from '../domain/types.js';
+import type { RenderModule } from './deps.js';
+import type { MessageOptions } from './options.js';
 import type { Transport } from './ports.js';
-import type { RenderModule } from './send-due.js';
-import type { Store } from './store.js';
+import type { SendStore } from './store.js';
 
 export interface DryRunDeps {
-  config: Config;
-  store: Store;
+  options: MessageOptions;
+  store: SendStore;
   now: () => Millis;
   loadRender: () => Promise<RenderModule>;
   counting: () => Promise<Transport>;
@@ -73,7 +74,7 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
           body = await render.buildBody(newsletter, {
             templatesRoot: deps.templatesRoot(newsletter),
             knownFields,
-            defaultFrom: deps.config.from,
+            defaultFrom: deps.options.from,
           });
         } catch (error) {
           if (!(error instanceof BuildError)) throw error;
@@ -88,10 +89,10 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
       }
       const personalise = render.preparePersonaliser(body, {
         newsletterId: newsletter.id,
-        baseUrl: deps.config.baseUrl ?? PLACEHOLDER_BASE_URL,
-        secret: deps.config.secret ?? PLACEHOLDER_SECRET,
+        baseUrl: deps.options.baseUrl ?? PLACEHOLDER_BASE_URL,
+        secret: deps.options.secret ?? PLACEHOLDER_SECRET,
         listNames: newsletter.lists,
-        replyTo: deps.config.replyTo,
+        replyTo: deps.options.replyTo,
       });
       const fromDomain = domainOf(body.from);
       let after = 0;
@@ -140,10 +141,7 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
 async function chooseNewsletters(deps: DryRunDeps): Promise<Newsletter[]> {
   if (deps.newsletterId !== null) {
     const newsletter = await deps.store.getNewsletter(deps.newsletterId);
-    if (!newsletter)
-      throw new InputError(`There is no newsletter ${deps.newsletterId}.`, [
-        'See them all with `newsletter list`.',
-      ]);
+    if (!newsletter) throw noSuchNewsletter(deps.newsletterId);
     return [newsletter];
   }
   return [...(await deps.store.dueNewsletters(deps.now())), ...(await deps.store.sendingNewsletters())];

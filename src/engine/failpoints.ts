@@ -1,9 +1,15 @@
 /**
- * Failpoints: named places in a run where a crash test wants the process to stop, exactly there.
- * With NEWSLETTER_FAILPOINTS=after-claim (a comma-separated list), the run prints
- * `failpoint:after-claim` on stderr and stops itself with SIGSTOP; the test then kills it (SIGKILL)
- * or resumes it (SIGCONT). Off unless the variable is set, and then only for the named points.
- * This is how the crash tests hit "after the claim commits" without sleeps or luck.
+ * Failpoints: named places in a run (and in an import) where a test wants to stop it, exactly
+ * there. The code calls `at(point)`, a hook it is given, and waits for what the hook returns:
+ *
+ * - without a hook (the default) nothing happens;
+ * - the CLI maps NEWSLETTER_FAILPOINTS to a hook that prints `failpoint:NAME` on stderr and stops
+ *   the process with SIGSTOP (src/cli/failpoints.ts): the end-to-end tests then kill it (SIGKILL)
+ *   or resume it (SIGCONT);
+ * - an in-process test returns a promise it resolves when it wants the run to go on
+ *   (test/helpers/engine-deps.ts, `FailpointHolds`).
+ *
+ * This is how tests hit "after the claim commits" without sleeps or luck.
  */
 export const FAILPOINTS = [
   'before-build',
@@ -12,6 +18,7 @@ export const FAILPOINTS = [
   'after-claim',
   'after-send-before-record',
   'after-record',
+  // After the rate limiter's wait, right before the lease check and the hand-over.
   'before-hand-over',
   // recipients import (src/store/staged-import.ts): after each staging batch (no lock held),
   // after the last one (nothing published yet), and inside the publish (holding the write lock).
@@ -21,20 +28,9 @@ export const FAILPOINTS = [
 ] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
-const active = new Set(
-  (process.env.NEWSLETTER_FAILPOINTS ?? '')
-    .split(',')
-    .map((name) => name.trim())
-    .filter(Boolean),
-);
-const hits = new Map<string, number>();
-
-/** `name` stops at the first hit; `name@N` at the Nth hit only. */
-export function failpoint(name: Failpoint): void {
-  if (active.size === 0) return;
-  const count = (hits.get(name) ?? 0) + 1;
-  hits.set(name, count);
-  if (!(active.has(`${name}@${count}`) || (count === 1 && active.has(name)))) return;
-  process.stderr.write(`failpoint:${name}\n`);
-  process.kill(process.pid, 'SIGSTOP');
-}
+/**
+ * Called each time the code reaches `point`; the code goes on once the returned promise settles.
+ * A hook called inside a synchronous transaction (SQLite's publish) cannot be waited for there:
+ * it may stop the process (SIGSTOP does, synchronously) but not hold it with a promise.
+ */
+export type FailpointHook = (point: Failpoint) => Promise<void>;

@@ -19,7 +19,7 @@
 import { TransientDatabaseError } from '../domain/errors.js';
 import type { Millis } from '../domain/types.js';
 import { StillBusyError, waitOutBusy } from '../store/wait-out-busy.js';
-import type { Store } from './store.js';
+import type { SendStore } from './store.js';
 
 export interface Patience {
   /** The time after which the run stops waiting: its lease's end as the database last accepted it. */
@@ -31,7 +31,7 @@ export interface Patience {
 
 const NEVER_RETRIED = new Set<PropertyKey>(['close', 'importSubscribers']);
 
-export function patientStore(store: Store, patience: Patience): Store {
+export function patientStore(store: SendStore, patience: Patience): SendStore {
   return new Proxy(store, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver);

@@ -2,49 +2,11 @@
  * The interfaces the send engine needs. The engine owns them; implementations live in
  * src/store, src/transport and src/render and are loaded only when something is due.
  */
+import type { OutgoingMessage } from '../domain/message.js';
 import type { ClaimedDelivery, Newsletter, SendOutcome, VerifiedBody } from '../domain/types.js';
 
-/**
- * A part of the body prepared once per newsletter: literal text around slots. Shared, unchanged,
- * by every message of the newsletter, so a transport may cache what it derives from one (the
- * encoded literals) by identity.
- */
-export interface BodyTemplate {
-  /** `literals.length === slots.length + 1`; the text is literals[0] + value of slots[0] + literals[1] + … */
-  readonly literals: readonly string[];
-  /** For each gap between two literals, the index of its value in `FilledTemplate.values`. */
-  readonly slots: readonly number[];
-}
-
-/** A body part for one recipient: the newsletter's template and this recipient's values. */
-export interface FilledTemplate {
-  readonly template: BodyTemplate;
-  /** Already escaped for the part (HTML-escaped in the HTML); a value may fill several slots. */
-  readonly values: readonly string[];
-}
-
-/** One fully personalised message, ready for a transport. */
-export interface OutgoingMessage {
-  /** With angle brackets: `<n12.3f9a…@example.org>`. Deterministic per (newsletter, recipient). */
-  messageId: string;
-  /** A full From header value, e.g. `"Example News" <news@example.org>`. */
-  from: string;
-  /** The envelope and header recipient: a single mailbox. */
-  to: string;
-  /** NEWSLETTER_REPLY_TO, when set. */
-  replyTo?: string | undefined;
-  subject: string;
-  html: string;
-  text: string;
-  /** Extra headers: List-Unsubscribe, List-Unsubscribe-Post, List-Id, … */
-  headers: Record<string, string>;
-  /**
-   * `text` and `html` as template + values (the personaliser sets it; hand-made messages need
-   * not): a transport builds the bytes from encodings prepared once per newsletter instead of
-   * encoding the whole body for every recipient. Both forms always hold the same text.
-   */
-  parts?: { text: FilledTemplate; html: FilledTemplate } | undefined;
-}
+/** Defined in the domain, where render (which builds it) and transport (which sends it) meet. */
+export type { OutgoingMessage } from '../domain/message.js';
 
 export interface SendOptions {
   /**
@@ -59,7 +21,7 @@ export interface Transport {
   /** `smtp`, `sendmail`, `file` or `count`. */
   readonly kind: string;
   /**
-   * How many `send()` calls it can usefully work on at once (the SMTP pool pipelines: two per
+   * How many `send()` calls it can usefully work on at once (the SMTP pool pipelines: three per
    * connection). The engine keeps at most this many in flight; without it, the configured
    * number of connections.
    */

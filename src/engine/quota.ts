@@ -2,9 +2,9 @@
  * The claim, within the sending account's hourly quota (NEWSLETTER_HOURLY_LIMIT).
  *
  * Before each claim the run reserves what it wants from the quota row that every run on every
- * host shares (Store.reserveQuota, atomic), claims at most what was granted, and gives back what
- * the claim did not use (fewer recipients left, rows written `skipped`, rows taken by another
- * host). Due retries are claimed like new recipients, so every attempt counts. When nothing is
+ * host shares (SendStore.reserveQuota, atomic), claims at most what was granted, and gives back
+ * what the claim did not use (fewer recipients left, rows written `skipped`, rows taken by
+ * another host). Due retries are claimed like new recipients, so every attempt counts. When nothing is
  * granted the run stops claiming ('quota'); the rest waits for a later hour.
  *
  * Reserving before claiming, rather than counting sends afterwards, is what makes the limit hold
@@ -17,14 +17,24 @@
  * last messages may leave seconds after the turn.
  */
 import { quotaWindow } from '../domain/quota.js';
-import type { SendDueDeps } from './send-due.js';
-import type { ClaimRequest, ClaimResult } from './store.js';
+import type { Millis } from '../domain/types.js';
+import type { EventSink } from './events.js';
+import type { HourlyQuota } from './options.js';
+import type { StopController } from './stop.js';
+import type { ClaimRequest, ClaimResult, SendStore } from './store.js';
 
-export type QuotaDeps = Pick<SendDueDeps, 'config' | 'store' | 'stop' | 'events' | 'now'>;
+export interface QuotaDeps {
+  /** Null: no quota; the claim is SendStore.claimBatch as it is. */
+  quota: HourlyQuota | null;
+  store: SendStore;
+  stop: StopController;
+  events: EventSink;
+  now: () => Millis;
+}
 
-/** Store.claimBatch, within the quota when one is configured. */
+/** SendStore.claimBatch, within the quota when one is configured. */
 export async function claimWithinQuota(deps: QuotaDeps, request: ClaimRequest): Promise<ClaimResult> {
-  const quota = deps.config.quota;
+  const quota = deps.quota;
   if (!quota) return deps.store.claimBatch(request);
   const window = quotaWindow(request.now);
   const granted = await deps.store.reserveQuota(

@@ -1,48 +1,29 @@
 /**
- * The Store: everything the engine and the commands need from the database, as one async
- * interface so that SQLite (one host) and PostgreSQL (several hosts) keep the same promises.
- * The contract tests in test/integration/store-contract.test.ts run against every implementation.
+ * SendStore: what `send-due` and its dry run need from the database, and nothing else. The engine
+ * owns this port; src/store/sqlite and src/store/postgres implement it (src/store/README.md maps
+ * each method to its file), and the contract suite (test/integration/store-contract.test.ts) holds
+ * both to it. What the other commands use (subscribers, lists, reconcile, suppressions…) is
+ * src/store/store.ts's CatalogStore.
  *
- * The store is deliberately dumb about policy: the engine decides states (src/domain), the store
- * writes them atomically and fenced.
+ * The store is deliberately dumb about policy: the engine and src/domain decide states, the store
+ * writes them atomically and fenced. Every time is a `now` passed in (epoch milliseconds), so that
+ * tests move time by passing a later one.
+ *
+ * Glossary: a run is one `send-due` process, registered with a lease it renews; a claim is the
+ * ledger row a run inserts (or takes back from `retry`) before any SMTP traffic; the fence is the
+ * condition `run_id = this run AND state = 'claimed'` on every write of an outcome.
  */
-import type { ReconcileAction, ReconcileResult } from '../domain/reconcile.js';
+import type { OutcomeWrite, StateTally } from '../domain/ledger.js';
 import type {
   ClaimedDelivery,
-  Delivery,
   DeliveryCounts,
-  DeliveryState,
   Millis,
   Newsletter,
-  NewsletterStatus,
   PendingRecipient,
   RunCounts,
   RunInfo,
-  Subscriber,
   VerifiedBody,
 } from '../domain/types.js';
-
-export interface SubscriberInput {
-  email: string;
-  address: string;
-  name: string;
-  fields: Record<string, string>;
-}
-
-export interface ImportSummary {
-  created: number;
-  updated: number;
-  /** Memberships added to the list (0 without --list). */
-  addedToList: number;
-}
-
-export interface NewNewsletter {
-  subject: string;
-  templatePath: string;
-  from: string | null;
-  lists: string[];
-  scheduledAt: Millis | null;
-}
 
 export interface RunRegistration {
   hostId: string;
@@ -50,18 +31,6 @@ export interface RunRegistration {
   pid: number;
   now: Millis;
   leaseMs: number;
-}
-
-/** A row's new state, decided by the engine, written only if this run still holds the claim. */
-export interface OutcomeWrite {
-  deliveryId: number;
-  state: Exclude<DeliveryState, 'claimed' | 'skipped'>;
-  attempts: number;
-  nextAttemptAt: Millis | null;
-  smtpReply: string | null;
-  queueId: string | null;
-  /** Set when the reply means the address must never be mailed again (5.1.x). */
-  suppressAddress: { address: string; reason: string } | null;
 }
 
 /** What a run leaves for `endRun` to settle, and how it ended. */
@@ -73,15 +42,6 @@ export interface RunEnd {
   outcomes: OutcomeWrite[];
   /** Rows handed to the transport whose outcome is not known: they become `unknown`. */
   handedOver: number[];
-}
-
-/** Rows per state as written (a `retry` of a cancelled newsletter counts as `skipped`). */
-export interface StateTally {
-  sent: number;
-  failed: number;
-  retry: number;
-  unknown: number;
-  skipped: number;
 }
 
 export interface RecordedOutcomes {
@@ -115,12 +75,6 @@ export interface ExpiredRuns {
 /** The part of a newsletter that a build read and that must not have changed when sending begins. */
 export type NewsletterAsRead = Pick<Newsletter, 'id' | 'scheduledAt' | 'updatedAt'>;
 
-/** One newsletter's count of stranded claims (`Store.strandedClaims`). */
-export interface StrandedClaims {
-  newsletterId: number;
-  count: number;
-}
-
 export interface ClaimRequest {
   newsletterId: number;
   runId: number;
@@ -141,90 +95,22 @@ export interface ClaimResult {
   stillSending: boolean;
 }
 
-/** An address that is never mailed again, and why (`smtp`, `bounce`, `operator`, `import`). */
-export interface Suppression {
-  address: string;
-  reason: string;
-  source: string;
-  createdAt: Millis;
-}
-
-/** One recipient of one delivery status notification (RFC 3464), as `bounces import` read it. */
-export interface BounceEvent {
-  /** The DSN's Message-ID, or the sha256 of its bytes: with the address, its identity. */
-  dsnId: string;
-  /** Normalised (lower-case), as the ledger keys it. */
-  address: string;
-  /** hard: 5.x.x and Action failed; soft: 4.x.x or Action delayed. */
-  kind: 'hard' | 'soft';
-  /** RFC 3463, e.g. `5.1.1`. */
-  status: string;
-  /** The Diagnostic-Code (or Action) in words. */
-  reason: string;
-}
-
-export interface BounceResult {
-  /** False when this (DSN, address) was imported before: nothing changed. */
-  recorded: boolean;
-  /** The address was suppressed by this event (false if it already was, or is not yet). */
-  suppressed: boolean;
-  /** Soft bounces of the address that still count, this one included (0 for a hard bounce). */
-  softCount: number;
-}
-
-export interface Store {
+export interface SendStore {
   readonly kind: 'sqlite' | 'postgres';
-  close(): Promise<void>;
 
-  // schema and meta
-  schemaVersion(): Promise<{ current: number; latest: number }>;
-  migrate(): Promise<{ from: number; to: number }>;
+  /** A meta value (`host_id`: the host the database is bound to, for the clone guard), or null. */
   getMeta(key: string): Promise<string | null>;
-  setMeta(key: string, value: string): Promise<void>;
-  recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void>;
 
-  // subscribers and lists
+  // ---- runs and leases: src/store/sqlite/lease.ts, src/store/postgres/lease.ts ----------------
+
   /**
-   * All or nothing: any error thrown by `rows` (or the store) imports nothing. The rows are staged
-   * without holding the write lock, then published in one short transaction
-   * (src/store/staged-import.ts), so sends and unsubscribes go on during a long import.
+   * Records a new run (host, pid, start) with a lease until `now + leaseMs`. PostgreSQL also
+   * refuses a host whose clock is too far from the database's: leases are compared across hosts.
    */
-  importSubscribers(
-    rows: AsyncIterable<SubscriberInput>,
-    options: { list: string | null; fieldNames: string[]; now: Millis },
-  ): Promise<ImportSummary>;
-  addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }>;
-  removeSubscriber(address: string): Promise<boolean>;
-  unsubscribe(address: string, now: Millis): Promise<boolean>;
-  unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null>;
-  getSubscriber(address: string): Promise<Subscriber | null>;
-  listSubscribers(filter: {
-    list?: string | undefined;
-    afterId: number;
-    limit: number;
-  }): Promise<Subscriber[]>;
-  knownFieldNames(): Promise<string[]>;
-  lists(): Promise<{ name: string; members: number }[]>;
-  audienceSize(lists: string[]): Promise<number>;
-
-  // newsletters
-  createNewsletter(input: NewNewsletter, now: Millis): Promise<Newsletter>;
-  getNewsletter(id: number): Promise<Newsletter | null>;
-  listNewsletters(): Promise<Newsletter[]>;
-  /** draft|scheduled → scheduled at `at`. Returns the status it found when it refused. */
-  scheduleNewsletter(
-    id: number,
-    at: Millis,
-    now: Millis,
-  ): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
-  cancelNewsletter(id: number, now: Millis): Promise<{ ok: true } | { ok: false; status: NewsletterStatus }>;
-  counts(newsletterId: number): Promise<DeliveryCounts>;
-  deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }): Promise<Delivery[]>;
-
-  // runs, leases
   registerRun(registration: RunRegistration): Promise<RunInfo>;
   /** False when the run was ended by someone else (its lease expired): stop at once. */
   renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean>;
+  /** Runs not ended yet, whatever their lease says, oldest first. */
   liveRuns(): Promise<RunInfo[]>;
   /**
    * Ends runs whose lease expired before `now` or that are listed dead; their claims become
@@ -242,9 +128,10 @@ export interface Store {
    * expired) changes no delivery. If this throws, the run stays open and expiry settles it.
    */
   endRun(runId: number, end: RunEnd, now: Millis): Promise<RunSettlement>;
-  listRuns(limit: number): Promise<RunInfo[]>;
 
-  // the send pipeline
+  // ---- beginning and completing a newsletter: src/store/{sqlite,postgres}/sending.ts ----------
+
+  /** `scheduled` newsletters whose send time is at or before `now`, the earliest first. */
   dueNewsletters(now: Millis): Promise<Newsletter[]>;
   /**
    * Compare-and-set scheduled → sending, storing the verified body, in one transaction. It changes
@@ -254,22 +141,51 @@ export interface Store {
   beginSending(read: NewsletterAsRead, body: VerifiedBody, runId: number, now: Millis): Promise<boolean>;
   /** Compare-and-set scheduled → failed with the reason, on the same condition as beginSending. */
   markBuildFailed(read: NewsletterAsRead, reason: string, now: Millis): Promise<boolean>;
+  /** Every `sending` newsletter, with its stored body: what the runs work on. */
   sendingNewsletters(): Promise<Newsletter[]>;
-  claimBatch(request: ClaimRequest): Promise<ClaimResult>;
+  /** One newsletter with its lists and body, or null. */
+  getNewsletter(id: number): Promise<Newsletter | null>;
   /**
-   * Writes outcomes in one transaction, each fenced by run id and state `claimed`. A `retry` of a
-   * newsletter cancelled meanwhile is written `skipped`, "cancelled": nothing would claim it again.
+   * sending → sent when no recipient is left to claim and no row is `claimed` or `retry`, read
+   * from the ledger in one snapshot, never from a counter. False: not done yet (or not sending).
+   */
+  completeIfDone(newsletterId: number, now: Millis): Promise<boolean>;
+
+  // ---- the claim: src/store/sqlite/claim.ts, src/store/postgres/claim.ts ----------------------
+
+  /**
+   * Claims up to `limit` recipients of a `sending` newsletter for this run, in one transaction
+   * whose commit is durable before it returns (no SMTP traffic may start earlier): due `retry`
+   * rows first, then subscribers of its lists with no ledger row yet, in subscriber order.
+   * Inserting the ledger row is the claim; the UNIQUE (newsletter, address) key makes a second
+   * claim of an address impossible on any database, whatever runs race (promise 1). Unsubscribed
+   * and suppressed recipients are written `skipped`, with the reason, in the same transaction
+   * (promise 2). A run that was already ended claims nothing; a newsletter no longer `sending`
+   * returns `stillSending: false`.
+   *
+   * How each database keeps this, and why the queries are shaped as they are:
+   * src/store/sqlite/claim.ts (one write lock, BEGIN IMMEDIATE) and src/store/postgres/claim.ts
+   * (row locks with SKIP LOCKED, several hosts claiming at once).
+   */
+  claimBatch(request: ClaimRequest): Promise<ClaimResult>;
+
+  // ---- the fence: src/store/sqlite/fence.ts, src/store/postgres/fence.ts ----------------------
+
+  /**
+   * Writes outcomes in one transaction, each fenced by run id and state `claimed`: a write of a
+   * run that no longer holds the row is refused (`refused`) and changes nothing. A 5.1.x failure
+   * also suppresses the address. A `retry` of a newsletter cancelled meanwhile is written
+   * `skipped`, "cancelled": nothing would claim it again.
    */
   recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<RecordedOutcomes>;
   /**
    * Rows this run claimed and never handed over go back to `retry`, due now, attempts unchanged
-   * (`skipped`, "cancelled", when the newsletter was cancelled meanwhile).
+   * (`skipped`, "cancelled", when the newsletter was cancelled meanwhile). Fenced like outcomes.
    */
   releaseClaims(runId: number, deliveryIds: number[], now: Millis): Promise<number>;
-  /** sending → sent when no recipient is left to claim and no row is `claimed` or `retry`. */
-  completeIfDone(newsletterId: number, now: Millis): Promise<boolean>;
 
-  // the sending account's hourly quota (src/domain/quota.ts)
+  // ---- the sending account's hourly quota (src/domain/quota.ts) -------------------------------
+
   /**
    * Reserves up to `wanted` messages of `account`'s quota in the window starting at `windowStart`
    * and returns how many were granted (0 when the window's `limit` is used up). Atomic across
@@ -285,51 +201,24 @@ export interface Store {
   ): Promise<number>;
   /** Gives back `count` reserved messages that were not claimed (never below 0). */
   releaseQuota(account: string, windowStart: Millis, count: number, now: Millis): Promise<void>;
-  /** How many messages of `account`'s quota are reserved in that window (0 when none). */
-  quotaUsed(account: string, windowStart: Millis): Promise<number>;
 
-  // dry run (read-only) and operators
+  // ---- the audience, for the build and the dry run: src/store/{sqlite,postgres}/audience.ts ---
+
+  /** Every field name an import has seen: a template may use only these (and the built-in ones). */
+  knownFieldNames(): Promise<string[]>;
+  /** Rows per state, the pending recipients, and the audience as their sum, in one snapshot. */
+  counts(newsletterId: number): Promise<DeliveryCounts>;
+  /** How many distinct subscribers the lists have together. */
+  audienceSize(lists: string[]): Promise<number>;
+  /**
+   * Recipients of `lists` with no ledger row for the newsletter (null: none has any), after
+   * `afterSubscriberId`, in subscriber order, each with the reason it would be skipped. Reads
+   * only: the dry run claims nothing.
+   */
   pendingRecipients(
     newsletterId: number | null,
     lists: string[],
     afterSubscriberId: number,
     limit: number,
   ): Promise<PendingRecipient[]>;
-  /**
-   * Per newsletter, how many rows are `claimed` by a run that is closed or missing (stranded, see
-   * src/store/stranded.ts): nothing settles them on its own. Newsletters without any are left out.
-   */
-  strandedClaims(): Promise<StrandedClaims[]>;
-  /**
-   * Settles `unknown` and stranded `claimed` rows (all of them, or those of `addresses`), never a
-   * row a live run holds; on a cancelled newsletter refuses `resend` and writes the `retry` rows
-   * `skipped`. One transaction. The rules: src/domain/reconcile.ts.
-   */
-  reconcile(
-    newsletterId: number,
-    action: ReconcileAction,
-    addresses: string[] | null,
-    now: Millis,
-  ): Promise<ReconcileResult>;
-  suppress(address: string, reason: string, source: string, now: Millis): Promise<void>;
-
-  // suppressions and bounces
-  /** One transaction; an address already suppressed keeps its first reason. Returns how many were new. */
-  suppressMany(
-    entries: readonly { address: string; reason: string }[],
-    source: string,
-    now: Millis,
-  ): Promise<{ added: number }>;
-  /**
-   * Lifts a suppression; the address's soft bounces stop counting, so that one more soft bounce
-   * does not suppress it again at once. False when it was not suppressed.
-   */
-  unsuppress(address: string, now: Millis): Promise<boolean>;
-  /** In address order (bytes), after `afterAddress` (null: from the start). */
-  listSuppressions(filter: { afterAddress: string | null; limit: number }): Promise<Suppression[]>;
-  /**
-   * Records one bounce, once: a (DSN, address) seen before changes nothing. A hard bounce
-   * suppresses the address; a soft one does once `softLimit` soft bounces count. One transaction.
-   */
-  recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }): Promise<BounceResult>;
 }

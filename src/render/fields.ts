@@ -5,7 +5,7 @@
  * message is then plain string concatenation, so personalising a large audience costs microseconds
  * per message instead of a regex pass over ~30 kB of HTML.
  */
-import type { BodyTemplate } from '../engine/ports.js';
+import type { BodyTemplate } from '../domain/message.js';
 
 /** Fields every recipient has, whatever the CSV held: personalise.ts always provides them. */
 export const BUILT_IN_FIELDS = ['email', 'name', 'unsubscribe_url'] as const;

@@ -9,7 +9,8 @@
  * Deliberately light: no mjml, no html-to-text, so sending never loads the compiler.
  */
 import { domainOf } from '../domain/message-id.js';
-import type { OutgoingMessage, PreparePersonaliser } from '../engine/ports.js';
+import type { OutgoingMessage } from '../domain/message.js';
+import type { PreparePersonaliser } from '../engine/ports.js';
 import {
   compileTemplate,
   escapeHtml,

@@ -21,9 +21,8 @@
  * existing subscriber's fields are merged with the new ones; an import never re-subscribes
  * someone who left; new subscribers get their ids in file order.
  */
-import type { Millis } from '../domain/types.js';
-import { failpoint } from '../engine/failpoints.js';
-import type { ImportSummary, SubscriberInput } from '../engine/store.js';
+import type { FailpointHook } from '../engine/failpoints.js';
+import type { ImportSummary, SubscriberInput } from './store.js';
 
 /** One address's rows of an import, merged as the publish will merge them into the subscriber. */
 export interface StagedRow {
@@ -35,13 +34,6 @@ export interface StagedRow {
   fields: Record<string, string>;
   /** How many rows of the stream had this address: every one but a new subscriber's first is an update. */
   occurrences: number;
-}
-
-/** Where the rows go: the list they join (if any), the CSV's field names, and the time written. */
-export interface ImportTarget {
-  list: string | null;
-  fieldNames: string[];
-  now: Millis;
 }
 
 export interface StagingArea {
@@ -62,6 +54,7 @@ export async function importThroughStaging(
   rows: AsyncIterable<SubscriberInput>,
   area: StagingArea,
   batchSize: number,
+  at?: FailpointHook,
 ): Promise<ImportSummary> {
   let summary: ImportSummary;
   try {
@@ -69,9 +62,9 @@ export async function importThroughStaging(
     for await (const batch of stagingBatches(rows, batchSize)) {
       await area.stage(batch);
       staged += batch.reduce((sum, row) => sum + row.occurrences, 0);
-      failpoint('import-batch-staged');
+      await at?.('import-batch-staged');
     }
-    failpoint('import-staged');
+    await at?.('import-staged');
     summary = await area.publish(staged);
   } catch (error) {
     // The import failed; a staging area left behind would only be removed later, never published.

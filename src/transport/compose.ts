@@ -5,10 +5,13 @@
  * configured. Loaded only with a transport (see index.ts).
  */
 import { domainToASCII, domainToUnicode } from 'node:url';
+// nodemailer internals: not its public API, free to change in any release, so package.json pins
+// the exact version they were tested with (no ^), and test/unit/nodemailer-surface.test.ts fails
+// when the installed copy is another or what we use of them changed. Upgrade on purpose.
 import addressparser from 'nodemailer/lib/addressparser';
 import DKIM from 'nodemailer/lib/dkim';
 import { domainOf } from '../domain/message-id.js';
-import type { OutgoingMessage } from '../engine/ports.js';
+import type { OutgoingMessage } from '../domain/message.js';
 import { messageChunks } from './mime.js';
 
 /** NEWSLETTER_DKIM_*, as every transport receives it (see TransportOptions). */

@@ -5,7 +5,8 @@
  * exact bytes (and a message that cannot be built is reported `failed`).
  */
 import type { SendOutcome } from '../domain/types.js';
-import type { BodyTemplate, FilledTemplate, OutgoingMessage, Transport } from '../engine/ports.js';
+import type { BodyTemplate, FilledTemplate, OutgoingMessage } from '../domain/message.js';
+import type { Transport } from '../engine/ports.js';
 
 export interface CountingOptions {
   /** Build every message with MailComposer, to count exact bytes. Default false. */

@@ -9,7 +9,8 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
-import type { OutgoingMessage, Transport } from '../engine/ports.js';
+import type { OutgoingMessage } from '../domain/message.js';
+import type { Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
 import { type ComposeOptions, composeMessage } from './compose.js';
 

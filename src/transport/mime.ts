@@ -17,9 +17,12 @@
  * which neither quoted-printable nor base64 text can contain.
  */
 import { randomBytes } from 'node:crypto';
+// nodemailer internals: not its public API, free to change in any release, so package.json pins
+// the exact version they were tested with (no ^), and test/unit/nodemailer-surface.test.ts fails
+// when the installed copy is another or what we use of them changed. Upgrade on purpose.
 import { encodeWords } from 'nodemailer/lib/mime-funcs';
 import MimeNode from 'nodemailer/lib/mime-node';
-import type { BodyTemplate, FilledTemplate, OutgoingMessage } from '../engine/ports.js';
+import type { BodyTemplate, FilledTemplate, OutgoingMessage } from '../domain/message.js';
 import { encodeBase64Lines, encodeQp, preferBase64 } from './qp.js';
 
 const BOUNDARY = `=_nl_${randomBytes(12).toString('hex')}`;

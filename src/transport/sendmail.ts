@@ -10,7 +10,8 @@ import nodemailer from 'nodemailer';
 import { classifySendmailFailure, type SendmailFailure } from '../domain/outcome.js';
 import type { TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
-import type { OutgoingMessage, Transport } from '../engine/ports.js';
+import type { OutgoingMessage } from '../domain/message.js';
+import type { Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
 import { type ComposeOptions, composeMessage, envelopeOf } from './compose.js';
 

@@ -7,7 +7,10 @@
  * before it cannot have been accepted (`retry`); a failure after it without a 4xx/5xx reply may
  * have been (`unknown`). A connection that fails takes every message on it down, each with its own
  * phase: with pipelining that can be one `data-sent` (waiting for its final reply) and one
- * `before-data` (its envelope written behind the first one's ".").
+ * `before-data` (its envelope written behind the first one's "."). The engine keeps three
+ * messages per connection in flight (`maxInFlight` below): those two on the wire, and a third
+ * waiting in the pool's queue to follow the next "." (withdrawn untried when a reply stops the
+ * run).
  *
  * The pool never resends a message on its own: a failed transaction is reported, and the ledger
  * decides (DESIGN, "SMTP outcomes"). A connection that cannot be opened fails the message that has
@@ -21,7 +24,8 @@ import { hostname } from 'node:os';
 import { classifySmtpFailure, classifySuccess, type SmtpFailure } from '../domain/outcome.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
-import type { OutgoingMessage, SendOptions, Transport } from '../engine/ports.js';
+import type { OutgoingMessage } from '../domain/message.js';
+import type { SendOptions, Transport } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
 import {
   type ComposeOptions,

@@ -5,7 +5,7 @@
  * the next run completes; the SMTP server saw every address at most once.
  *
  * The run is paused exactly where the connection loss should hit it, with a failpoint
- * (src/engine/failpoints.ts: it prints `failpoint:NAME` and stops itself with SIGSTOP); the test
+ * (src/cli/failpoints.ts: it prints `failpoint:NAME` and stops itself with SIGSTOP); the test
  * breaks the connections while it is stopped, then resumes it with SIGCONT. No sleeps: the only
  * waits are for the process to stop or exit, and one computed from the lease.
  *

@@ -1,7 +1,7 @@
 /**
  * A host that dies or freezes while the others carry on, on one PostgreSQL database.
  *
- * The failing host stops itself at a failpoint (src/engine/failpoints.ts: it prints
+ * The failing host stops itself at a failpoint (src/cli/failpoints.ts: it prints
  * `failpoint:NAME` and sends itself SIGSTOP), so the crash happens exactly there, not after a
  * sleep. Leases are short (NEWSLETTER_LEASE=3s); waits for a lease to pass are computed from the
  * lease stored in the database and the database's clock.

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool, TypeOverrides } from 'pg';
 import { describe, it } from 'vitest';
-import type { Store } from '../../src/engine/store.js';
+import type { Store } from '../../src/store/store.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { findPostgres, type PostgresAvailability, startPostgresServer } from '../support/postgres-server.js';
 import type { StoreFactory, StoreHandle } from './store-fixtures.js';

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normaliseAddress } from '../../src/domain/address.js';
 import type { ClaimedDelivery, Millis, Newsletter, RunInfo, VerifiedBody } from '../../src/domain/types.js';
-import type { ClaimResult, ImportSummary, Store, SubscriberInput } from '../../src/engine/store.js';
+import type { ClaimResult } from '../../src/engine/store.js';
+import type { ImportSummary, Store, SubscriberInput } from '../../src/store/store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 export interface StoreHandle {

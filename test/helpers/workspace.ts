@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { DeliveryRow } from '../../src/store/sqlite/rows.js';
+import type { DeliveryRow } from '../../src/store/rows.js';
 import { afterEach } from 'vitest';
 import { type CliProcess, type CliResult, reapChildren, runCli, startCli } from './cli-process.js';
 import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from './smtp-sink.js';

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.js';
 import { quotaWindow } from '../../src/domain/quota.js';
 import type { Millis, SendOutcome } from '../../src/domain/types.js';
 import { type SendDueResult, sendDue } from '../../src/engine/send-due.js';
-import type { Store } from '../../src/engine/store.js';
+import type { Store } from '../../src/store/store.js';
 import { addresses, sendingNewsletter, sqliteFactory, type StoreHandle } from '../helpers/store-fixtures.js';
 import { engineDeps, recordingTransport } from '../helpers/engine-deps.js';
 

@@ -4,7 +4,7 @@
  * Anything else sends the run down the normal path, which then does or says what it must.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store } from '../../src/engine/store.js';
+import type { Store } from '../../src/store/store.js';
 import { probeIdle } from '../../src/store/sqlite/idle-probe.js';
 import {
   addresses,

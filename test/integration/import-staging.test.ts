@@ -6,7 +6,7 @@
  * The expected result is computed by a model of the old import: one upsert per row.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Store, SubscriberInput } from '../../src/engine/store.js';
+import type { Store, SubscriberInput } from '../../src/store/store.js';
 import { stagingBatches } from '../../src/store/staged-import.js';
 import { describePostgres, postgresFactory, stopSharedCluster } from '../helpers/postgres.js';
 import {

@@ -15,7 +15,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DeliveryState, Millis, NewsletterStatus } from '../../src/domain/types.js';
-import type { OutcomeWrite, Store } from '../../src/engine/store.js';
+import type { OutcomeWrite } from '../../src/domain/ledger.js';
+import type { Store } from '../../src/store/store.js';
 import {
   addresses,
   claim,

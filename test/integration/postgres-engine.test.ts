@@ -12,7 +12,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it, vi } from 'vite
 import { loadConfig } from '../../src/config.js';
 import { CloneRefusedError, DatabaseError } from '../../src/domain/errors.js';
 import { type SendDueDeps, sendDue } from '../../src/engine/send-due.js';
-import { clockTolerance, PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { clockTolerance } from '../../src/store/postgres/lease.js';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import {
   describePostgres,
   type PgCluster,

@@ -9,7 +9,9 @@ import pg from 'pg';
 import { expect, it } from 'vitest';
 import { LEDGER_REASON } from '../../src/domain/ledger-reasons.js';
 import type { DeliveryState, Millis } from '../../src/domain/types.js';
-import type { OutcomeWrite, RunEnd, Store } from '../../src/engine/store.js';
+import type { OutcomeWrite } from '../../src/domain/ledger.js';
+import type { RunEnd } from '../../src/engine/store.js';
+import type { Store } from '../../src/store/store.js';
 import {
   addresses,
   claim,

@@ -14,8 +14,16 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/domain/errors.js';
 import type { ReconcileResult } from '../../src/domain/reconcile.js';
-import type { ClaimedDelivery, DeliveryCounts, DeliveryState, Millis } from '../../src/domain/types.js';
-import type { OutcomeWrite, Store } from '../../src/engine/store.js';
+import { audienceClosed } from '../../src/domain/audience.js';
+import {
+  type ClaimedDelivery,
+  type DeliveryCounts,
+  type DeliveryState,
+  type Millis,
+  NEWSLETTER_STATUSES,
+} from '../../src/domain/types.js';
+import type { OutcomeWrite } from '../../src/domain/ledger.js';
+import type { Store } from '../../src/store/store.js';
 import {
   addresses,
   asyncRows,
@@ -823,6 +831,27 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
         'cat@example.org',
       ]);
       await expectCounts(store, newsletter.id, 3, { claimed: 3, pending: 0 });
+    });
+
+    it('nobody is pending exactly when src/domain/audience.ts says the audience is closed, in every status', async () => {
+      // PostgreSQL asks this in SQL (audienceClosedSql), SQLite in code: both must agree with the rule.
+      const { newsletter } = await sendingNewsletter(store, {
+        list: 'news',
+        recipients: addresses(2),
+        now: at(0),
+      });
+      const target = { kind: store.kind, location: handle.location };
+      for (const status of NEWSLETTER_STATUSES) {
+        for (const finishedAt of [null, at(5)]) {
+          const set = 'UPDATE newsletters SET status = ?, finished_at = ? WHERE id = ?';
+          await damage(target, set, [status, finishedAt, newsletter.id]);
+          const closed = audienceClosed({ status, finishedAt });
+          const what = `${status}, finished_at ${finishedAt === null ? 'null' : 'set'}`;
+          expect((await store.counts(newsletter.id)).pending, what).toBe(closed ? 0 : 2);
+          if (status === 'sending')
+            expect(await store.completeIfDone(newsletter.id, at(6)), what).toBe(closed);
+        }
+      }
     });
   });
 

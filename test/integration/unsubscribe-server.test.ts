@@ -6,7 +6,7 @@ import { request as httpRequest } from 'node:http';
 import type { Server } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, unsubscribeKeys } from '../../src/config.js';
-import type { Store } from '../../src/engine/store.js';
+import type { Store } from '../../src/store/store.js';
 import { createUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
 import {
   closeServer,

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.js';
 import type { Millis } from '../../src/domain/types.js';
 import { dryRun } from '../../src/engine/dry-run.js';
 import { type SendDueDeps, sendDue } from '../../src/engine/send-due.js';
-import type { Store } from '../../src/engine/store.js';
+import type { Store } from '../../src/store/store.js';
 import { buildBody } from '../../src/render/build.js';
 import { preparePersonaliser } from '../../src/render/personalise.js';
 import { TEMPLATES } from '../helpers/cli.js';
@@ -110,9 +110,9 @@ describe('MJML compiles', () => {
     await due('welcome.mjml', Date.now());
     await due('welcome.mjml', Date.now());
     const counted: string[] = [];
-    const config = deps(counted).config;
+    const options = deps(counted).options;
     const result = await dryRun({
-      config,
+      options,
       store,
       now: Date.now,
       loadRender: async () => ({ buildBody, preparePersonaliser }),

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import chalk from 'chalk';
 import { redactor } from '../../config.js';
 import { ConfigError } from '../../domain/errors.js';
-import { ExitCode } from '../../domain/exit-codes.js';
+import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { runDoctor } from '../../doctor/run.js';
 import { type CheckLevel, type CheckResult, problem, summarise } from '../../doctor/types.js';
 import { isProcessAlive } from '../../host/process.js';
@@ -26,14 +26,14 @@ export interface DoctorOptions {
 /** The longest the transport check may take: a server that accepts and never answers. */
 const TRANSPORT_CHECK_MS = 15_000;
 
-export async function doctorCommand(global: GlobalOptions, options: DoctorOptions): Promise<void> {
+/** Prints every check and returns the exit code: 8 when any is a problem. */
+export async function doctorCommand(global: GlobalOptions, options: DoctorOptions): Promise<ExitCodeValue> {
   const checks = await collect(global, options);
   const { problems, warnings } = summarise(checks);
   const exitCode = problems > 0 ? ExitCode.partlyFailed : ExitCode.ok;
-  process.exitCode = exitCode;
   if (options.json) {
     printJson({ ok: problems === 0, problems, warnings, exitCode, checks });
-    return;
+    return exitCode;
   }
   const shown = global.quiet ? checks.filter((check) => check.level !== 'ok') : checks;
   const width = Math.max(...shown.map((check) => check.name.length), 0);
@@ -48,6 +48,7 @@ export async function doctorCommand(global: GlobalOptions, options: DoctorOption
         : `doctor: ${plural(problems, 'problem')}, ${plural(warnings, 'warning')}${problems > 0 ? ` (exit ${exitCode})` : ''}.`,
     );
   }
+  return exitCode;
 }
 
 async function collect(global: GlobalOptions, options: DoctorOptions): Promise<CheckResult[]> {

@@ -4,7 +4,7 @@
  * the counts, and unbinds the SQLite file from this host so that it can no longer send (see
  * src/store/copy.ts). Holds this host's run lock meanwhile: no send-due runs during the copy.
  */
-import { describeDatabase } from '../../config.js';
+import { describeDatabase } from '../../domain/database-location.js';
 import { ConfigError, LockHeldError, UsageError } from '../../domain/errors.js';
 import { acquireRunLock } from '../../host/run-lock.js';
 import type { Context } from '../context.js';

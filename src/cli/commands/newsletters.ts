@@ -1,9 +1,10 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { BuildError, InputError, UsageError } from '../../domain/errors.js';
+import { noSuchNewsletter } from '../../domain/not-found.js';
 import type { DeliveryCounts, Newsletter } from '../../domain/types.js';
 import { parseWhen } from '../../domain/when.js';
-import type { Store } from '../../engine/store.js';
+import type { Store } from '../../store/store.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
 import { printJson, println, table, time, warn } from '../output.js';
@@ -233,8 +234,7 @@ export function parseId(id: string): number {
 
 export async function requireNewsletter(store: Store, id: number): Promise<Newsletter> {
   const newsletter = await store.getNewsletter(id);
-  if (!newsletter)
-    throw new InputError(`There is no newsletter ${id}.`, ['See them all with `newsletter list`.']);
+  if (!newsletter) throw noSuchNewsletter(id);
   return newsletter;
 }
 

@@ -4,11 +4,11 @@ import path from 'node:path';
 import { problemsForRealSend } from '../../config.js';
 import { normaliseAddress } from '../../domain/address.js';
 import { ConfigError, InputError } from '../../domain/errors.js';
-import { ExitCode } from '../../domain/exit-codes.js';
+import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { domainOf, messageIdFor } from '../../domain/message-id.js';
 import type { ClaimedDelivery, Newsletter, VerifiedBody } from '../../domain/types.js';
 import type { OutgoingMessage } from '../../engine/ports.js';
-import type { Store } from '../../engine/store.js';
+import type { Store } from '../../store/store.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
 import { printError, printJson, println } from '../output.js';
@@ -124,12 +124,15 @@ export async function previewCommand(
   else println(`Wrote ${file} (for ${message.to}, subject "${message.subject}").`);
 }
 
-/** One copy to one address through the configured transport. The ledger is never touched. */
+/**
+ * One copy to one address through the configured transport. The ledger is never touched.
+ * Returns the exit code: 0 when the server took it, else what its reply means.
+ */
 export async function testSendCommand(
   context: Context,
   id: string,
   options: { to: string; recipient?: string },
-): Promise<void> {
+): Promise<ExitCodeValue> {
   const to = normaliseAddress(options.to);
   if (!to.ok) throw new InputError(`--to "${options.to}" is not a usable address: ${to.problem}`);
   const transportSpec = context.config.transport;
@@ -155,15 +158,14 @@ export async function testSendCommand(
     const outcome = await transport.send(testMessage);
     if (outcome.kind === 'sent') {
       println(`Sent a test of newsletter ${newsletterId} to ${to.email}: ${outcome.reply}`);
-      return;
+      return ExitCode.ok;
     }
     printError(`The test message was not sent (${outcome.kind}): ${outcome.reply}`, []);
-    process.exitCode =
-      outcome.kind === 'retry'
-        ? ExitCode.transient
-        : outcome.kind === 'fatal'
-          ? ExitCode.config
-          : ExitCode.partlyFailed;
+    return outcome.kind === 'retry'
+      ? ExitCode.transient
+      : outcome.kind === 'fatal'
+        ? ExitCode.config
+        : ExitCode.partlyFailed;
   } finally {
     await transport.close();
   }

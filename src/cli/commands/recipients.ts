@@ -1,9 +1,10 @@
 import { normaliseAddress } from '../../domain/address.js';
 import { InputError } from '../../domain/errors.js';
-import type { SubscriberInput } from '../../engine/store.js';
+import type { SubscriberInput } from '../../store/store.js';
 import { readRecipientsCsv } from '../../import/csv-recipients.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
+import { failpointsFrom } from '../failpoints.js';
 import { isTerminal, printJson, println, table, time, warn } from '../output.js';
 import { importProgress, wantsProgress } from '../progress.js';
 import { keepHeapSmall } from '../heap.js';
@@ -56,7 +57,12 @@ export async function importCommand(context: Context, file: string, options: Imp
   }
 
   const summary = await withStore(context, {}, (store) =>
-    store.importSubscribers(rows(), { list: options.list ?? null, fieldNames, now: Date.now() }),
+    store.importSubscribers(rows(), {
+      list: options.list ?? null,
+      fieldNames,
+      now: Date.now(),
+      at: failpointsFrom(process.env.NEWSLETTER_FAILPOINTS),
+    }),
   ).finally(() => progress?.stop());
   if (options.json) {
     printJson({ ...summary, fields: fieldNames, invalid, duplicates });

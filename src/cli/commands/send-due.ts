@@ -5,16 +5,19 @@
 import { hostname } from 'node:os';
 import { lockTargetOf, problemsForRealSend } from '../../config.js';
 import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
-import { ExitCode } from '../../domain/exit-codes.js';
+import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { describeTransport } from '../../domain/transport-spec.js';
 import { dryRun } from '../../engine/dry-run.js';
 import { type SendDueResult, sendDue } from '../../engine/send-due.js';
 import { StopController } from '../../engine/stop.js';
 import { isProcessAlive } from '../../host/process.js';
 import { acquireRunLock } from '../../host/run-lock.js';
+import type { ExitNow } from '../command-actions.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
 import { currentHost } from '../host-identity.js';
+import { messageOptionsOf, sendDueOptionsOf } from '../engine-options.js';
+import { failpointsFrom } from '../failpoints.js';
 import { createLogger } from '../log.js';
 import { isTerminal, printError, printJson, println, warn } from '../output.js';
 import { type SendDueProgress, sendDueProgress, sendDueWorkLeft, wantsProgress } from '../progress.js';
@@ -37,7 +40,15 @@ const loadRender = async () => {
   return { buildBody, preparePersonaliser };
 };
 
-export async function sendDueCommand(context: Context, options: SendDueOptions): Promise<void> {
+/**
+ * Returns the exit code (README, "Exit codes"). `exitNow` is main.ts's: a second SIGTERM/SIGINT
+ * ends the process with it at once, without waiting for the messages in flight.
+ */
+export async function sendDueCommand(
+  context: Context,
+  options: SendDueOptions,
+  exitNow: ExitNow,
+): Promise<ExitCodeValue> {
   if (options.newsletter !== undefined && !options.dryRun) {
     throw new ConfigError('--newsletter only goes with --dry-run; a real run sends whatever is due.');
   }
@@ -55,7 +66,7 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
     if (stop.reason === 'signal') {
       // A second signal: the operator means it. Claimed rows of this run become `unknown` later.
       process.stderr.write(`newsletter: second ${signal}, aborting at once\n`);
-      process.exit(ExitCode.interrupted);
+      exitNow(ExitCode.interrupted);
     }
     stop.stop('signal', `received ${signal}`);
     log.event({
@@ -78,7 +89,7 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
   try {
     result = await withStore(context, {}, (store) =>
       sendDue({
-        config,
+        options: sendDueOptionsOf(config),
         store,
         hostId: host.hostId,
         hostname: hostname(),
@@ -110,16 +121,14 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
         maxMessages: options.maxMessages ?? null,
         maxSeconds: options.maxSeconds ?? null,
         templatesRoot: (newsletter) => templatesRootOf(newsletter.templatePath),
+        at: failpointsFrom(process.env.NEWSLETTER_FAILPOINTS),
       }),
     );
   } catch (error) {
     // Another run is sending: under cron (every minute, during a long send) that is routine, not
     // news for the operator's mailbox (promise 5). The exit code says it; a person at a terminal
     // or --verbose also gets the message.
-    if (error instanceof LockHeldError && !isTerminal() && !verbose) {
-      process.exitCode = ExitCode.lockHeld;
-      return;
-    }
+    if (error instanceof LockHeldError && !isTerminal() && !verbose) return ExitCode.lockHeld;
     if (log.format === 'json' && error instanceof NewsletterError) {
       // JSON lines: the error is one more line, with its details and exit code.
       log.log(
@@ -131,8 +140,7 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
           exitCode: error.exitCode,
         },
       );
-      process.exitCode = error.exitCode;
-      return;
+      return error.exitCode;
     }
     throw error;
   } finally {
@@ -142,14 +150,13 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
   }
 
   const exitCode = exitCodeOf(result);
-  process.exitCode = exitCode;
   if (options.json) {
     printJson({ ...result, transport: describeTransport(config.transport!), exitCode });
-    return;
+    return exitCode;
   }
   if (result.idle) {
     if (isTerminal() || verbose) println('Nothing is due.');
-    return;
+    return exitCode;
   }
   const summary =
     `run ${result.runId}: ${result.counts.sent} sent, ${result.counts.failed} failed, ${result.counts.retry} to retry, ` +
@@ -161,7 +168,7 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
       if (result.stopReason === 'quota')
         println(`  stopped claiming: ${result.stopDetail}; the next hour continues`);
     }
-    return;
+    return exitCode;
   }
   // Something needs a person: say it on stderr, which cron mails (one JSON line with JSON logs).
   const report =
@@ -188,9 +195,10 @@ export async function sendDueCommand(context: Context, options: SendDueOptions):
       ? ['Unknown deliveries are never resent on their own: settle them with `newsletter reconcile`.']
       : []),
   ]);
+  return exitCode;
 }
 
-function exitCodeOf(result: SendDueResult): number {
+function exitCodeOf(result: SendDueResult): ExitCodeValue {
   switch (result.stopReason) {
     case 'lease-lost':
     case 'lock-compromised':
@@ -235,12 +243,12 @@ function stopText(result: SendDueResult): string {
   }
 }
 
-async function dryRunCommand(context: Context, options: SendDueOptions): Promise<void> {
+async function dryRunCommand(context: Context, options: SendDueOptions): Promise<ExitCodeValue> {
   const newsletterId = options.newsletter === undefined ? null : parseId(options.newsletter);
   keepHeapSmall();
   const result = await withStore(context, { readonly: true }, (store) =>
     dryRun({
-      config: context.config,
+      options: messageOptionsOf(context.config),
       store,
       now: Date.now,
       loadRender,
@@ -250,14 +258,14 @@ async function dryRunCommand(context: Context, options: SendDueOptions): Promise
     }),
   );
   const ok = result.newsletters.every((n) => n.ok);
-  process.exitCode = ok ? ExitCode.ok : ExitCode.partlyFailed;
+  const exitCode = ok ? ExitCode.ok : ExitCode.partlyFailed;
   if (options.json) {
     printJson({ dryRun: true, ok, ...result });
-    return;
+    return exitCode;
   }
   if (result.newsletters.length === 0) {
     if (isTerminal() || context.global.verbose) println('Dry run: nothing is due.');
-    return;
+    return exitCode;
   }
   for (const n of result.newsletters) {
     const line = `newsletter ${n.id} (${n.subject}, ${n.status}): would send ${n.wouldSend}, skip ${n.wouldSkip}${n.retry ? `, retry ${n.retry}` : ''}${n.unknown ? `, ${n.unknown} unknown` : ''}`;
@@ -271,4 +279,5 @@ async function dryRunCommand(context: Context, options: SendDueOptions): Promise
   if (missing.length > 0 && (isTerminal() || context.global.verbose)) {
     for (const problem of missing) warn(`a real send would refuse: ${problem}`);
   }
+  return exitCode;
 }

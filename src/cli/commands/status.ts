@@ -1,5 +1,5 @@
 import chalk from 'chalk';
-import { describeDatabase } from '../../config.js';
+import { describeDatabase } from '../../domain/database-location.js';
 import { quotaWindow } from '../../domain/quota.js';
 import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../../domain/types.js';
 import { describeUnsettled, findUnsettled } from '../../domain/unsettled.js';

@@ -5,7 +5,7 @@
  */
 import { normaliseAddress } from '../../domain/address.js';
 import { InputError } from '../../domain/errors.js';
-import type { Suppression } from '../../engine/store.js';
+import type { Suppression } from '../../store/store.js';
 import { readSuppressionList } from '../../import/suppression-list.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';

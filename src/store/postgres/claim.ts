@@ -1,8 +1,15 @@
 /**
  * The claim on PostgreSQL, where runs on several hosts claim from one newsletter at the same time.
+ * (Its twin for one host: ../sqlite/claim.ts. The contract: SendStore.claimBatch.)
  *
- * SQLite serialises claims with its single write lock. Here every claim runs concurrently, in
- * READ COMMITTED, and is shaped so that claimers neither wait for each other nor collide:
+ * The invariant. A recipient is claimed at most once per newsletter, whatever runs race on
+ * whatever hosts (promise 1); whoever is not sent is written `skipped`, with the reason, in the
+ * same transaction (promise 2). A run that was already ended, or a newsletter no longer
+ * `sending`, claims nothing.
+ *
+ * The locks. SQLite serialises claims with its single write lock. Here every claim runs
+ * concurrently, in READ COMMITTED, and is shaped so that claimers neither wait for each other nor
+ * collide:
  *
  * 1. The newsletter row FOR SHARE: claimers share it, but a cancel or a completion (which update
  *    it) waits until the claims in flight commit, and claims after it see the new status.
@@ -16,39 +23,29 @@
  *    collisions rare. A candidate whose row was claimed by a run that committed after this
  *    statement's snapshot is dropped by ON CONFLICT, and the batch is just smaller.
  *
- * The alternative, INSERT … SELECT … ON CONFLICT without the locks, is also safe, but two hosts
- * would pick the same first N candidates, the second would wait on the first's uncommitted rows
- * and then insert nothing, and an empty claim tells the engine that nothing is left.
- * (FOR NO KEY UPDATE rather than FOR UPDATE: memberships' foreign keys take KEY SHARE, which it
- * does not block.)
+ * Why not the obvious alternative: INSERT … SELECT … ON CONFLICT without the locks is also
+ * safe, but two hosts would pick the same first N candidates, the second would wait on the
+ * first's uncommitted rows and then insert nothing, and an empty claim tells the engine that
+ * nothing is left. (FOR NO KEY UPDATE rather than FOR UPDATE: memberships' foreign keys take
+ * KEY SHARE, which it does not block.)
  */
+import { audienceClosed } from '../../domain/audience.js';
+import { skipReason } from '../../domain/ledger-reasons.js';
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
+import { inAudience } from '../conditions.js';
+import type { CandidateRow, RetryRow } from '../rows.js';
+import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
 import type { Sql } from './connection.js';
-import { reasonToSkip, toClaimed } from '../claim-candidate.js';
-import type { ClaimCandidate } from './rows.js';
+import type { PgDb } from './db.js';
+import { rows } from './selects.js';
 
-/**
- * The audience of the newsletter in parameter `param`, as a condition on subscriber `s`.
- * `afterParam` repeats the claim's `s.id > …` bound inside: without it the planner chose a merge
- * semi join that read the memberships index from its start on every claim, so each claim cost
- * more the further a send had got (14 ms at 60,000 of 100,000 recipients; 0.09 ms with it).
- */
-export function inAudience(param: string, afterParam?: string): string {
-  const bound = afterParam ? ` AND m.subscriber_id > ${afterParam}` : '';
-  return `EXISTS (SELECT 1 FROM newsletter_lists nl JOIN memberships m ON m.list_id = nl.list_id
-                  WHERE nl.newsletter_id = ${param} AND m.subscriber_id = s.id${bound})`;
+export function claimBatch(pg: PgDb, request: ClaimRequest): Promise<ClaimResult> {
+  return pg.tx((sql) => claimIn(sql, request));
 }
 
-/** Must run inside a transaction (PostgresStore.claimBatch). */
-export async function claimBatch(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
+async function claimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
   const { newsletterId: nl, runId, now } = request;
-  const nothing = (stillSending: boolean): ClaimResult => ({
-    claimed: [],
-    skipped: 0,
-    lastSubscriberId: request.afterSubscriberId,
-    stillSending,
-  });
 
   const [newsletter] = (
     await sql.query<{ status: string; finished_at: string | null }>(
@@ -56,23 +53,19 @@ export async function claimBatch(sql: Sql, request: ClaimRequest): Promise<Claim
       [nl],
     )
   ).rows;
-  if (newsletter?.status !== 'sending') return nothing(false);
+  if (newsletter?.status !== 'sending') return nothingClaimed(request, false);
   // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
   // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
   const live = await sql.query('SELECT 1 FROM runs WHERE id = $1 AND ended_at IS NULL FOR SHARE', [runId]);
-  if (live.rowCount === 0) return nothing(true);
+  if (live.rowCount === 0) return nothingClaimed(request, true);
 
   const claimed: ClaimedDelivery[] = [];
   let skipped = 0;
 
   // Retries that are due go first, as in SQLite.
   const dueRetries = (
-    await sql.query<ClaimCandidate>(
-      `SELECT d.id, d.subscriber_id, d.address, d.message_id, d.attempts, s.email, s.name, s.fields, s.status,
-              sup.reason AS suppressed
-       FROM deliveries d
-       LEFT JOIN subscribers s ON s.address = d.address
-       LEFT JOIN suppressions sup ON sup.address = d.address
+    await sql.query<RetryRow>(
+      `${SELECT_RETRIES}
        WHERE d.newsletter_id = $1 AND d.state = 'retry' AND d.next_attempt_at <= $2
        ORDER BY d.next_attempt_at, d.id
        LIMIT $3
@@ -83,13 +76,13 @@ export async function claimBatch(sql: Sql, request: ClaimRequest): Promise<Claim
   const retryClaims: number[] = [];
   const retrySkips: { id: number; reason: string }[] = [];
   for (const row of dueRetries) {
-    const skipReason = reasonToSkip(row);
-    if (skipReason) {
-      retrySkips.push({ id: row.id, reason: skipReason });
+    const reason = skipReason(row);
+    if (reason) {
+      retrySkips.push({ id: row.id, reason });
       continue;
     }
     retryClaims.push(row.id);
-    claimed.push(toClaimed(nl, row, row.id, row.message_id, row.attempts));
+    claimed.push(rows.toClaimed(nl, row, row.id, row.message_id, row.attempts));
   }
   if (retrySkips.length > 0) {
     await sql.query(
@@ -112,8 +105,8 @@ export async function claimBatch(sql: Sql, request: ClaimRequest): Promise<Claim
   // A batch whose every candidate was taken by a claim that committed after our snapshot comes
   // back empty; a new statement sees those rows, so try again rather than report "none left".
   // finished_at set on a `sending` newsletter: reopened by reconcile --resend, its audience is closed.
-  const audienceClosed = newsletter.finished_at !== null;
-  for (let attempt = 0; room > 0 && !audienceClosed && attempt < 3; attempt++) {
+  const closed = audienceClosed({ status: newsletter.status, finishedAt: newsletter.finished_at });
+  for (let attempt = 0; room > 0 && !closed && attempt < 3; attempt++) {
     const fresh = await claimFresh(sql, request, lastSubscriberId, room);
     lastSubscriberId = fresh.lastSubscriberId;
     claimed.push(...fresh.claimed);
@@ -131,9 +124,8 @@ async function claimFresh(
 ): Promise<{ claimed: ClaimedDelivery[]; skipped: number; lastSubscriberId: number; candidates: number }> {
   const { newsletterId: nl, runId, now } = request;
   const fresh = (
-    await sql.query<ClaimCandidate>(
-      `SELECT s.id AS subscriber_id, s.email, s.address, s.name, s.fields, s.status, sup.reason AS suppressed
-       FROM subscribers s LEFT JOIN suppressions sup ON sup.address = s.address
+    await sql.query<CandidateRow>(
+      `${SELECT_CANDIDATES}
        WHERE s.id > $2 AND ${inAudience('$1', '$2')}
          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address)
        ORDER BY s.id
@@ -148,7 +140,7 @@ async function claimFresh(
   if (fresh.length === 0) return { claimed, skipped, lastSubscriberId, candidates: 0 };
   const planned = fresh.map((row) => {
     lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
-    return { row, messageId: request.makeMessageId(row.address), skipReason: reasonToSkip(row) };
+    return { row, messageId: request.makeMessageId(row.address), reason: skipReason(row) };
   });
   const inserted = (
     await sql.query<{ id: number; address: string }>(
@@ -165,18 +157,18 @@ async function claimFresh(
         now,
         planned.map((p) => p.row.subscriber_id),
         planned.map((p) => p.row.address),
-        planned.map((p) => (p.skipReason ? 'skipped' : 'claimed')),
+        planned.map((p) => (p.reason ? 'skipped' : 'claimed')),
         planned.map((p) => p.messageId),
-        planned.map((p) => p.skipReason),
+        planned.map((p) => p.reason),
       ],
     )
   ).rows;
   const idOf = new Map(inserted.map((row) => [row.address, row.id]));
-  for (const { row, messageId, skipReason } of planned) {
+  for (const { row, messageId, reason } of planned) {
     const id = idOf.get(row.address);
     if (id === undefined) continue; // claimed by another host since this statement's snapshot
-    if (skipReason) skipped += 1;
-    else claimed.push(toClaimed(nl, row, id, messageId, 0));
+    if (reason) skipped += 1;
+    else claimed.push(rows.toClaimed(nl, row, id, messageId, 0));
   }
   return { claimed, skipped, lastSubscriberId, candidates: fresh.length };
 }

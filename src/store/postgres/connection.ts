@@ -15,7 +15,8 @@ export interface Sql {
 export interface TransactionOptions {
   readonly: boolean;
   /**
-   * False for the one transaction that legitimately waits on its caller (a streamed import).
+   * False for the one transaction that legitimately waits on its caller (`migrate-db`'s copy,
+   * src/store/copy.ts: it streams the SQLite file's rows in).
    * Every other transaction is short; if its process stops in the middle (SIGSTOP, a frozen VM)
    * while holding row locks, the server ends that session after IDLE_IN_TRANSACTION, so the
    * other hosts go on.

@@ -18,9 +18,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DatabaseError } from '../../domain/errors.js';
-import { failpoint } from '../../engine/failpoints.js';
-import type { ImportSummary } from '../../engine/store.js';
-import type { ImportTarget, StagedRow, StagingArea } from '../staged-import.js';
+import type { StagedRow, StagingArea } from '../staged-import.js';
+import type { ImportSummary, ImportTarget } from '../store.js';
 import type { Sql } from './connection.js';
 import { addFieldNames, ensureList } from './lists-and-fields.js';
 
@@ -33,7 +32,7 @@ export const POSTGRES_STAGE_BATCH = 1000;
  */
 const STALE_AFTER = '1 hour';
 
-/** Runs `fn` in one transaction of the store (PostgresStore's `tx`). */
+/** Runs `fn` in one transaction of the store (PgDb.tx, db.ts). */
 export type InTransaction = <T>(fn: (sql: Sql) => Promise<T>) => Promise<T>;
 
 export class PostgresStagingArea implements StagingArea {
@@ -80,7 +79,7 @@ export class PostgresStagingArea implements StagingArea {
   async publish(occurrences: number): Promise<ImportSummary> {
     const { list, fieldNames, now } = this.target;
     return this.tx(async (sql) => {
-      failpoint('import-publishing');
+      await this.target.at?.('import-publishing');
       const staged = this.registered ? await this.lockStaged(sql) : 0;
       if (staged !== occurrences) throw abandoned();
       await addFieldNames(sql, fieldNames);

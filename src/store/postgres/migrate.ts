@@ -26,7 +26,7 @@ export async function currentVersion(sql: Sql): Promise<number> {
   return row?.version ?? 0;
 }
 
-/** Must run inside a transaction (see PostgresStore.migrate). */
+/** Must run inside a transaction (see PostgresStore's migrate). */
 export async function migrate(sql: Sql, where: string, now: number): Promise<{ from: number; to: number }> {
   await sql.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
   // Read after the lock: whoever held it before us has committed, and READ COMMITTED shows it.

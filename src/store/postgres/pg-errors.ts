@@ -10,7 +10,7 @@
  *
  * Anything else (a constraint, a syntax error: a bug) is left as it is.
  */
-import { describeDatabase } from '../../config.js';
+import { describeDatabase } from '../../domain/database-location.js';
 import { DatabaseError, NewsletterError, TransientDatabaseError } from '../../domain/errors.js';
 
 /** Socket errors of a connection that could not be made or was cut (not a wrong host name). */

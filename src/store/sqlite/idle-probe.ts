@@ -1,12 +1,15 @@
 /**
  * The idle cron run's questions, asked of a SQLite file without loading the whole store (see
  * src/cli/idle.ts), in one query: is the schema current, is the database bound to this host, is
- * anything due or sending? The answers are SqliteStore's (schemaVersion, getMeta('host_id'),
- * dueNewsletters, sendingNewsletters); test/integration/idle-probe.test.ts holds them to it.
+ * anything due or sending? The query is put together from the store's own texts (queries.ts: what
+ * schemaVersion, getMeta('host_id'), dueNewsletters and sendingNewsletters run) and the latest
+ * version from the migration files the store applies (../migration-files.ts), so the quick path
+ * cannot drift from the normal one; test/integration/idle-probe.test.ts holds them to it.
  * Read-only, and anything unexpected (a missing file, an old schema) is simply "not idle".
  */
-import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { latestVersion } from '../migration-files.js';
+import { IS_DUE, IS_SENDING, META_VALUE, SCHEMA_VERSION } from './queries.js';
 
 // Required, not imported: Node's ESM import of a CommonJS package parses its sources for named
 // exports first, about 2 ms of the idle minute's budget. And the addon is named, when it is where
@@ -22,9 +25,9 @@ function nativeBinding(): { nativeBinding?: string } {
   }
 }
 
-// migration-files.ts's folder and file pattern, without loading it (one module less to load every
-// minute); test/integration/idle-probe.test.ts holds the two to the same answers.
-const MIGRATIONS_DIR = new URL('../../../migrations/sqlite/', import.meta.url);
+/** Bound in order: the meta key, then now. */
+const IDLE = `SELECT (${SCHEMA_VERSION}) AS version, (${META_VALUE}) AS host,
+                     EXISTS (SELECT 1 FROM newsletters n WHERE (${IS_DUE}) OR ${IS_SENDING}) AS work`;
 
 export interface IdleProbe {
   file: string;
@@ -43,20 +46,12 @@ export function probeIdle(probe: IdleProbe): boolean {
     ...nativeBinding(),
   });
   try {
-    const row = db
-      .prepare(
-        `SELECT (SELECT max(version) FROM schema_migrations) AS version,
-                (SELECT value FROM meta WHERE key = 'host_id') AS host,
-                EXISTS (SELECT 1 FROM newsletters
-                        WHERE (status = 'scheduled' AND scheduled_at <= ?) OR status = 'sending') AS work`,
-      )
-      .get(probe.now) as { version: number | null; host: string | null; work: number };
-    const latest = Math.max(
-      0,
-      ...readdirSync(MIGRATIONS_DIR)
-        .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
-        .map((file) => Number(file.slice(0, 3))),
-    );
+    const row = db.prepare(IDLE).get('host_id', probe.now) as {
+      version: number | null;
+      host: string | null;
+      work: number;
+    };
+    const latest = latestVersion('sqlite');
     return row.version === latest && row.host === probe.hostId && row.work === 0;
   } finally {
     db.close();

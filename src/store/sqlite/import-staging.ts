@@ -16,10 +16,9 @@
  * meanwhile waits, it does not fail.
  */
 import type Database from 'better-sqlite3';
-import { failpoint } from '../../engine/failpoints.js';
-import type { ImportSummary } from '../../engine/store.js';
 import type { Millis } from '../../domain/types.js';
-import type { ImportTarget, StagedRow, StagingArea } from '../staged-import.js';
+import type { StagedRow, StagingArea } from '../staged-import.js';
+import type { ImportSummary, ImportTarget } from '../store.js';
 
 /** Rows per staging transaction: each commit of the temp database costs little, and stays short. */
 export const SQLITE_STAGE_BATCH = 2000;
@@ -79,7 +78,8 @@ export class SqliteStagingArea implements StagingArea {
     const { list, fieldNames, now } = this.target;
     return this.db
       .transaction((): ImportSummary => {
-        failpoint('import-publishing');
+        // Inside a synchronous transaction: a hook can stop the process here (SIGSTOP), not wait.
+        void this.target.at?.('import-publishing');
         // Counted inside the transaction, before the upsert: exact whatever others did meanwhile.
         const counts = this.db
           .prepare(

@@ -5,6 +5,7 @@
 import type Database from 'better-sqlite3';
 import { DatabaseError } from '../../domain/errors.js';
 import { latestVersion as latestVersionOf, migrations as migrationsOf } from '../migration-files.js';
+import { SCHEMA_VERSION } from './queries.js';
 
 export const migrations = () => migrationsOf('sqlite');
 export const latestVersion = () => latestVersionOf('sqlite');
@@ -14,7 +15,7 @@ export function currentVersion(db: Database.Database): number {
     .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
     .get();
   if (!table) return 0;
-  const row = db.prepare('SELECT max(version) AS version FROM schema_migrations').get() as {
+  const row = db.prepare(SCHEMA_VERSION).get() as {
     version: number | null;
   };
   return row.version ?? 0;

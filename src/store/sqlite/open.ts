@@ -1,7 +1,7 @@
 /**
  * Opening a SQLite database the way the promises need it: WAL (readers never block the writer),
  * synchronous=FULL (a claim is on disk before the SMTP conversation that follows it; the store
- * lowers it for outcome writes alone, which the next claim's fsync carries: SqliteStore.withoutFsync),
+ * lowers it for outcome writes alone, which the next claim's fsync carries: fence.ts, withoutFsync),
  * a busy timeout (a second writer waits a little, then fails clearly), foreign keys on.
  */
 import { existsSync, statSync } from 'node:fs';

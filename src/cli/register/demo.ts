@@ -1,0 +1,12 @@
+/** `newsletter demo`: the whole product on the embedded defaults. */
+import type { Command } from 'commander';
+import type { CommandActions } from '../command-actions.js';
+
+export function registerDemo(program: Command, actions: CommandActions): void {
+  program
+    .command('demo')
+    .description('create ./demo with a database, a list and a newsletter, and send it into ./demo/outbox')
+    .option('--dir <dir>', 'where to put the demo', 'demo')
+    .addHelpText('after', '\nExample:\n  npm run demo')
+    .action(actions.configured(async () => (await import('../commands/demo.js')).demoCommand));
+}

@@ -1,0 +1,68 @@
+/**
+ * Who a newsletter goes to on PostgreSQL, and how many are left: its audience (the union of its
+ * lists), the recipients still pending (in the audience, no ledger row yet, audience not closed),
+ * the counts that add up to it, and what the build and the dry run read. Each answer is one
+ * statement, so one snapshot, even while other hosts claim.
+ */
+import { deliveryCounts } from '../../domain/ledger.js';
+import { skipReason } from '../../domain/ledger-reasons.js';
+import type { DeliveryCounts, DeliveryState, PendingRecipient } from '../../domain/types.js';
+import { audienceClosedSql, inAudience } from '../conditions.js';
+import { type CandidateRow, SELECT_CANDIDATES } from '../rows.js';
+import type { PgDb } from './db.js';
+import { rows } from './selects.js';
+
+export async function knownFieldNames(pg: PgDb): Promise<string[]> {
+  return (await pg.rows<{ name: string }>('SELECT name FROM field_names ORDER BY name COLLATE "C"')).map(
+    (r) => r.name,
+  );
+}
+
+export async function audienceSize(pg: PgDb, lists: string[]): Promise<number> {
+  if (lists.length === 0) return 0;
+  const [row] = await pg.rows<{ n: number }>(
+    `SELECT count(DISTINCT m.subscriber_id) AS n FROM memberships m JOIN lists l ON l.id = m.list_id
+     WHERE l.name = ANY($1::text[])`,
+    [lists],
+  );
+  return row?.n ?? 0;
+}
+
+export async function counts(pg: PgDb, newsletterId: number): Promise<DeliveryCounts> {
+  // One statement, so one snapshot: the states and the pending count add up to the audience
+  // even while other hosts claim. `pending` is 0 once the audience is closed (or the newsletter
+  // does not exist).
+  const [row] = await pg.rows<{ states: Record<DeliveryState, number> | null; pending: number }>(
+    `SELECT
+       (SELECT json_object_agg(state, n) FROM
+          (SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = $1 GROUP BY state) x) AS states,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM newsletters n WHERE n.id = $1 AND NOT ${audienceClosedSql('n')}) THEN 0
+            ELSE (SELECT count(*) FROM subscribers s WHERE ${inAudience('$1')}
+                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address))
+       END AS pending`,
+    [newsletterId],
+  );
+  const states = Object.entries(row?.states ?? {}).map(
+    ([state, n]) => [state as DeliveryState, Number(n)] as const,
+  );
+  return deliveryCounts(states, row?.pending ?? 0);
+}
+
+export async function pendingRecipients(
+  pg: PgDb,
+  newsletterId: number | null,
+  lists: string[],
+  afterSubscriberId: number,
+  limit: number,
+): Promise<PendingRecipient[]> {
+  const found = await pg.rows<CandidateRow>(
+    `${SELECT_CANDIDATES}
+     WHERE s.id > $1
+       AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id
+                   WHERE m.subscriber_id = s.id AND l.name = ANY($2::text[]))
+       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $3 AND d.address = s.address)
+     ORDER BY s.id LIMIT $4`,
+    [afterSubscriberId, lists, newsletterId ?? -1, limit],
+  );
+  return found.map((row) => rows.toPending(newsletterId ?? 0, row, skipReason(row)));
+}

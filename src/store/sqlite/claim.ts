@@ -1,0 +1,123 @@
+/**
+ * The claim on SQLite, where one database file serves one host and every writer queues for one
+ * lock. (Its twin for several hosts: ../postgres/claim.ts. The contract: SendStore.claimBatch.)
+ *
+ * The invariant. A recipient is claimed at most once per newsletter, however many processes claim
+ * at once (promise 1); and whoever is not sent is written `skipped`, with the reason, in the same
+ * transaction, so that the counts always add up to the audience (promise 2). A claim of a run that
+ * was already ended, or of a newsletter no longer `sending`, takes nothing.
+ *
+ * The lock. The whole claim is one BEGIN IMMEDIATE transaction: it takes the database's single
+ * write lock before its first read, so no other process can claim, record or expire between this
+ * claim reading "who is left" and inserting their rows. A second claimer waits for the lock (the
+ * busy timeout), then reads what the first committed. The UNIQUE (newsletter_id, address) key
+ * would reject a second claim anyway; the lock means it is never hit. The commit
+ * (synchronous=FULL, open.ts) is on disk before the engine opens any SMTP conversation: a claim
+ * that a power cut could take back would let the next run send again what this one sent. That
+ * fsync also carries every outcome written since the last claim (fence.ts).
+ *
+ * The order: due `retry` rows first (the earliest due first), then subscribers of the audience
+ * with no ledger row yet, in subscriber-id order after `afterSubscriberId` (a hint within one run:
+ * the NOT EXISTS on the ledger is the truth). Rows go one statement each, prepared once per
+ * connection: inside the lock a row costs microseconds.
+ *
+ * Why not the obvious alternatives:
+ * - A deferred BEGIN (the default) takes the write lock only at the first INSERT. Two claimers
+ *   would both read the same candidates; the second then finds its snapshot stale at its first
+ *   write and fails (SQLITE_BUSY_SNAPSHOT, which no busy timeout waits out) instead of waiting.
+ * - A cursor per newsletter ("claimed up to subscriber N") moves when a batch is fetched, not when
+ *   it is sent: a crash between the two skips people, and nothing shows it. One ledger row per
+ *   recipient, always.
+ * - PostgreSQL's shape (row locks with SKIP LOCKED, one INSERT of the whole batch) buys claimers
+ *   that run side by side; SQLite has one writer at a time, so it would only add statements.
+ */
+import { audienceClosed } from '../../domain/audience.js';
+import { skipReason } from '../../domain/ledger-reasons.js';
+import type { ClaimedDelivery } from '../../domain/types.js';
+import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
+import { inAudience } from '../conditions.js';
+import type { CandidateRow, RetryRow } from '../rows.js';
+import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
+import type { SqliteDb } from './db.js';
+import { rows } from './selects.js';
+
+export function claimBatch(c: SqliteDb, request: ClaimRequest): ClaimResult {
+  return c.immediate(() => claimNow(c, request));
+}
+
+function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
+  const { newsletterId: nl, runId, now } = request;
+  const newsletter = c.sql('SELECT status, finished_at FROM newsletters WHERE id = ?').get(nl) as
+    | { status: string; finished_at: number | null }
+    | undefined;
+  if (newsletter?.status !== 'sending') return nothingClaimed(request, false);
+  // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
+  // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
+  if (!c.sql('SELECT 1 FROM runs WHERE id = ? AND ended_at IS NULL').get(runId))
+    return nothingClaimed(request, true);
+
+  const claimed: ClaimedDelivery[] = [];
+  let skipped = 0;
+
+  const dueRetries = c
+    .sql(
+      `${SELECT_RETRIES}
+       WHERE d.newsletter_id = ? AND d.state = 'retry' AND d.next_attempt_at <= ?
+       ORDER BY d.next_attempt_at, d.id LIMIT ?`,
+    )
+    .all(nl, now, request.limit) as RetryRow[];
+  for (const row of dueRetries) {
+    const reason = skipReason(row);
+    if (reason) {
+      c.sql("UPDATE deliveries SET state = 'skipped', reason = ?, updated_at = ? WHERE id = ?").run(
+        reason,
+        now,
+        row.id,
+      );
+      skipped += 1;
+      continue;
+    }
+    c.sql(
+      "UPDATE deliveries SET state = 'claimed', run_id = ?, claimed_at = ?, updated_at = ? WHERE id = ?",
+    ).run(runId, now, now, row.id);
+    claimed.push(rows.toClaimed(nl, row, row.id, row.message_id, row.attempts));
+  }
+
+  let lastSubscriberId = request.afterSubscriberId;
+  const room = request.limit - dueRetries.length;
+  // finished_at set on a `sending` newsletter: reopened by reconcile --resend, its audience is closed.
+  if (room > 0 && !audienceClosed({ status: newsletter.status, finishedAt: newsletter.finished_at })) {
+    const fresh = c
+      .sql(
+        `${SELECT_CANDIDATES}
+         WHERE s.id > :after AND ${inAudience(':nl')}
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
+         ORDER BY s.id LIMIT :room`,
+      )
+      .all({ nl, after: request.afterSubscriberId, room }) as CandidateRow[];
+    const insert = c.sql(
+      `INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const row of fresh) {
+      lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
+      const messageId = request.makeMessageId(row.address);
+      const reason = skipReason(row);
+      const state = reason ? 'skipped' : 'claimed';
+      const result = insert.run(
+        nl,
+        row.subscriber_id,
+        row.address,
+        state,
+        runId,
+        messageId,
+        reason,
+        now,
+        now,
+      );
+      if (reason) skipped += 1;
+      else claimed.push(rows.toClaimed(nl, row, Number(result.lastInsertRowid), messageId, 0));
+    }
+  }
+  return { claimed, skipped, lastSubscriberId, stillSending: true };
+}

@@ -1,0 +1,183 @@
+/**
+ * The whole store: the engine's SendStore (src/engine/store.ts) and the CatalogStore below, which
+ * serves the commands (subscribers and lists, newsletters, runs, reconcile, suppressions and
+ * bounces). `Store` is what `openStore` returns and the commands receive; the engine is handed
+ * the same object and sees only its SendStore side.
+ *
+ * Both implementations (sqlite/sqlite-store.ts, postgres/postgres-store.ts) keep the same
+ * promises, checked by the same contract suite; README.md says which file does what.
+ */
+import type { ReconcileAction, ReconcileResult } from '../domain/reconcile.js';
+import type {
+  Delivery,
+  DeliveryState,
+  Millis,
+  Newsletter,
+  NewsletterStatus,
+  RunInfo,
+  Subscriber,
+} from '../domain/types.js';
+import type { FailpointHook } from '../engine/failpoints.js';
+import type { SendStore } from '../engine/store.js';
+
+export type Store = SendStore & CatalogStore;
+
+export interface SubscriberInput {
+  email: string;
+  address: string;
+  name: string;
+  fields: Record<string, string>;
+}
+
+/** Where an import's rows go: the list they join (if any), the CSV's field names, the time written. */
+export interface ImportTarget {
+  list: string | null;
+  fieldNames: string[];
+  now: Millis;
+  /** The import's failpoints (src/engine/failpoints.ts); none: it never stops at one. */
+  at?: FailpointHook | undefined;
+}
+
+export interface ImportSummary {
+  created: number;
+  updated: number;
+  /** Memberships added to the list (0 without --list). */
+  addedToList: number;
+}
+
+export interface NewNewsletter {
+  subject: string;
+  templatePath: string;
+  from: string | null;
+  lists: string[];
+  scheduledAt: Millis | null;
+}
+
+/** One newsletter's count of stranded claims (`CatalogStore.strandedClaims`). */
+export interface StrandedClaims {
+  newsletterId: number;
+  count: number;
+}
+
+/** An address that is never mailed again, and why (`smtp`, `bounce`, `operator`, `import`). */
+export interface Suppression {
+  address: string;
+  reason: string;
+  source: string;
+  createdAt: Millis;
+}
+
+/** One recipient of one delivery status notification (RFC 3464), as `bounces import` read it. */
+export interface BounceEvent {
+  /** The DSN's Message-ID, or the sha256 of its bytes: with the address, its identity. */
+  dsnId: string;
+  /** Normalised (lower-case), as the ledger keys it. */
+  address: string;
+  /** hard: 5.x.x and Action failed; soft: 4.x.x or Action delayed. */
+  kind: 'hard' | 'soft';
+  /** RFC 3463, e.g. `5.1.1`. */
+  status: string;
+  /** The Diagnostic-Code (or Action) in words. */
+  reason: string;
+}
+
+export interface BounceResult {
+  /** False when this (DSN, address) was imported before: nothing changed. */
+  recorded: boolean;
+  /** The address was suppressed by this event (false if it already was, or is not yet). */
+  suppressed: boolean;
+  /** Soft bounces of the address that still count, this one included (0 for a hard bounce). */
+  softCount: number;
+}
+
+export type Transition = { ok: true } | { ok: false; status: NewsletterStatus };
+
+export interface CatalogStore {
+  readonly kind: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+
+  // schema and meta
+  schemaVersion(): Promise<{ current: number; latest: number }>;
+  migrate(): Promise<{ from: number; to: number }>;
+  setMeta(key: string, value: string): Promise<void>;
+  recordEvent(kind: string, detail: Record<string, unknown>, now: Millis): Promise<void>;
+
+  // subscribers and lists: sqlite/subscribers.ts, postgres/subscribers.ts
+  /**
+   * All or nothing: any error thrown by `rows` (or the store) imports nothing. The rows are staged
+   * without holding the write lock, then published in one short transaction
+   * (src/store/staged-import.ts), so sends and unsubscribes go on during a long import.
+   */
+  importSubscribers(rows: AsyncIterable<SubscriberInput>, options: ImportTarget): Promise<ImportSummary>;
+  addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }>;
+  removeSubscriber(address: string): Promise<boolean>;
+  unsubscribe(address: string, now: Millis): Promise<boolean>;
+  unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null>;
+  getSubscriber(address: string): Promise<Subscriber | null>;
+  listSubscribers(filter: {
+    list?: string | undefined;
+    afterId: number;
+    limit: number;
+  }): Promise<Subscriber[]>;
+  lists(): Promise<{ name: string; members: number }[]>;
+
+  // newsletters: sqlite/newsletters.ts, postgres/newsletters.ts
+  createNewsletter(input: NewNewsletter, now: Millis): Promise<Newsletter>;
+  listNewsletters(): Promise<Newsletter[]>;
+  /** draft|scheduled → scheduled at `at`. Returns the status it found when it refused. */
+  scheduleNewsletter(id: number, at: Millis, now: Millis): Promise<Transition>;
+  /**
+   * draft|scheduled|sending → cancelled; its `retry` rows become `skipped`, "cancelled". Rows a
+   * live run holds are left for that run, which writes them final.
+   */
+  cancelNewsletter(id: number, now: Millis): Promise<Transition>;
+  deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }): Promise<Delivery[]>;
+
+  // runs: the lease files
+  listRuns(limit: number): Promise<RunInfo[]>;
+
+  // quota
+  /** How many messages of `account`'s quota are reserved in that window (0 when none). */
+  quotaUsed(account: string, windowStart: Millis): Promise<number>;
+
+  // operators: sqlite/reconcile.ts, postgres/reconcile.ts
+  /**
+   * Per newsletter, how many rows are `claimed` by a run that is closed or missing (stranded, see
+   * src/store/conditions.ts): nothing settles them on its own. Newsletters without any are left out.
+   */
+  strandedClaims(): Promise<StrandedClaims[]>;
+  /**
+   * Settles `unknown` and stranded `claimed` rows (all of them, or those of `addresses`), never a
+   * row a live run holds; on a cancelled newsletter refuses `resend` and writes the `retry` rows
+   * `skipped`. One transaction. The rules: src/domain/reconcile.ts.
+   */
+  reconcile(
+    newsletterId: number,
+    action: ReconcileAction,
+    addresses: string[] | null,
+    now: Millis,
+  ): Promise<ReconcileResult>;
+
+  // suppressions and bounces: sqlite/bounces.ts, postgres/bounces.ts
+  /** An address already suppressed keeps its first reason. */
+  suppress(address: string, reason: string, source: string, now: Millis): Promise<void>;
+  /** One transaction; an address already suppressed keeps its first reason. Returns how many were new. */
+  suppressMany(
+    entries: readonly { address: string; reason: string }[],
+    source: string,
+    now: Millis,
+  ): Promise<{ added: number }>;
+  /**
+   * Lifts a suppression; the address's soft bounces stop counting, so that one more soft bounce
+   * does not suppress it again at once. False when it was not suppressed.
+   */
+  unsuppress(address: string, now: Millis): Promise<boolean>;
+  /** In address order (bytes), after `afterAddress` (null: from the start). */
+  listSuppressions(filter: { afterAddress: string | null; limit: number }): Promise<Suppression[]>;
+  /**
+   * Records one bounce, once: a (DSN, address) seen before changes nothing. A hard bounce
+   * suppresses the address; a soft one does once `softLimit` soft bounces count
+   * (src/domain/bounce.ts, bounceSuppresses). One transaction.
+   */
+  recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }): Promise<BounceResult>;
+}
