@@ -7,20 +7,17 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import {
-  DEFAULT_DATABASE,
-  type DatabaseTarget,
-  describeDatabase,
-  isPostgresUrl,
-} from './domain/database-location.js';
+import { DEFAULT_DATABASE, type DatabaseTarget, isPostgresUrl } from './domain/database-location.js';
 import { ConfigError } from './domain/errors.js';
 import { parseDuration, parseDurationList } from './domain/duration.js';
+import { fromAddressProblem } from './domain/from-address.js';
 import { defaultQuotaAccount } from './domain/quota.js';
+import { maskSecrets, secretForms } from './domain/secret-forms.js';
 import { settingOf } from './domain/setting-precedence.js';
 import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
 import { parseWhen } from './domain/when.js';
+import { type SmtpTlsConfig, smtpTlsConfig } from './smtp-tls-config.js';
 
 // dotenv and node:crypto are loaded when needed, not at start: the every-minute idle cron run
 // (src/cli/idle.ts) reads no .env file, checks no DKIM key and hashes nothing.
@@ -81,6 +78,8 @@ export interface Config {
   /** SMTP connections kept open at once. */
   connections: number;
   smtpTimeoutMs: number;
+  /** NEWSLETTER_SMTP_TLS and NEWSLETTER_SMTP_CA (src/smtp-tls-config.ts). */
+  smtpTls: SmtpTlsConfig;
   /** How long SQLite waits for another writer before giving up. */
   busyTimeoutMs: number;
   /** Where the .env values came from, for doctor. */
@@ -139,8 +138,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
     problems.push(
       'NEWSLETTER_FROM contains a line break; it must be one line, e.g. "News <news@example.org>".',
     );
-  } else if (from && !/@/.test(from)) {
-    problems.push(`NEWSLETTER_FROM "${from}" has no address; use e.g. "News <news@example.org>".`);
+  } else if (from) {
+    const problem = fromAddressProblem('NEWSLETTER_FROM', from);
+    if (problem) problems.push(problem);
   }
 
   const replyTo = get('NEWSLETTER_REPLY_TO');
@@ -148,8 +148,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
     problems.push(
       'NEWSLETTER_REPLY_TO contains a line break; it must be one line, e.g. "Ada <ada@example.org>".',
     );
-  } else if (replyTo && !/@/.test(replyTo)) {
-    problems.push(`NEWSLETTER_REPLY_TO "${replyTo}" has no address; use e.g. "Help <help@example.org>".`);
+  } else if (replyTo) {
+    const problem = fromAddressProblem('NEWSLETTER_REPLY_TO', replyTo);
+    if (problem) problems.push(problem);
   }
 
   const baseUrl = get('NEWSLETTER_BASE_URL');
@@ -220,6 +221,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   );
   if (lockStaleMs !== null && lockStaleMs < 2000) problems.push('NEWSLETTER_LOCK_STALE must be at least 2s.');
   const quota = quotaConfig(get, transport, problems);
+  const smtpTls = smtpTlsConfig(get, options.cwd, transport, problems);
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -248,6 +250,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     batchSize,
     connections,
     smtpTimeoutMs: smtpTimeoutMs as number,
+    smtpTls,
     busyTimeoutMs: busyTimeoutMs as number,
     envFile: fileValues === null ? null : envFilePath(options),
   };
@@ -286,37 +289,38 @@ export function unsubscribeKeys(config: Config, now: number): string[] {
   return previousValid ? [config.secret, config.secretPrevious as string] : [config.secret];
 }
 
-/** Masks every secret of the configuration in a text that may be shown or stored. */
+/**
+ * Masks every secret of the configuration, in every encoding it can take (src/domain/secret-forms.ts),
+ * in a text that may be shown or stored.
+ */
 export function redactor(config: Config): (text: string) => string {
-  const secrets = [
-    config.secret,
-    config.secretPrevious,
-    config.transport?.kind === 'smtp' ? config.transport.password : null,
-    ...(config.dkim ? pemSecrets(config.dkim.privateKey) : []),
-  ];
+  const forms: string[] = [];
+  const add = (secret: string | null, asWritten: readonly string[] = []): void => {
+    if (secret && secret.length >= 3) forms.push(...secretForms(secret, asWritten));
+  };
+  add(config.secret);
+  add(config.secretPrevious);
+  if (config.transport?.kind === 'smtp') add(config.transport.password);
+  for (const piece of config.dkim ? pemSecrets(config.dkim.privateKey) : []) add(piece);
   if (config.database.kind === 'postgres') {
     try {
-      secrets.push(decodeURIComponent(new URL(config.database.url).password) || null);
+      const written = new URL(config.database.url).password;
+      add(safeDecode(written) ?? written, [written]);
     } catch {
       // an unparseable URL was already reported
     }
   }
-  const present = secrets.filter((secret): secret is string => !!secret && secret.length >= 3);
-  return (text) => present.reduce((out, secret) => out.split(secret).join('***'), text);
+  const ordered = [...new Set(forms)].sort((a, b) => b.length - a.length);
+  return (text) => maskSecrets(text, ordered);
 }
 
-/**
- * The path the run lock is derived from: the SQLite file itself, or for PostgreSQL a name in the
- * temp folder made from the URL without its password, so that every run of this host against the
- * same database (whatever its working directory) shares one lock.
- */
-export function lockTargetOf(target: DatabaseTarget): string {
-  if (target.kind === 'sqlite') return target.path;
-  const shown = describeDatabase(target);
-  return path.join(
-    tmpdir(),
-    `newsletter-${crypto().createHash('sha256').update(shown).digest('hex').slice(0, 16)}.db`,
-  );
+/** A URL's percent-encoded part, decoded; null when it is not valid percent-encoding. */
+function safeDecode(value: string): string | null {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -493,7 +497,15 @@ function readEnvFile(options: LoadConfigOptions, problems: string[]): Record<str
 function parseDatabase(value: string, cwd: string, problems: string[]): DatabaseTarget | null {
   if (isPostgresUrl(value)) {
     try {
-      new URL(value);
+      const url = new URL(value);
+      // pg would pass a malformed `%` on as it is: a password that can never match, found only at
+      // the first connection. Said here, naming the variable and never the value.
+      if (safeDecode(url.username) === null || safeDecode(url.password) === null) {
+        problems.push(
+          'NEWSLETTER_DATABASE has a user name or password that is not valid percent-encoding: write a literal % as %25 (and @ as %40, : as %3A, / as %2F).',
+        );
+        return null;
+      }
       return { kind: 'postgres', url: value };
     } catch {
       problems.push('NEWSLETTER_DATABASE is not a valid postgres:// URL.');

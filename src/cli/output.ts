@@ -10,6 +10,12 @@ export function setRedactor(fn: (text: string) => string): void {
   redact = fn;
 }
 
+/** Adds secrets known only to one command (migrate-db's target) to those already masked. */
+export function extendRedactor(more: (text: string) => string): void {
+  const before = redact;
+  redact = (text) => more(before(text));
+}
+
 export function redactText(text: string): string {
   return redact(text);
 }

@@ -155,18 +155,18 @@ export function lockCheck(
   if (!run) {
     return ok(
       name,
-      `The run lock is held by ${who} since ${since}; no live run is registered for it yet (a run starting up).`,
+      `The run lock ${lock.path} is held by ${who} since ${since}; no live run is registered for it yet (a run starting up).`,
     );
   }
   if (run.leaseUntil > context.now) {
     return ok(
       name,
-      `The run lock is held by ${who} since ${since}: run ${run.id}, whose lease is alive until ${iso(run.leaseUntil)}.`,
+      `The run lock ${lock.path} is held by ${who} since ${since}: run ${run.id}, whose lease is alive until ${iso(run.leaseUntil)}.`,
     );
   }
   return warning(
     name,
-    `The run lock is held by ${who} since ${since}, but the lease of its run ${run.id} expired at ${iso(run.leaseUntil)}: the process is alive but not renewing (paused, or blocked on the disk?).`,
+    `The run lock ${lock.path} is held by ${who} since ${since}, but the lease of its run ${run.id} expired at ${iso(run.leaseUntil)}: the process is alive but not renewing (paused, or blocked on the disk?).`,
     `Look at pid ${owner?.pid}. Its claimed rows become \`unknown\` when the next run expires it, and its late writes are refused.`,
   );
 }

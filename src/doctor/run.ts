@@ -6,13 +6,14 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { type Config, lockTargetOf, problemsForRealSend } from '../config.js';
+import { type Config, problemsForRealSend } from '../config.js';
 import { describeDatabase } from '../domain/database-location.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { Millis, RunInfo } from '../domain/types.js';
 import type { Transport } from '../engine/ports.js';
 import type { Store } from '../store/store.js';
 import type { HostIdentity } from '../host/identity.js';
+import { lockLocationOf } from '../host/lock-location.js';
 import { inspectRunLock } from '../host/run-lock.js';
 import {
   configCheck,
@@ -27,6 +28,8 @@ import {
 import { scanSchedules, sameDatabase } from './cron-sources.js';
 import { cronChecks } from './crontab.js';
 import { fileSystemCheck } from './mounts.js';
+import { smtpConnectionCheck } from './smtp-connection.js';
+import { databasePermissionsCheck, lockFolderProblem } from './permissions.js';
 import { type CheckResult, ok, problem, warning } from './types.js';
 
 export interface DoctorDeps {
@@ -76,6 +79,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
     }
     if (sqlite !== null && store) results.push(await guarded('integrity', () => integrity(sqlite, config)));
     if (sqlite !== null) results.push(fileSystemCheck(await realFile(sqlite), await deps.readMounts()));
+    if (sqlite !== null) results.push(databasePermissionsCheck(sqlite));
     if (store && schemaOk) {
       liveRuns = await store.liveRuns();
       if (store.kind === 'sqlite') {
@@ -124,8 +128,12 @@ async function integrity(file: string, config: Config): Promise<CheckResult> {
 async function lock(deps: DoctorDeps, liveRuns: RunInfo[]): Promise<CheckResult> {
   const { config } = deps;
   // The same path send-due locks (see src/cli/commands/send-due.ts).
-  const databasePath = lockTargetOf(config.database);
-  const state = await inspectRunLock({ databasePath, lockDir: config.lockDir, staleMs: config.lockStaleMs });
+  const location = lockLocationOf(config.database, config.lockDir);
+  if (location.private) {
+    const unsafe = lockFolderProblem(location.lockDir);
+    if (unsafe) return unsafe;
+  }
+  const state = await inspectRunLock({ ...location, staleMs: config.lockStaleMs });
   const observation: LockObservation = {
     path: state.path,
     exists: state.mtime !== undefined,
@@ -164,20 +172,19 @@ async function transportCheck(deps: DoctorDeps): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   try {
     transport = await deps.createTransport(spec);
-    const verified = transport.verify();
+    // SMTP also says what it saw of the encryption.
+    const verified = transport.inspect ? transport.inspect() : transport.verify();
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new Error(`no answer within ${Math.round(deps.transportTimeoutMs / 1000)} s`)),
         deps.transportTimeoutMs,
       );
     });
-    await Promise.race([verified, timeout]);
+    const seen = await Promise.race([verified, timeout]);
+    if (spec.kind === 'smtp' && seen) return smtpConnectionCheck(spec, shown, seen, deps.now());
     if (spec.kind === 'sendmail') return ok('transport', `${shown}: the program exists and is executable.`);
     if (spec.kind === 'file') return ok('transport', `${shown}: the outbox folder is writable.`);
-    return ok(
-      'transport',
-      `${shown}: connected${spec.secure ? ' over TLS' : ', STARTTLS when offered'}${spec.user ? `, authenticated as ${spec.user}` : ''}; no mail was sent.`,
-    );
+    return ok('transport', `${shown}: connected; no mail was sent.`);
   } catch (error) {
     const kind = (error as { outcome?: { kind?: string } }).outcome?.kind;
     const fix =
@@ -186,7 +193,7 @@ async function transportCheck(deps: DoctorDeps): Promise<CheckResult> {
         : spec.kind === 'file'
           ? `Create ${spec.dir} and make it writable by this user.`
           : kind === 'fatal'
-            ? 'Check the user name and password in NEWSLETTER_TRANSPORT, and that the server allows this sender.'
+            ? 'Check the host, user name and password in NEWSLETTER_TRANSPORT, the TLS settings (NEWSLETTER_SMTP_TLS, NEWSLETTER_SMTP_CA), and that the server allows this sender.'
             : `Check that ${spec.host}:${spec.port} is up and reachable from this host (a firewall, a wrong port?); send-due exits 9 and retries meanwhile.`;
     return problem('transport', `${shown}: the check failed: ${messageOf(error)}`, fix);
   } finally {

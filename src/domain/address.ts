@@ -36,6 +36,9 @@ import { findFormatCharacter, revealFormatCharacters } from './format-characters
  *   U+2060, U+FEFF, U+00AD, the bidirectional marks…) are refused anywhere, naming the character:
  *   trimming would hide them only at the ends, and inside an address they make a second ledger key
  *   for the same person that the mail server then refuses (format-characters.ts).
+ * - A local part starting with `-` is refused: handed to sendmail (or any MTA run with the address
+ *   among its arguments) it is an option, e.g. `-oQ/tmp/x@x.org` or `-X/path@x.org` (write a log
+ *   to any file). Legal under RFC 5321, but no list needs it and the harm is real.
  */
 export type AddressResult =
   | {
@@ -118,6 +121,13 @@ export function normaliseAddress(raw: string): AddressResult {
   const local = normaliseLocal(spec.slice(0, at), text);
   if (!local.ok) {
     return local;
+  }
+  // After unquoting: `"-oQ/tmp"@x.org` needs no quotes, so it becomes `-oQ/tmp@x.org` like any other.
+  if (local.value.startsWith('-')) {
+    return fail(
+      `${show(text)} starts with '-', which sendmail and other mail programs would take for an option; ` +
+        'fix the address or leave it out',
+    );
   }
   const domain = normaliseDomain(spec.slice(at + 1), text);
   if (!domain.ok) {

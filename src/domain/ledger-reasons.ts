@@ -24,3 +24,9 @@ export function skipReason(recipient: { suppressed: string | null; status: strin
   if (recipient.status === null) return 'subscriber removed';
   return null;
 }
+
+/**
+ * The suppression `recipients remove` leaves for someone who had unsubscribed: the row goes, the
+ * opt-out stays, so that a re-import from a CRM does not mail them again (issue 13).
+ */
+export const REMOVED_OPT_OUT = { reason: 'unsubscribed, then removed', source: 'removed' } as const;

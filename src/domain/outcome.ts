@@ -16,7 +16,8 @@
  * | 5xx at greeting, EHLO, STARTTLS, AUTH or MAIL FROM             | before-data | fatal (configuration)            |
  * | EAUTH, ENOAUTH, EOAUTH2 (no 4xx reply)                         | before-data | fatal (authentication)           |
  * | ECONFIG, ETLS, EREQUIRETLS, certificate errors, access refused | before-data | fatal (configuration)            |
- * | refused, reset, timed out, DNS, closed, no reply code          | before-data | retry, unreachable               |
+ * | the host does not resolve (ENOTFOUND, EAI_NONAME: a typo)      | before-data | fatal (configuration)            |
+ * | refused, reset, timed out, DNS down (EAI_AGAIN), closed        | before-data | retry, unreachable               |
  * | anything else without a reply code                             | before-data | retry                            |
  * | anything without a 4xx/5xx reply                               | data-sent   | unknown (may have been delivered)|
  *
@@ -27,6 +28,7 @@
  * `reply` keeps the server's words and the step, e.g. `550 5.1.1 <x@y>: user unknown (RCPT TO)`,
  * with every AUTH argument, base64 credential line and given secret replaced by `***`.
  */
+import { maskSecrets, secretForms } from './secret-forms.js';
 import type { SendOutcome } from './types.js';
 
 export type SmtpPhase = 'before-data' | 'data-sent';
@@ -66,6 +68,11 @@ const CONFIG_FATAL_CODES = new Set([
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
   'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
+/**
+ * DNS says the name does not exist: a typo in NEWSLETTER_TRANSPORT far more often than an outage
+ * (a resolver that cannot answer is EAI_AGAIN), and retrying every minute would hide it.
+ */
+const UNKNOWN_HOST_CODES = new Set(['ENOTFOUND', 'EAI_NONAME']);
 const CONNECTION_CODES = new Set([
   'ECONNECTION',
   'ESOCKET',
@@ -79,7 +86,6 @@ const CONNECTION_CODES = new Set([
   'EHOSTDOWN',
   'ENETUNREACH',
   'ENETDOWN',
-  'ENOTFOUND',
   'EAI_AGAIN',
   'EPIPE',
 ]);
@@ -134,7 +140,7 @@ export function classifySmtpFailure(
   if (phase === 'data-sent') return { kind: 'unknown', reply };
 
   if (
-    codes.some((c) => AUTH_FATAL_CODES.has(c) || CONFIG_FATAL_CODES.has(c)) ||
+    codes.some((c) => AUTH_FATAL_CODES.has(c) || CONFIG_FATAL_CODES.has(c) || UNKNOWN_HOST_CODES.has(c)) ||
     isCertificateError(failure)
   ) {
     return { kind: 'fatal', reply };
@@ -235,19 +241,8 @@ export function extractQueueId(response: string): string | null {
  * and every given secret with its base64 and URL-encoded forms.
  */
 export function redactSecrets(text: string, secrets: readonly string[] = []): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (!secret) continue;
-    const forms = new Set([
-      secret,
-      encodeURIComponent(secret),
-      Buffer.from(secret, 'utf8').toString('base64').replace(/=+$/, ''),
-    ]);
-    for (const form of forms) {
-      if (form.length >= 3) out = out.split(form).join('***');
-    }
-  }
-  return out
+  const forms = secrets.flatMap((secret) => secretForms(secret)).sort((a, b) => b.length - a.length);
+  return maskSecrets(text, forms)
     .replace(
       /\b(AUTH\s+(?:PLAIN|LOGIN|CRAM-MD5|DIGEST-MD5|XOAUTH2?|OAUTHBEARER|NTLM|SCRAM-[A-Z0-9-]+))\s+\S+/g,
       '$1 ***',

@@ -38,16 +38,36 @@ export function parseTransport(value: string): TransportSpec | { error: string }
     if (!url.hostname) return { error: 'has no host; expected smtp://user:pass@host:port' };
     const secure = url.protocol === 'smtps:';
     const port = url.port ? Number(url.port) : secure ? 465 : 587;
+    // A `%` not followed by two hex digits (a typo, or a password with a literal `%`) would make
+    // decodeURIComponent throw: that is a configuration error to report, not a crash. The
+    // message never repeats the value: it holds the password.
+    const user = decodedOrNull(url.username);
+    const password = decodedOrNull(url.password);
+    if (user === undefined || password === undefined) {
+      return {
+        error: `has a user name or password that is not valid percent-encoding: write a literal % as %25 (and @ as %40, : as %3A, / as %2F)`,
+      };
+    }
     return {
       kind: 'smtp',
       secure,
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port,
-      user: url.username ? decodeURIComponent(url.username) : null,
-      password: url.password ? decodeURIComponent(url.password) : null,
+      user,
+      password,
     };
   }
   return { error: 'must be smtp://…, smtps://…, sendmail or file:./outbox' };
+}
+
+/** A URL's percent-encoded user or password: null when empty, undefined when malformed. */
+function decodedOrNull(value: string): string | null | undefined {
+  if (!value) return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A printable description, never including the password. */

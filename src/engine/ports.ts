@@ -4,6 +4,8 @@
  */
 import type { OutgoingMessage } from '../domain/message.js';
 import type { ClaimedDelivery, Newsletter, SendOutcome, VerifiedBody } from '../domain/types.js';
+import type { SmtpTlsPolicy } from '../domain/smtp-tls-policy.js';
+import type { PeerTls } from '../transport/smtp-tls.js';
 
 /** Defined in the domain, where render (which builds it) and transport (which sends it) meet. */
 export type { OutgoingMessage } from '../domain/message.js';
@@ -15,6 +17,14 @@ export interface SendOptions {
    * already on the wire runs its course.
    */
   signal?: AbortSignal | undefined;
+}
+
+/** What `verify()` saw of an SMTP connection: doctor reports it. */
+export interface TransportVerification {
+  /** Null: the connection was not encrypted. */
+  tls: PeerTls | null;
+  authenticated: boolean;
+  tlsPolicy: SmtpTlsPolicy;
 }
 
 export interface Transport {
@@ -34,6 +44,8 @@ export interface Transport {
   send(message: OutgoingMessage, options?: SendOptions): Promise<SendOutcome>;
   /** Checks connectivity and authentication without sending (doctor, and before a run). */
   verify(): Promise<void>;
+  /** SMTP only: `verify()`, and what it saw of the connection's encryption (doctor reports it). */
+  inspect?(): Promise<TransportVerification>;
   close(): Promise<void>;
 }
 
@@ -59,6 +71,11 @@ export interface PersonaliseContext {
   listNames: readonly string[];
   /** NEWSLETTER_REPLY_TO: a Reply-To on every message. */
   replyTo?: string | null | undefined;
+  /**
+   * Test sends and previews: every link carries the inert test token (src/render/unsubscribe-token.ts),
+   * never the live token of the subscriber the copy is personalised as.
+   */
+  testToken?: boolean | undefined;
 }
 
 /** Prepared once per newsletter (templates pre-split), then called per recipient in microseconds. */

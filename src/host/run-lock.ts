@@ -13,11 +13,13 @@
  * touching its mtime every `update` ms; a lock whose mtime is older than `stale` ms belongs to a
  * process that died without cleaning up (SIGKILL, power loss) and is taken over.
  */
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ConfigError } from '../domain/errors.js';
+import { privateFolderProblem } from './lock-location.js';
+import { makePrivateDir, PRIVATE_DIR_MODE, writePrivateFile } from './private-files.js';
 import { isProcessAlive } from './process.js';
 
 /**
@@ -37,6 +39,13 @@ export interface RunLockLocation {
   databasePath: string;
   /** Where to put the lock; null or absent: beside the database. */
   lockDir?: string | null;
+  /**
+   * The per-user lock folder (src/host/lock-location.ts): created 0700 when missing, and refused
+   * when someone else owns it or could write in it, since they could then hold our lock.
+   */
+  private?: boolean;
+  /** The lock's file name; absent: `<basename of the database>.lock`. */
+  lockName?: string;
 }
 
 export interface AcquireRunLockOptions extends RunLockLocation {
@@ -69,11 +78,11 @@ export interface RunLockState {
   stale?: boolean;
 }
 
-/** `<lockDir or dirname(databasePath)>/<basename(databasePath)>.lock`, absolute. */
+/** `<lockDir or dirname(databasePath)>/<lockName or basename(databasePath).lock>`, absolute. */
 export function runLockPath(location: RunLockLocation): string {
   const database = path.resolve(location.databasePath);
   const dir = location.lockDir ? path.resolve(location.lockDir) : path.dirname(database);
-  return path.join(dir, `${path.basename(database)}.lock`);
+  return path.join(dir, location.lockName ?? `${path.basename(database)}.lock`);
 }
 
 /**
@@ -100,6 +109,7 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
     }
   };
 
+  if (options.private) await ensurePrivateLockFolder(path.dirname(lockPath));
   const ownerPath = `${lockPath}.owner`;
   const take = () =>
     lockfile.lock(database, {
@@ -123,7 +133,10 @@ export async function acquireRunLock(options: AcquireRunLockOptions): Promise<Ru
       await rm(lockPath, { recursive: true, force: true });
       unlock = await take();
     }
-    await writeFile(ownerPath, JSON.stringify({ pid: process.pid, hostname: hostname() }));
+    // proper-lockfile's folder is made under the umask; the owner file names our process. Neither
+    // is anyone else's business.
+    await chmod(lockPath, PRIVATE_DIR_MODE);
+    await writePrivateFile(ownerPath, JSON.stringify({ pid: process.pid, hostname: hostname() }));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ELOCKED') return null;
@@ -182,6 +195,29 @@ export async function inspectRunLock(options: RunLockLocation & { staleMs?: numb
     throw error;
   }
   return { held, path: lockPath, mtime, stale: !held };
+}
+
+/** Creates the per-user lock folder at 0700, or refuses one that is not ours alone. */
+async function ensurePrivateLockFolder(dir: string): Promise<void> {
+  const refuse = (problem: string): ConfigError =>
+    new ConfigError(
+      `The run lock folder ${dir} ${problem}: another user could hold the lock and stop every run.`,
+      [
+        `Remove it or fix it (\`chown $(id -un) ${dir} && chmod 700 ${dir}\`), or set NEWSLETTER_LOCK_DIR to a folder only this user can write.`,
+      ],
+    );
+  const before = privateFolderProblem(dir);
+  if (before) throw refuse(before);
+  try {
+    await makePrivateDir(dir);
+  } catch (error) {
+    throw new ConfigError(`Cannot create the run lock folder ${dir}: ${(error as Error).message}`, [
+      'Set NEWSLETTER_LOCK_DIR (or XDG_STATE_HOME) to a folder this user can create.',
+    ]);
+  }
+  // Looked at again: it may have been created by someone else between the two steps.
+  const after = privateFolderProblem(dir);
+  if (after) throw refuse(after);
 }
 
 /** True when the owner file names this very process. */

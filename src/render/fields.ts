@@ -31,8 +31,17 @@ const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Anything between double braces, so that a malformed placeholder is reported rather than mailed.
 const PLACEHOLDER = /\{\{([^{}]*)\}\}/g;
 // The literal before a slot ends with `href="` (or src, action…): the field is the start of a URL,
-// so its value decides the scheme. Quoted or not, any case, spaces around `=`.
-const URL_ATTRIBUTE_OPENING = /\s(?:href|src|action|formaction|xlink:href)\s*=\s*["']?$/i;
+// so its value decides the scheme. Quoted or not, any case, spaces around `=`. What a browser
+// skips before the scheme may stand between the quote and the field: `href=" {{website}}"` is
+// `href="javascript:…"` to it when the value is `javascript:…`. That is C0 controls and spaces,
+// written as they are or as character references (`&#32;`, `&#x9;`, `&Tab;`, `&NewLine;`), which
+// the HTML parser decodes before the URL parser sees the value.
+const SKIPPED_BEFORE_SCHEME =
+  /(?:[\0-\x20]|&#0*(?:3[0-2]|[12]?[0-9]);?|&#x0*(?:1?[0-9a-f]|20);?|&(?:Tab|NewLine);)*/.source;
+const URL_ATTRIBUTE_OPENING = new RegExp(
+  `\\s(?:href|src|action|formaction|xlink:href)\\s*=\\s*["']?${SKIPPED_BEFORE_SCHEME}$`,
+  'i',
+);
 
 export function splitTemplate(source: string): SplitTemplate {
   const literals: string[] = [];

@@ -20,7 +20,7 @@ import {
   splitTemplate,
   stripHeaderBreaks,
 } from './fields.js';
-import { createUnsubscribeToken } from './unsubscribe-token.js';
+import { createTestUnsubscribeToken, createUnsubscribeToken } from './unsubscribe-token.js';
 
 const raw = (value: string): string => value;
 
@@ -34,12 +34,19 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
   const mailto = `<mailto:unsubscribe@${fromDomain}?subject=unsubscribe-`;
   const replyTo = context.replyTo ? { replyTo: context.replyTo } : {};
 
+  // One inert token for every copy of a test send or preview: it names nobody, so it unsubscribes nobody.
+  const testToken = context.testToken
+    ? createTestUnsubscribeToken(context.secret, context.newsletterId)
+    : null;
+
   return (recipient) => {
-    const token = createUnsubscribeToken(context.secret, {
-      // A recipient without a subscriber row (a test send) still gets a well-formed link.
-      subscriberId: recipient.subscriberId ?? 0,
-      newsletterId: context.newsletterId,
-    });
+    const token =
+      testToken ??
+      createUnsubscribeToken(context.secret, {
+        // A recipient without a subscriber row still gets a well-formed link.
+        subscriberId: recipient.subscriberId ?? 0,
+        newsletterId: context.newsletterId,
+      });
     const unsubscribeUrl = `${baseUrl}/u/${token}`;
     // The built-in fields win: a CSV column called `unsubscribe_url` or `email` must not replace
     // the real link or address. A field this recipient's CSV lacked renders empty.

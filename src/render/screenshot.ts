@@ -7,10 +7,11 @@
  * Loaded only by `preview --png`.
  */
 import { accessSync, constants } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../domain/errors.js';
+import { writePrivateFile } from '../host/private-files.js';
 
 /** Where Debian/Ubuntu (and most distributions) put it. */
 export const CHROMIUM_CANDIDATES: readonly string[] = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
@@ -88,7 +89,8 @@ export async function screenshotHtml(
         if ((error as Error).name !== 'TimeoutError') throw error;
       }
       const png = await page.screenshot({ fullPage: true, type: 'png' });
-      await writeFile(options.file, png);
+      // A picture of a subscriber's message: owner-only whatever the umask.
+      await writePrivateFile(options.file, png);
       return { file: options.file, ...pngSize(png) };
     } finally {
       await context.close();

@@ -1,6 +1,11 @@
 /**
  * Unsubscribe tokens: `v1.<subscriberId>.<newsletterId>.<mac>`, the mac being base64url
- * HMAC-SHA256 under NEWSLETTER_SECRET. No database row per token: the link in every message can
+ * HMAC-SHA256 under NEWSLETTER_SECRET. Test sends and previews carry a test token instead,
+ * `v1.test.<newsletterId>.<mac>`: a colleague clicking the link in a test copy (or a mail
+ * provider's unsubscribe button on it) must not unsubscribe the subscriber the copy was
+ * personalised as. Its mac signs another purpose, so a test token can never be turned into a live
+ * one by editing the text, and `serve` and `newsletter unsubscribe` answer it with "this was a
+ * test" and change nothing. No database row per token: the link in every message can
  * be checked by `newsletter unsubscribe` or `serve` with nothing but the secret.
  *
  * The ids are in the clear (they are not secret; forging is what must be impossible). The purpose
@@ -12,13 +17,27 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const VERSION = 'v1';
 const PURPOSE = 'unsubscribe';
+const TEST_PURPOSE = 'unsubscribe-test';
+const TEST = 'test';
 const ID = /^(?:0|[1-9][0-9]{0,15})$/;
 const MAC = /^[A-Za-z0-9_-]{43}$/; // 32 bytes of base64url, unpadded
-const TOKEN_SHAPE = /^v1\.[0-9]+\.[0-9]+\.[A-Za-z0-9_-]+$/;
+const TOKEN_SHAPE = /^v1\.(?:[0-9]+|test)\.[0-9]+\.[A-Za-z0-9_-]+$/;
 
 export interface UnsubscribeTarget {
   subscriberId: number;
   newsletterId: number;
+}
+
+/** What a verified token stands for: one subscriber's opt-out, or the inert link of a test copy. */
+export type VerifiedToken =
+  | ({ kind: 'subscriber' } & UnsubscribeTarget)
+  | { kind: 'test'; newsletterId: number };
+
+/** The link of a test send or a preview: valid (so a tester sees the real page), never acted on. */
+export function createTestUnsubscribeToken(secret: string, newsletterId: number): string {
+  if (!isId(newsletterId))
+    throw new RangeError(`unsubscribe token ids must be non-negative integers: ${newsletterId}`);
+  return `${VERSION}.${TEST}.${newsletterId}.${macOf(secret, TEST, newsletterId)}`;
 }
 
 export function createUnsubscribeToken(secret: string, target: UnsubscribeTarget): string {
@@ -43,16 +62,17 @@ export function createUnsubscribeToken(secret: string, target: UnsubscribeTarget
 export function verifyUnsubscribeToken(
   secret: string | readonly string[],
   token: string,
-): UnsubscribeTarget | null {
+): VerifiedToken | null {
   const keys = (typeof secret === 'string' ? [secret] : secret).filter((key) => key !== '');
   if (keys.length === 0 || typeof token !== 'string' || token.length > 200) return null;
   const parts = token.split('.');
   if (parts.length !== 4) return null;
   const [version, sid, nid, mac] = parts as [string, string, string, string];
-  if (version !== VERSION || !ID.test(sid) || !ID.test(nid) || !MAC.test(mac)) return null;
-  const subscriberId = Number(sid);
+  const test = sid === TEST;
+  if (version !== VERSION || !(test || ID.test(sid)) || !ID.test(nid) || !MAC.test(mac)) return null;
+  const subscriberId = test ? TEST : Number(sid);
   const newsletterId = Number(nid);
-  if (!isId(subscriberId) || !isId(newsletterId)) return null;
+  if ((subscriberId !== TEST && !isId(subscriberId)) || !isId(newsletterId)) return null;
   const given = Buffer.from(mac);
   let valid = false;
   for (const key of keys) {
@@ -60,7 +80,10 @@ export function verifyUnsubscribeToken(
     // timingSafeEqual throws on unequal lengths; the length is public (always 43) anyway.
     if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
   }
-  return valid ? { subscriberId, newsletterId } : null;
+  if (!valid) return null;
+  return subscriberId === TEST
+    ? { kind: 'test', newsletterId }
+    : { kind: 'subscriber', subscriberId, newsletterId };
 }
 
 /**
@@ -88,11 +111,14 @@ export function parseUnsubscribeInput(tokenOrUrl: string): string | null {
   return TOKEN_SHAPE.test(token) ? token : null;
 }
 
-function macOf(secret: string, subscriberId: number, newsletterId: number): string {
+function macOf(secret: string, subscriberId: number | typeof TEST, newsletterId: number): string {
   // Newline-separated fields cannot run into each other: (1, 23) and (12, 3) sign different text.
-  return createHmac('sha256', secret)
-    .update(`${VERSION}\n${PURPOSE}\n${subscriberId}\n${newsletterId}`)
-    .digest('base64url');
+  // A test token signs another purpose (and no subscriber): no live token shares its text.
+  const signed =
+    subscriberId === TEST
+      ? `${VERSION}\n${TEST_PURPOSE}\n${newsletterId}`
+      : `${VERSION}\n${PURPOSE}\n${subscriberId}\n${newsletterId}`;
+  return createHmac('sha256', secret).update(signed).digest('base64url');
 }
 
 function isId(value: number): boolean {

@@ -11,6 +11,8 @@
  * | any other path                                   | 404; other methods 405                          |
  * | a body over 4 KiB                                | 413                                             |
  * | POST while the database stays busy (30 s)        | 503 with Retry-After: the provider tries again  |
+ * | a client that hangs up mid-request               | nothing; logged below error level, no change    |
+ * | the test token of a test send or preview         | 200, a page that says it was a test; no change  |
  *
  * GET never unsubscribes: mail scanners and link previews fetch every link in a message, and a
  * newsletter must not unsubscribe its readers by being scanned. The page loads nothing from
@@ -29,14 +31,19 @@ import type { UnsubscribeTarget } from '../render/unsubscribe-token.js';
 import { verifyUnsubscribeToken } from '../render/unsubscribe-token.js';
 import { isTransientDatabaseError } from '../store/transient.js';
 import { StillBusyError, waitOutBusy } from '../store/wait-out-busy.js';
+import { isClientAbort } from './client-abort.js';
 
 export type ServeEvent =
   | { type: 'unsubscribed'; subscriberId: number; newsletterId: number; changed: boolean; known: boolean }
   | { type: 'bad-token'; method: string }
+  /** The inert link of a test send or preview: answered, nothing changed. */
+  | { type: 'test-link'; method: string; newsletterId: number }
   /** An unsubscribe met a busy database and will be tried again. */
   | { type: 'database-busy'; subscriberId: number; attempt: number; waitedMs: number; message: string }
   /** Still busy after the whole wait: answered 503, the client retries. */
   | { type: 'still-busy'; subscriberId: number; waitedMs: number; message: string }
+  /** The client closed its connection before its request was read (client-abort.ts). */
+  | { type: 'client-gone'; method: string }
   | { type: 'failed'; message: string };
 
 export interface UnsubscribeServerOptions {
@@ -72,6 +79,12 @@ export function createUnsubscribeServer(options: UnsubscribeServerOptions): Serv
     },
     (request, response) => {
       handle(request, response, options, maxBody).catch((error: unknown) => {
+        if (isClientAbort(error, request)) {
+          // Nobody is left to answer, and nothing was changed: the body never arrived.
+          options.onEvent?.({ type: 'client-gone', method: request.method ?? 'GET' });
+          response.destroy();
+          return;
+        }
         options.onEvent?.({
           type: 'failed',
           message: error instanceof Error ? error.message : String(error),
@@ -147,6 +160,12 @@ async function handle(
   if (!target) {
     options.onEvent?.({ type: 'bad-token', method });
     send(response, 400, PAGES.badToken);
+    return;
+  }
+  if (target.kind === 'test') {
+    // A test copy was personalised as a real subscriber; its link must never act on them.
+    options.onEvent?.({ type: 'test-link', method, newsletterId: target.newsletterId });
+    send(response, 200, method === 'POST' ? PAGES.testDone : PAGES.testConfirm);
     return;
   }
   if (method !== 'POST') {
@@ -261,6 +280,15 @@ const PAGES = {
     button: true,
   },
   done: { title: 'Unsubscribed', text: 'You are unsubscribed. You will not receive these emails any more.' },
+  testConfirm: {
+    title: 'Test link',
+    text: 'This link comes from a test copy or a preview of a newsletter. Pressing the button changes nothing: nobody is unsubscribed.',
+    button: true,
+  },
+  testDone: {
+    title: 'Test link: nothing changed',
+    text: 'This link comes from a test copy or a preview of a newsletter, so nobody was unsubscribed.',
+  },
   badToken: {
     title: 'Link not valid',
     text: 'This unsubscribe link is not valid. Check that the whole link was copied from the email.',

@@ -10,7 +10,10 @@
  * no longer is the truth. `newsletter host adopt` binds it again, on purpose.
  *
  * The column lists below follow migrations/sqlite/ and migrations/postgres/ (001_initial,
- * 002_bounces, 003_quota); a migration that changes a table changes its line here too.
+ * 002_bounces, 003_quota, then SQLite's 004 and PostgreSQL's 005 for forgotten_addresses); a
+ * migration that changes a table changes its line here too. The two kinds number their
+ * migrations apart (PostgreSQL has its own 004_import_staging): the source must be at SQLite's
+ * latest version, the target is migrated to PostgreSQL's.
  */
 import type Database from 'better-sqlite3';
 import { DatabaseError } from '../domain/errors.js';
@@ -172,6 +175,15 @@ const TABLES: TableSpec[] = [
       ['reason', 'text'],
       ['at', 'bigint'],
       ['cleared_at', 'bigint'],
+    ],
+  },
+  {
+    // Erased addresses stay erased on the new database (their key is in meta, copied above).
+    name: 'forgotten_addresses',
+    identity: false,
+    columns: [
+      ['address_hash', 'text'],
+      ['created_at', 'bigint'],
     ],
   },
   {

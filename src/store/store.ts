@@ -7,6 +7,7 @@
  * Both implementations (sqlite/sqlite-store.ts, postgres/postgres-store.ts) keep the same
  * promises, checked by the same contract suite; README.md says which file does what.
  */
+import type { ForgetResult, ForgottenAddresses } from '../domain/forgotten.js';
 import type { ReconcileAction, ReconcileResult } from '../domain/reconcile.js';
 import type {
   Delivery,
@@ -110,7 +111,21 @@ export interface CatalogStore {
    */
   importSubscribers(rows: AsyncIterable<SubscriberInput>, options: ImportTarget): Promise<ImportSummary>;
   addSubscriber(input: SubscriberInput, lists: string[], now: Millis): Promise<{ created: boolean }>;
-  removeSubscriber(address: string): Promise<boolean>;
+  /**
+   * Deletes the subscriber (and their memberships). Someone who had opted out (unsubscribed, or
+   * suppressed) keeps a suppression, source "removed": a later re-import from a CRM must not make
+   * them `active` and mailed again. False when there was no such subscriber.
+   */
+  removeSubscriber(address: string, now: Millis): Promise<boolean>;
+  /**
+   * `recipients forget` (a GDPR erasure), one transaction: deletes the subscriber, memberships,
+   * fields, suppression and bounces of `address`; rewrites the ledger's rows for it to
+   * `forgotten:<hash>` (counts stay right) and drops SMTP replies that name it; keeps only the
+   * keyed hash (src/domain/forgotten.ts). `subscriber` false: there was no subscriber row.
+   */
+  forgetAddress(address: string, now: Millis): Promise<ForgetResult>;
+  /** The erased addresses, to keep re-imports and `recipients add` from bringing them back. */
+  forgottenAddresses(): Promise<ForgottenAddresses>;
   unsubscribe(address: string, now: Millis): Promise<boolean>;
   unsubscribeById(subscriberId: number, now: Millis): Promise<{ address: string; changed: boolean } | null>;
   getSubscriber(address: string): Promise<Subscriber | null>;

@@ -3,6 +3,11 @@
  * by its Message-ID. Written to a hidden temporary name, flushed to disk, then renamed: a crash
  * leaves at most a stray `.tmp`, never half a message under a real name. The same Message-ID
  * written again replaces its file, so a resend never makes a second copy.
+ *
+ * Files are 0600 and a folder we create is 0700, whatever the umask: each .eml holds a subscriber's
+ * address, name and live unsubscribe link. They used to be 0644 so that a local MTA or a pickup
+ * script running as another user could read them; that is better granted on purpose (a group and
+ * `chmod g+rx` on the folder, or an ACL) than to every local user by default.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
@@ -30,7 +35,7 @@ export function createFileOutbox(spec: FileSpec, options: ComposeOptions = {}): 
   const dir = resolve(spec.dir);
   let ready: Promise<void> | null = null;
   const ensureDir = (): Promise<void> => {
-    ready ??= mkdir(dir, { recursive: true }).then(
+    ready ??= mkdir(dir, { recursive: true, mode: 0o700 }).then(
       () => undefined,
       (error: unknown) => {
         ready = null;
@@ -79,7 +84,7 @@ export function createFileOutbox(spec: FileSpec, options: ComposeOptions = {}): 
 async function writeAtomically(path: string, bytes: Buffer): Promise<void> {
   const dir = resolve(path, '..');
   const temp = join(dir, `.${randomBytes(6).toString('hex')}-${process.pid}.tmp`);
-  const handle = await open(temp, 'wx', 0o644);
+  const handle = await open(temp, 'wx', 0o600);
   try {
     await handle.writeFile(bytes);
     await handle.sync();

@@ -11,7 +11,8 @@
  *   instead (a third of the size), encoded per message.
  * - A message without `parts` (a hand-made one) is encoded whole, the same way.
  * - Header values are encoded (RFC 2047) and folded (76 columns) with nodemailer's own functions,
- *   as its MailComposer did; only the layout is ours.
+ *   as its MailComposer did; only the layout is ours. A value with a word too long to fold within
+ *   998 octets goes out as encoded words (header-fold.ts).
  *
  * The result never has a line that starts with "." (see qp.ts), and its boundary contains "=_",
  * which neither quoted-printable nor base64 text can contain.
@@ -21,8 +22,10 @@ import { randomBytes } from 'node:crypto';
 // the exact version they were tested with (no ^), and test/unit/nodemailer-surface.test.ts fails
 // when the installed copy is another or what we use of them changed. Upgrade on purpose.
 import { encodeWords } from 'nodemailer/lib/mime-funcs';
+import addressparser from 'nodemailer/lib/addressparser';
 import MimeNode from 'nodemailer/lib/mime-node';
 import type { BodyTemplate, FilledTemplate, OutgoingMessage } from '../domain/message.js';
+import { encodedText, fitsLineLimit, fold } from './header-fold.js';
 import { encodeBase64Lines, encodeQp, preferBase64 } from './qp.js';
 
 const BOUNDARY = `=_nl_${randomBytes(12).toString('hex')}`;
@@ -185,38 +188,30 @@ const PLAIN = /^[\x20-\x7e\t]*$/;
 const PLAIN_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$/;
 const PLAIN_MESSAGE_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]+>$/;
 
-/**
- * Folds a header line at blanks so that its lines stay within 76 characters where a blank
- * allows (RFC 5322 §2.2.3: unfolding removes the CRLF and gets the line back); a longer word,
- * such as a URL, stays whole.
- */
-export function fold(line: string): string {
-  if (line.length <= 76) return line;
-  let out = '';
-  let current = '';
-  const words = line.split(' ');
-  for (let i = 0; i < words.length; i++) {
-    const word = words[i] as string;
-    if (i === 0) current = word;
-    else if (current.length + 1 + word.length <= 76 || current.trim() === '') current += ` ${word}`;
-    else {
-      out += `${current}${CRLF}`;
-      current = ` ${word}`;
-    }
-  }
-  return out + current;
-}
-
 function addressHeader(key: string, value: string): string {
   const clean = value.replace(/[\r\n]+/g, ' ');
   if (key === 'To' && PLAIN_ADDRESS.test(clean)) return fold(`To: ${clean}`);
-  return fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+  const line = fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+  return fitsLineLimit(line) ? line : fold(`${key}: ${encodedMailboxes(clean)}`);
+}
+
+/**
+ * A display name too long to fold as written becomes encoded words; the address stays as it is
+ * (domain/address.ts caps an address at 254 octets, so it always fits a line).
+ */
+function encodedMailboxes(value: string): string {
+  return addressparser(value, { flatten: true })
+    .map(({ name, address }) => (name ? `${encodedText(name)} <${address}>` : address))
+    .join(', ');
 }
 
 function textHeader(key: string, value: string): string {
   const clean = value.replace(/[\r\n]+/g, ' ');
-  if (PLAIN.test(clean)) return fold(`${key}: ${clean}`);
-  return fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+  const line = PLAIN.test(clean)
+    ? fold(`${key}: ${clean}`)
+    : fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+  // A word of a subject (or of a CSV value merged into it) too long for one line: see header-fold.ts.
+  return fitsLineLimit(line) ? line : fold(`${key}: ${encodedText(clean)}`);
 }
 
 function messageIdValue(value: string): string {
@@ -233,21 +228,33 @@ function extraHeader(key: string, value: string): string {
   const name = headerName(key);
   const clean = value.replace(/[\r\n]+/g, ' ');
   if (clean.trim() === '') return '';
-  if (PLAIN.test(clean)) return fold(`${name}: ${clean}`);
-  if (!/<[^<>]*>/.test(clean)) return fold(`${name}: ${MimeNode.encodeHeaderValue(name, clean)}`);
-  const encoded = clean
-    .split(/(<[^<>]*>)/)
-    .map((part) => (part.startsWith('<') ? part : encodePhrase(part)))
-    .join('');
-  return fold(`${name}: ${encoded}`);
+  if (PLAIN.test(clean)) {
+    const line = fold(`${name}: ${clean}`);
+    if (fitsLineLimit(line)) return line;
+  }
+  if (!/<[^<>]*>/.test(clean)) {
+    const line = fold(`${name}: ${MimeNode.encodeHeaderValue(name, clean)}`);
+    return fitsLineLimit(line) ? line : fold(`${name}: ${encodedText(clean)}`);
+  }
+  const line = fold(`${name}: ${encodeOutsideBrackets(clean, false)}`);
+  return fitsLineLimit(line) ? line : fold(`${name}: ${encodeOutsideBrackets(clean, true)}`);
 }
 
-function encodePhrase(part: string): string {
+/** Encodes the text outside `<…>` (all of it when `always`, else only non-ASCII phrases). */
+function encodeOutsideBrackets(value: string, always: boolean): string {
+  return value
+    .split(/(<[^<>]*>)/)
+    .map((part) => (part.startsWith('<') ? part : encodePhrase(part, always)))
+    .join('');
+}
+
+function encodePhrase(part: string, always: boolean): string {
+  // A separator between two `<…>` (`, ` in List-Unsubscribe) is structure, never encoded.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is exactly what is tested for
-  if (/^[\x00-\x7f]*$/.test(part)) return part;
+  if (/^[\s,]*$/.test(part) || (!always && /^[\x00-\x7f]*$/.test(part))) return part;
   const lead = /^\s*/.exec(part)?.[0] ?? '';
   const trail = /\s*$/.exec(part)?.[0] ?? '';
-  return `${lead}${encodeWords(part.trim(), 'Q', 52, true)}${trail}`;
+  return `${lead}${always ? encodedText(part.trim()) : encodeWords(part.trim(), 'Q', 52, true)}${trail}`;
 }
 
 const names = new Map<string, string>();

@@ -12,12 +12,27 @@
  * delivered (`unknown`), `before-data` cannot have been (`retry`). Replies are matched to
  * commands in order, so a reply always lands on the transaction it belongs to.
  *
+ * Credentials only ever cross an encrypted connection: with `auth`, a connection that is not TLS
+ * (smtps://, or STARTTLS that succeeded) stops before AUTH, whatever the TLS policy. An attacker
+ * on the path can strip STARTTLS from the EHLO reply; the password must not be what they gain.
+ *
  * Errors carry nodemailer's vocabulary (code ECONNECTION/ETIMEDOUT/EAUTH/ETLS/EPROTOCOL,
  * responseCode, response, command), which src/domain/outcome.ts classifies.
  */
 import { createHmac } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { specialUseLookup } from './special-use-lookup.js';
+import {
+  authError,
+  connectionClosed,
+  connectionError,
+  plainTextRefused,
+  type Reply,
+  replyError,
+  SmtpError,
+} from './smtp-errors.js';
+import { type PeerTls, peerTlsOf, tlsConnectOptions } from './smtp-tls.js';
 
 export interface SessionOptions {
   host: string;
@@ -28,7 +43,8 @@ export interface SessionOptions {
   requireTLS: boolean;
   /** Never STARTTLS, even when offered. */
   ignoreTLS: boolean;
-  tls?: { rejectUnauthorized?: boolean | undefined } | undefined;
+  /** A private CA (PEM) trusted besides the system's: NEWSLETTER_SMTP_CA. */
+  ca: string | null;
   /** The EHLO name. */
   name: string;
   auth: { user: string; pass: string } | null;
@@ -36,33 +52,6 @@ export interface SessionOptions {
   greetingTimeoutMs: number;
   /** Inactivity while something is awaited from the server. */
   socketTimeoutMs: number;
-}
-
-export class SmtpError extends Error {
-  code: string;
-  originalCode: string | undefined;
-  responseCode: number | undefined;
-  response: string | undefined;
-  command: string;
-
-  constructor(
-    message: string,
-    fields: {
-      code: string;
-      command: string;
-      originalCode?: string;
-      responseCode?: number;
-      response?: string;
-    },
-  ) {
-    super(message);
-    this.name = 'SmtpError';
-    this.code = fields.code;
-    this.command = fields.command;
-    this.originalCode = fields.originalCode;
-    this.responseCode = fields.responseCode;
-    this.response = fields.response;
-  }
 }
 
 export type Phase = 'before-data' | 'data-sent';
@@ -88,12 +77,6 @@ export interface Transaction {
 export type TransactionResult =
   | { ok: true; response: string }
   | { ok: false; error: SmtpError; unsent?: boolean };
-
-interface Reply {
-  code: number;
-  /** Every line of the reply, joined with "\n". */
-  text: string;
-}
 
 /** A transaction on this connection, with the first refusal the server gave it. */
 interface Active {
@@ -129,6 +112,11 @@ export class SmtpSession {
 
   constructor(private readonly options: SessionOptions) {}
 
+  /** What the server's TLS showed, once open; null: the connection is not encrypted. */
+  get peerTls(): PeerTls | null {
+    return this.socket instanceof tls.TLSSocket ? peerTlsOf(this.socket) : null;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -152,19 +140,13 @@ export class SmtpSession {
     await this.hello();
     if (!(this.socket instanceof tls.TLSSocket)) {
       const offered = this.extensions.has('STARTTLS');
-      if (this.options.requireTLS && !offered) {
-        throw this.fail(
-          new SmtpError('the server does not offer STARTTLS, and TLS is required', {
-            code: 'ETLS',
-            command: 'STARTTLS',
-          }),
-        );
-      }
       if (offered && !this.options.ignoreTLS) {
         this.write('STARTTLS\r\n');
         await this.expect('STARTTLS', this.options.socketTimeoutMs, 220);
         await this.upgrade();
         await this.hello();
+      } else if (this.options.auth || this.options.requireTLS) {
+        throw this.fail(plainTextRefused(this.options, offered));
       }
     }
     if (this.options.auth) await this.authenticate(this.options.auth);
@@ -316,8 +298,8 @@ export class SmtpSession {
     const { host, port, secure, connectionTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {
       const socket = secure
-        ? tls.connect({ host, port, ...tlsOptions(this.options) })
-        : net.connect({ host, port });
+        ? tls.connect({ host, port, lookup: specialUseLookup, ...tlsConnectOptions(host, this.options.ca) })
+        : net.connect({ host, port, lookup: specialUseLookup });
       this.socket = socket;
       const timer = setTimeout(() => {
         socket.destroy();
@@ -325,7 +307,7 @@ export class SmtpSession {
       }, connectionTimeoutMs);
       const failed = (error: Error) => {
         clearTimeout(timer);
-        reject(this.fail(connectionError(error, 'CONN')));
+        reject(this.fail(connectionError(error, 'CONN', host)));
       };
       socket.once('error', failed);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
@@ -344,9 +326,10 @@ export class SmtpSession {
     plain.removeAllListeners('close');
     plain.removeAllListeners('timeout');
     return new Promise((resolve, reject) => {
-      const secure = tls.connect({ socket: plain, ...tlsOptions(this.options) });
+      const secure = tls.connect({ socket: plain, ...tlsConnectOptions(this.options.host, this.options.ca) });
       this.socket = secure;
-      const failed = (error: Error) => reject(this.fail(connectionError(error, 'STARTTLS')));
+      const failed = (error: Error) =>
+        reject(this.fail(connectionError(error, 'STARTTLS', this.options.host)));
       secure.once('error', failed);
       secure.once('secureConnect', () => {
         secure.off('error', failed);
@@ -507,13 +490,6 @@ export class SmtpSession {
   }
 }
 
-function tlsOptions(options: SessionOptions): tls.ConnectionOptions {
-  return {
-    ...(net.isIP(options.host) ? {} : { servername: options.host }),
-    rejectUnauthorized: options.tls?.rejectUnauthorized ?? true,
-  };
-}
-
 /** The three digits that start a reply line; 0 when they are not digits. */
 function replyCode(line: string): number {
   const a = line.charCodeAt(0) - 48;
@@ -525,43 +501,6 @@ function replyCode(line: string): number {
 
 function isPositive(reply: Reply): boolean {
   return reply.code >= 200 && reply.code < 300;
-}
-
-function replyError(command: string, reply: Reply, code = 'EENVELOPE'): SmtpError {
-  const response = reply.text;
-  return new SmtpError(`${command} failed: ${response}`, {
-    code: command === 'DATA' ? 'EMESSAGE' : code,
-    command,
-    responseCode: reply.code,
-    response,
-  });
-}
-
-function authError(command: string, reply: Reply): SmtpError {
-  return new SmtpError('Invalid login', {
-    code: 'EAUTH',
-    command,
-    responseCode: reply.code,
-    response: reply.text,
-  });
-}
-
-function connectionError(error: Error, command: string): SmtpError {
-  const code = (error as NodeJS.ErrnoException).code;
-  return new SmtpError(error.message, {
-    code: isTlsProblem(error) ? (code ?? 'ETLS') : 'ECONNECTION',
-    command,
-    ...(code ? { originalCode: code } : {}),
-  });
-}
-
-function isTlsProblem(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  return /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code);
-}
-
-function connectionClosed(command: string): SmtpError {
-  return new SmtpError('Connection closed unexpectedly', { code: 'ECONNECTION', command });
 }
 
 /** Doubles the "." that starts a line (RFC 5321 §4.5.2). */

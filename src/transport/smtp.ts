@@ -22,10 +22,11 @@
  */
 import { hostname } from 'node:os';
 import { classifySmtpFailure, classifySuccess, type SmtpFailure } from '../domain/outcome.js';
+import { defaultSmtpTlsPolicy, type SmtpTlsPolicy } from '../domain/smtp-tls-policy.js';
 import { describeTransport, type TransportSpec } from '../domain/transport-spec.js';
 import type { SendOutcome } from '../domain/types.js';
 import type { OutgoingMessage } from '../domain/message.js';
-import type { SendOptions, Transport } from '../engine/ports.js';
+import type { SendOptions, Transport, TransportVerification } from '../engine/ports.js';
 import { TransportCheckError } from './check-error.js';
 import {
   type ComposeOptions,
@@ -36,7 +37,8 @@ import {
   wireEnvelope,
 } from './compose.js';
 import { isDotSafe } from './mime.js';
-import { type Phase, SmtpError, SmtpSession, type SessionOptions, type Transaction } from './smtp-session.js';
+import { SmtpError } from './smtp-errors.js';
+import { type Phase, SmtpSession, type SessionOptions, type Transaction } from './smtp-session.js';
 
 export type SmtpSpec = Extract<TransportSpec, { kind: 'smtp' }>;
 
@@ -60,11 +62,16 @@ export interface SmtpOptions extends ComposeOptions {
    * trickles bytes forever, which no inactivity timeout sees. Default 10 minutes.
    */
   messageTimeoutMs?: number;
-  /** Refuse to send unless the server offers STARTTLS. Default false. */
+  /**
+   * NEWSLETTER_SMTP_TLS. Default: `required` with a password, else `opportunistic`. Whatever it
+   * is, a password is only ever sent over TLS (smtp-session.ts).
+   */
+  tlsPolicy?: SmtpTlsPolicy | null;
+  /** Older spellings of the policy: `requireTLS` is `required`, `ignoreTLS` is `none`. */
   requireTLS?: boolean;
-  /** Never use STARTTLS even when offered. Default false; never implied by a loopback host. */
   ignoreTLS?: boolean;
-  tls?: { rejectUnauthorized?: boolean };
+  /** NEWSLETTER_SMTP_CA: a private CA (PEM text) trusted besides the system's. */
+  ca?: string | null;
   /** The EHLO name; the host name by default. */
   name?: string;
 }
@@ -81,13 +88,14 @@ type PoolResult =
 export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): Transport {
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const secrets = spec.password ? [spec.password] : [];
+  const policy = tlsPolicyOf(spec, options);
   const session: SessionOptions = {
     host: spec.host,
     port: spec.port,
     secure: spec.secure,
-    requireTLS: options.requireTLS ?? false,
-    ignoreTLS: options.ignoreTLS ?? false,
-    tls: options.tls,
+    requireTLS: policy === 'required',
+    ignoreTLS: policy === 'none',
+    ca: options.ca ?? null,
     name: (options.name ?? defaultName()).replace(/[\r\n]/g, ''),
     auth:
       spec.user !== null || spec.password !== null
@@ -100,6 +108,23 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
   const maxConnections = Math.max(1, options.maxConnections ?? 5);
   const pool = new SmtpPool(session, maxConnections, options.maxMessagesPerConnection ?? 1000);
   const messageTimeoutMs = options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS;
+
+  /** One connection, opened as far as a send would (TLS, AUTH), then closed: nothing is sent. */
+  const inspect = async (): Promise<TransportVerification> => {
+    const probe = new SmtpSession(session);
+    try {
+      await probe.open(() => undefined);
+      const tls = probe.peerTls;
+      probe.quit();
+      return { tls, authenticated: session.auth !== null, tlsPolicy: policy };
+    } catch (error) {
+      const outcome = classifySmtpFailure(failureOf(error), 'before-data', secrets);
+      throw new TransportCheckError(
+        `SMTP check of ${describeTransport(spec)} failed: ${outcome.reply}`,
+        outcome,
+      );
+    }
+  };
 
   return {
     kind: 'smtp',
@@ -131,18 +156,10 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
     },
 
     async verify(): Promise<void> {
-      const probe = new SmtpSession(session);
-      try {
-        await probe.open(() => undefined);
-        probe.quit();
-      } catch (error) {
-        const outcome = classifySmtpFailure(failureOf(error), 'before-data', secrets);
-        throw new TransportCheckError(
-          `SMTP check of ${describeTransport(spec)} failed: ${outcome.reply}`,
-          outcome,
-        );
-      }
+      await inspect();
     },
+
+    inspect,
 
     close: () => pool.close(),
   };
@@ -412,6 +429,13 @@ function closedError(): SmtpError {
 function asSmtpError(error: unknown): SmtpError {
   if (error instanceof SmtpError) return error;
   return new SmtpError(errorText(error), { code: 'ECONNECTION', command: 'CONN' });
+}
+
+function tlsPolicyOf(spec: SmtpSpec, options: SmtpOptions): SmtpTlsPolicy {
+  if (options.tlsPolicy) return options.tlsPolicy;
+  if (options.requireTLS) return 'required';
+  if (options.ignoreTLS) return 'none';
+  return defaultSmtpTlsPolicy(spec.password !== null);
 }
 
 /** nodemailer's choice: the host name when it is a FQDN, else [127.0.0.1]. */

@@ -78,6 +78,7 @@ describe('doctor', () => {
       'schema',
       'integrity',
       'filesystem',
+      'permissions',
       'host',
       'hosts',
       'lock',
@@ -95,7 +96,7 @@ describe('doctor', () => {
     const text = await ws.run(['doctor', '--crontab', cron]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^ok\s+integrity\s+PRAGMA integrity_check: ok\.$/m);
-    expect(text.stdout).toContain('doctor: all 12 checks are ok.');
+    expect(text.stdout).toContain('doctor: all 13 checks are ok.');
   });
 
   it('finds a send-due line for the same database duplicated in a given crontab (and across cron.d)', async () => {
@@ -245,6 +246,7 @@ describe('doctor', () => {
       const cron = await crontab(ws, 'crontab', [sendDueLine(ws)]);
       const wrong = await doctor(ws, ['--crontab', cron], {
         NEWSLETTER_TRANSPORT: `smtp://news:wrong-password@127.0.0.1:${sink.port}`,
+        NEWSLETTER_SMTP_CA: sink.caPath,
       });
       expect(wrong.result.code).toBe(8);
       expect(wrong.check('transport')).toMatchObject({
@@ -254,6 +256,7 @@ describe('doctor', () => {
       });
       const right = await doctor(ws, ['--crontab', cron], {
         NEWSLETTER_TRANSPORT: `smtp://news:right-password@127.0.0.1:${sink.port}`,
+        NEWSLETTER_SMTP_CA: sink.caPath,
       });
       expect(right.result.code, describeRun(['doctor'], right.result)).toBe(0);
       expect(right.check('transport').message).toContain('authenticated as news');

@@ -102,7 +102,8 @@ describePostgres('migrate-db: SQLite → PostgreSQL, then several hosts', () => 
         NEWSLETTER_LOCK_DIR: lockDir,
       };
     };
-    const old = (args: string[]) => runCli(args, hostEnv('old-host', sqlite), { cwd: dir });
+    const old = (args: string[], extra: Record<string, string> = {}) =>
+      runCli(args, { ...hostEnv('old-host', sqlite), ...extra }, { cwd: dir });
 
     // History on SQLite: newsletter 1 sent to everyone, newsletter 2 sent to the first 60, a draft.
     ok(await old(['init']));
@@ -158,7 +159,20 @@ describePostgres('migrate-db: SQLite → PostgreSQL, then several hosts', () => 
     const pool = new Pool({ connectionString: database.url, max: 2, allowExitOnIdle: true, types });
     pool.on('error', () => undefined);
     try {
-      const report = JSON.parse(ok(await old(['migrate-db', '--to', database.url, '--json']))) as {
+      // A password on the command line (visible to every local user in `ps`) is refused, and not
+      // echoed in the refusal.
+      // The test cluster trusts local connections: any password is accepted, and carried as a real one.
+      const password = 'migrate-Pa55word-never-shown';
+      const withPassword = database.url.replace('postgres@', `postgres:${password}@`);
+      expect(withPassword).toContain(password);
+      const inArgv = await old(['migrate-db', '--to', withPassword]);
+      expect(inArgv.code).toBe(2);
+      expect(inArgv.stderr).toContain('NEWSLETTER_MIGRATE_TO');
+      expect(inArgv.stderr).not.toContain(password);
+
+      const report = JSON.parse(
+        ok(await old(['migrate-db', '--json'], { NEWSLETTER_MIGRATE_TO: withPassword })),
+      ) as {
         tables: { name: string; source: number; target: number }[];
         deliveryStates: { name: string; source: number; target: number }[];
         notCopied: string[];
@@ -184,7 +198,10 @@ describePostgres('migrate-db: SQLite → PostgreSQL, then several hosts', () => 
       for (const state of report.deliveryStates) expect(state.source).toBe(state.target);
 
       // Into a database that is no longer empty: refused, nothing changes.
-      const again = await old(['migrate-db', '--to', database.url]);
+      const targetFile = join(dir, 'migrate-to.url');
+      writeFileSync(targetFile, `${withPassword}\n`, { mode: 0o600 });
+      const again = await old(['migrate-db', '--to-file', targetFile]);
+      expect(again.stderr).not.toContain(password);
       expect(again.code).toBe(5);
       expect(again.stderr).toMatch(/not empty/);
       // The SQLite file no longer sends: a crontab line left behind meets the clone guard.

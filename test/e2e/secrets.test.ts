@@ -14,6 +14,7 @@ import { assertBuilt, closedPort, makeWorkspace, type Workspace } from '../helpe
 import { makeDkimKey, type TestDkimKey } from '../helpers/mail-checks.js';
 import { describePostgres, type PgCluster, sharedCluster, stopSharedCluster } from '../helpers/postgres.js';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
+import { TEST_CA_PATH } from '../helpers/tls-fixture.js';
 
 const SMTP_USER = 'newsletter';
 const SMTP_PASSWORD = 'Wr0ng-Pa55word/Zq7+x';
@@ -66,6 +67,8 @@ async function workspace(env: Record<string, string>): Promise<Workspace> {
     NEWSLETTER_SECRET_PREVIOUS: PREVIOUS_SECRET,
     NEWSLETTER_DKIM_KEY: 'dkim.pem',
     NEWSLETTER_DKIM_SELECTOR: 'news2026',
+    // The sink with AUTH offers STARTTLS with the test CA's certificate.
+    NEWSLETTER_SMTP_CA: TEST_CA_PATH,
     ...env,
   });
   return ws;

@@ -39,6 +39,8 @@ export async function smtpTransport(config: Config): Promise<Transport> {
   return createTransport(config.transport, {
     maxConnections: config.connections,
     timeoutMs: config.smtpTimeoutMs,
+    tlsPolicy: config.smtpTls.policy,
+    ca: config.smtpTls.ca?.pem ?? null,
   });
 }
 

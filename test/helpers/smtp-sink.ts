@@ -2,12 +2,15 @@
  * A real SMTP server for tests (smtp-server on 127.0.0.1, a free port), with faults chosen per
  * test: reject a recipient, reject the message after DATA, drop the connection at RCPT TO,
  * read the whole message then drop the connection without a reply (`cutAfterData`), read it
- * and never reply (`hangAfterData`), or drop a connection before the greeting. STARTTLS is not
- * offered, so loopback clients need no certificate. `close()` destroys every socket first, so a
- * test never waits on a hanging session.
+ * and never reply (`hangAfterData`), or drop a connection before the greeting. Without `auth`,
+ * STARTTLS is not offered, so loopback clients need no certificate; with `auth` it is (the
+ * client never sends a password without TLS), with the test certificate of
+ * test/helpers/tls-fixture.ts: clients trust `caPath`. `close()` destroys every socket first, so
+ * a test never waits on a hanging session.
  */
 import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { type ServerCertificate, serverCertificate } from './tls-fixture.js';
 
 export type SinkFault =
   /** Reply to RCPT TO with this code and text, e.g. 550 + `5.1.1 <x@y>: user unknown`. */
@@ -54,6 +57,13 @@ export interface SmtpSinkOptions {
   socketTimeoutMs?: number;
   /** Offer SMTPUTF8 (RFC 6531) in the EHLO reply. Default true, as smtp-server does. */
   smtputf8?: boolean;
+  /**
+   * `starttls`: offered in the EHLO reply; `implicit`: TLS from the first byte (smtps);
+   * `none`: never. Default: `starttls` with `auth`, else `none`.
+   */
+  tls?: 'starttls' | 'implicit' | 'none';
+  /** The server's certificate; default the test CA's (tls-fixture.ts). */
+  certificate?: ServerCertificate;
 }
 
 export interface SmtpSink {
@@ -68,6 +78,12 @@ export interface SmtpSink {
   readonly connections: number;
   /** Every MAIL FROM and RCPT TO command line as it arrived on the wire (smtp-server decodes A-labels). */
   readonly envelopeCommands: readonly string[];
+  /** AUTH attempts that reached the server (over TLS or not). */
+  readonly authAttempts: number;
+  /** AUTH command lines read in clear, before any TLS: a password on the wire. */
+  readonly clearTextAuthCommands: number;
+  /** The file a client trusts the server's certificate with (NEWSLETTER_SMTP_CA). */
+  caPath: string;
   /** Messages to `address` answered with 250. */
   count(address: string): number;
   /** Messages to `address` read completely, whatever the reply: what the server may hold. */
@@ -86,6 +102,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   let transactions = 0;
   let connections = 0;
   const envelopeCommands: string[] = [];
+  let authAttempts = 0;
+  let clearTextAuthCommands = 0;
+  const tlsMode = options.tls ?? (options.auth ? 'starttls' : 'none');
+  const certificate = options.certificate ?? serverCertificate();
 
   const find = (kinds: SinkFault['kind'][], seq: number, to: readonly string[]): SinkFault | undefined =>
     rules.find(
@@ -101,8 +121,11 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     name: 'sink.test',
     banner: 'smtp-sink ready',
     disableReverseLookup: true,
-    hideSTARTTLS: true,
-    disabledCommands: ['STARTTLS'],
+    secure: tlsMode === 'implicit',
+    key: certificate.key,
+    cert: certificate.cert,
+    hideSTARTTLS: tlsMode !== 'starttls',
+    disabledCommands: tlsMode === 'starttls' ? [] : ['STARTTLS'],
     hideENHANCEDSTATUSCODES: true,
     hideSMTPUTF8: options.smtputf8 === false,
     authOptional: !options.auth,
@@ -111,6 +134,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     socketTimeout: options.socketTimeoutMs ?? 10_000,
     closeTimeout: 500,
     onAuth(auth, _session, callback) {
+      authAttempts += 1;
       if (!options.auth || (auth.username === options.auth.user && auth.password === options.auth.password)) {
         callback(null, { user: auth.username ?? 'anonymous' });
         return;
@@ -183,7 +207,11 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       const lines = (pending + chunk.toString('utf8')).split('\r\n');
       // A partial last line waits for the next chunk; message data can be long, keep only a tail.
       pending = (lines.pop() ?? '').slice(-2000);
-      for (const line of lines) if (/^(MAIL FROM|RCPT TO):/i.test(line)) envelopeCommands.push(line);
+      for (const line of lines) {
+        if (/^(MAIL FROM|RCPT TO):/i.test(line)) envelopeCommands.push(line);
+        // After STARTTLS this socket carries ciphertext: an AUTH line here was sent in clear.
+        if (/^AUTH\b/i.test(line)) clearTextAuthCommands += 1;
+      }
     });
   });
 
@@ -203,7 +231,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 
   return {
     port,
-    url: `smtp://127.0.0.1:${port}`,
+    url: `${tlsMode === 'implicit' ? 'smtps' : 'smtp'}://127.0.0.1:${port}`,
     get total() {
       return messages.filter((m) => m.disposition === 'accepted').length;
     },
@@ -216,6 +244,13 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     get envelopeCommands() {
       return envelopeCommands;
     },
+    get authAttempts() {
+      return authAttempts;
+    },
+    get clearTextAuthCommands() {
+      return clearTextAuthCommands;
+    },
+    caPath: certificate.caPath,
     count: (address) => accepted(address).length,
     received: (address) => messages.filter((m) => includes(m.to, address)).length,
     addFault(rule) {

@@ -80,6 +80,7 @@ async function scene(options: {
       NEWSLETTER_LEASE: `${LEASE_MS / 1000}s`,
       NEWSLETTER_SMTP_CONNECTIONS: '1',
       NEWSLETTER_SMTP_TIMEOUT: '5s',
+      NEWSLETTER_SMTP_CA: sink.caPath,
       ...options.env,
     },
     envFile: null,

@@ -330,7 +330,11 @@ describe('personalising a built body', () => {
     )?.[1];
     expect(url).toBeDefined();
     const token = url!.slice('https://news.example.org/u/'.length);
-    expect(verifyUnsubscribeToken(SECRET, token)).toEqual({ subscriberId: 42, newsletterId: 3 });
+    expect(verifyUnsubscribeToken(SECRET, token)).toEqual({
+      kind: 'subscriber',
+      subscriberId: 42,
+      newsletterId: 3,
+    });
     expect(message.headers).toEqual({
       'List-Unsubscribe': `<https://news.example.org/u/${token}>, <mailto:unsubscribe@example.org?subject=unsubscribe-${token}>`,
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
@@ -361,7 +365,11 @@ describe('personalising a built body', () => {
     expect(message.subject).toBe('Hello Ada <script>alert("x")</script> & "Co"');
     expect(message.headers['List-Id']).toBe('<newsletter.example.org>');
     const token = /\/u\/([^>]+)>/.exec(message.headers['List-Unsubscribe'] ?? '')?.[1] ?? '';
-    expect(verifyUnsubscribeToken(SECRET, token)).toEqual({ subscriberId: 0, newsletterId: 3 });
+    expect(verifyUnsubscribeToken(SECRET, token)).toEqual({
+      kind: 'subscriber',
+      subscriberId: 0,
+      newsletterId: 3,
+    });
   });
 
   it('renders a field the recipient lacks as empty, and never lets a CSV column replace the link', async () => {

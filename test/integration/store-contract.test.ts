@@ -41,6 +41,7 @@ import {
   testMessageId,
 } from '../helpers/store-fixtures.js';
 import { closeRunLeavingClaims, damage, forceRetry } from '../helpers/damage.js';
+import { optOutContract } from './store-contract-optouts.js';
 import { runEndContract } from './store-contract-run-end.js';
 
 const T0: Millis = Date.now();
@@ -118,6 +119,7 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
   });
 
   describe('nobody stranded', () => runEndContract(() => ({ store, handle })));
+  describe('opt-outs and erasure', () => optOutContract(() => ({ store, handle })));
 
   describe('schema', () => {
     it('is at the latest version after migrate, and migrating again changes nothing', async () => {

@@ -1,7 +1,7 @@
 /**
  * Our SMTP client (src/transport/smtp-session.ts, smtp.ts) where test/integration/transport-smtp
  * does not look: pipelining and its failure modes, servers without PIPELINING, TLS (STARTTLS and
- * smtps, with smtp-server's self-signed certificate), AUTH LOGIN, greetings that refuse, the
+ * smtps, with the test CA's certificate), AUTH LOGIN, greetings that refuse, the
  * per-connection message limit, and messages withdrawn when the run stops.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,10 @@ import type { SendOutcome } from '../../src/domain/types.js';
 import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { createSmtpTransport, type SmtpOptions } from '../../src/transport/smtp.js';
 import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../helpers/smtp-sink.js';
+import { serverCertificate, testCa } from '../helpers/tls-fixture.js';
+
+/** The test CA's server certificate (test/fixtures/tls), trusted with `ca: testCa()`. */
+const { key, cert } = serverCertificate();
 
 const open: Array<{ close(): Promise<void> }> = [];
 
@@ -160,12 +164,12 @@ describe('pipelining', () => {
 });
 
 describe('connecting', () => {
-  it('STARTTLS when offered: a self-signed certificate is refused (fatal) unless trusted', async () => {
-    const { port, accepted } = await server({});
+  it('STARTTLS when offered: a certificate of a private CA is refused (fatal) unless trusted', async () => {
+    const { port, accepted } = await server({ key, cert });
     const strict = await transportTo(port).send(message('ann@example.net'));
     expect(strict.kind).toBe('fatal');
     expect(strict.reply).toMatch(/certificate/i);
-    const trusting = transportTo(port, { tls: { rejectUnauthorized: false } });
+    const trusting = transportTo(port, { ca: testCa() });
     expect(await trusting.send(message('ann@example.net'))).toMatchObject({ kind: 'sent' });
     expect(accepted).toEqual(['ann@example.net']);
   });
@@ -180,15 +184,16 @@ describe('connecting', () => {
   });
 
   it('smtps: TLS from the first byte', async () => {
-    const { port, accepted } = await server({ secure: true });
-    const transport = transportTo(port, { tls: { rejectUnauthorized: false } }, true);
+    const { port, accepted } = await server({ secure: true, key, cert });
+    const transport = transportTo(port, { ca: testCa() }, true);
     expect(await transport.send(message('tls@example.net'))).toMatchObject({ kind: 'sent' });
     expect(accepted).toEqual(['tls@example.net']);
   });
 
   it('AUTH LOGIN when that is all the server offers; a wrong password is fatal', async () => {
     const { port } = await server({
-      hideSTARTTLS: true,
+      key,
+      cert,
       authMethods: ['LOGIN'],
       authOptional: false,
       allowInsecureAuth: true,
@@ -199,11 +204,15 @@ describe('connecting', () => {
       },
     });
     expect(
-      await transportTo(port, {}, false, ['news', 's3cret-pass']).send(message('a@example.net')),
+      await transportTo(port, { ca: testCa() }, false, ['news', 's3cret-pass']).send(
+        message('a@example.net'),
+      ),
     ).toMatchObject({
       kind: 'sent',
     });
-    const wrong = await transportTo(port, {}, false, ['news', 'wr0ng-pass']).send(message('a@example.net'));
+    const wrong = await transportTo(port, { ca: testCa() }, false, ['news', 'wr0ng-pass']).send(
+      message('a@example.net'),
+    );
     expect(wrong).toMatchObject({ kind: 'fatal' });
     expect(wrong.reply).toMatch(/^535 .*\(AUTH LOGIN\)$/);
     expect(wrong.reply).not.toContain('wr0ng-pass');

@@ -7,6 +7,7 @@ import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { TransportCheckError } from '../../src/transport/check-error.js';
 import { createSmtpTransport, type SmtpOptions } from '../../src/transport/smtp.js';
 import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../helpers/smtp-sink.js';
+import { testCa } from '../helpers/tls-fixture.js';
 
 const FROM = '"Example News" <news@example.org>';
 
@@ -288,7 +289,7 @@ describe('smtp transport against a real server', () => {
     const auth = { user: 'news', password: 'c0rrect-h0rse-battery' };
 
     it('the right password sends; verify() passes', async () => {
-      const { sink, transport } = await sinkAndTransport({ auth }, {}, auth);
+      const { sink, transport } = await sinkAndTransport({ auth }, { ca: testCa() }, auth);
       await transport.verify();
       expect(await transport.send(message('ann@example.net'))).toMatchObject({ kind: 'sent' });
       expect(sink.count('ann@example.net')).toBe(1);
@@ -296,7 +297,7 @@ describe('smtp transport against a real server', () => {
 
     it('a wrong password → fatal, and neither the outcome nor verify() shows it', async () => {
       const wrong = { user: 'news', password: 'wr0ng-s3cret-pa55' };
-      const { sink, transport } = await sinkAndTransport({ auth }, {}, wrong);
+      const { sink, transport } = await sinkAndTransport({ auth }, { ca: testCa() }, wrong);
 
       const outcome = await transport.send(message('ann@example.net'));
       expect(outcome).toMatchObject({ kind: 'fatal' });
@@ -318,7 +319,7 @@ describe('smtp transport against a real server', () => {
     });
 
     it('no credentials where the server requires them → fatal', async () => {
-      const { transport } = await sinkAndTransport({ auth });
+      const { transport } = await sinkAndTransport({ auth }, { ca: testCa() });
       expect(await transport.send(message('ann@example.net'))).toMatchObject({ kind: 'fatal' });
     });
   });

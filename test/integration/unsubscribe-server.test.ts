@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, unsubscribeKeys } from '../../src/config.js';
 import type { Store } from '../../src/store/store.js';
-import { createUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
+import { createTestUnsubscribeToken, createUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
 import {
   closeServer,
   createUnsubscribeServer,
@@ -146,6 +146,26 @@ describe('POST /u/TOKEN (RFC 8058 one-click)', () => {
     const token = createUnsubscribeToken(SECRET, { subscriberId: 0, newsletterId: newsletter.id });
     expect((await post(`/u/${token}`)).status).toBe(200);
     expect(events.at(-1)).toMatchObject({ type: 'unsubscribed', known: false });
+  });
+});
+
+describe('the test link of a test send or preview (issue 13)', () => {
+  it('GET shows a page that says it is a test; the one-click POST says so and unsubscribes nobody', async () => {
+    const { newsletter, recipients } = await subscribers(1);
+    const token = createTestUnsubscribeToken(SECRET, newsletter.id);
+
+    const page = await fetch(`${base}/u/${token}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('test copy or a preview');
+
+    const clicked = await post(`/u/${token}`);
+    expect(clicked.status).toBe(200);
+    const text = await clicked.text();
+    expect(text).toContain('nobody was unsubscribed');
+    expect(text).not.toContain('You are unsubscribed');
+    expect((await store.getSubscriber(recipients[0]!))?.status).toBe('active');
+    expect(events.filter((e) => e.type === 'unsubscribed')).toEqual([]);
+    expect(events).toContainEqual({ type: 'test-link', method: 'POST', newsletterId: newsletter.id });
   });
 });
 

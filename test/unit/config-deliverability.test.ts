@@ -116,6 +116,7 @@ describe('unsubscribe key rotation', () => {
 
     const old = createUnsubscribeToken(previous, { subscriberId: 5, newsletterId: 9 });
     expect(verifyUnsubscribeToken(unsubscribeKeys(dated, until - 1), old)).toEqual({
+      kind: 'subscriber',
       subscriberId: 5,
       newsletterId: 9,
     });
@@ -158,7 +159,10 @@ describe('Reply-To and the soft bounce limit', () => {
     expect(load({ NEWSLETTER_SOFT_BOUNCE_LIMIT: '5' }).softBounceLimit).toBe(5);
     expect(problems({ NEWSLETTER_SOFT_BOUNCE_LIMIT: '0' })).toContain('NEWSLETTER_SOFT_BOUNCE_LIMIT');
     expect(problems({ NEWSLETTER_REPLY_TO: 'nobody' })).toContain(
-      'NEWSLETTER_REPLY_TO "nobody" has no address',
+      `NEWSLETTER_REPLY_TO is not a usable address: "nobody" has no '@'`,
+    );
+    expect(problems({ NEWSLETTER_REPLY_TO: 'help@' })).toContain(
+      `NEWSLETTER_REPLY_TO is not a usable address: "help@" has nothing after the '@'`,
     );
   });
 });

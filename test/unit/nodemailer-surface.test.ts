@@ -24,6 +24,13 @@ describe('nodemailer, whose internals the transport imports', () => {
     expect(encodeWords('Grüße aus Köln', 'Q', 52, true)).toBe('=?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=');
   });
 
+  it('lib/mime-funcs: encodeWord encodes even plain ASCII, in words of at most the length asked', async () => {
+    const { encodeWord } = await import('nodemailer/lib/mime-funcs');
+    expect(encodeWord('a_b c'.repeat(10), 'Q', 52)).toBe(
+      '=?UTF-8?Q?a=5Fb_ca=5Fb_ca=5Fb_ca=5Fb_ca=5Fb_ca=5Fb?= =?UTF-8?Q?_ca=5Fb_ca=5Fb_ca=5Fb_ca=5Fb_c?=',
+    );
+  });
+
   it('lib/mime-node: encodeHeaderValue encodes text and addresses (domains as A-labels)', async () => {
     const { default: MimeNode } = await import('nodemailer/lib/mime-node');
     expect(MimeNode.encodeHeaderValue('Subject', 'Grüße aus Köln')).toBe(

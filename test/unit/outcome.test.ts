@@ -319,11 +319,22 @@ describe('classifySmtpFailure: DESIGN "SMTP outcomes"', () => {
       { kind: 'retry', unreachable: true },
     ],
     [
-      'DNS failure',
+      'a host name that does not exist (a typo): fatal, not transient',
       {
         code: 'EDNS',
         originalCode: 'ENOTFOUND',
-        message: 'getaddrinfo ENOTFOUND smtp.invalid',
+        message: 'the SMTP host smtp.invalid does not resolve (ENOTFOUND)',
+        command: 'CONN',
+      },
+      'before-data',
+      { kind: 'fatal' },
+    ],
+    [
+      'a resolver that cannot answer (EAI_AGAIN): retry',
+      {
+        code: 'EDNS',
+        originalCode: 'EAI_AGAIN',
+        message: 'getaddrinfo EAI_AGAIN smtp.example.org',
         command: 'CONN',
       },
       'before-data',

@@ -79,7 +79,12 @@ async function collect(global: GlobalOptions, options: DoctorOptions): Promise<C
     isProcessAlive,
     createTransport: async (spec) => {
       const { createTransport } = await import('../../transport/index.js');
-      return createTransport(spec, { maxConnections: 1, timeoutMs });
+      return createTransport(spec, {
+        maxConnections: 1,
+        timeoutMs,
+        tlsPolicy: config.smtpTls.policy,
+        ca: config.smtpTls.ca?.pem ?? null,
+      });
     },
     transportTimeoutMs: timeoutMs + 2_000,
   });

@@ -3,16 +3,21 @@
  * Copies the configured SQLite database into an empty PostgreSQL database with every id, checks
  * the counts, and unbinds the SQLite file from this host so that it can no longer send (see
  * src/store/copy.ts). Holds this host's run lock meanwhile: no send-due runs during the copy.
+ * The target comes from NEWSLETTER_MIGRATE_TO or --to-file, never a password in argv
+ * (src/cli/migrate-target.ts).
  */
 import { describeDatabase } from '../../domain/database-location.js';
-import { ConfigError, LockHeldError, UsageError } from '../../domain/errors.js';
+import { LockHeldError, UsageError } from '../../domain/errors.js';
+import { maskSecrets, secretForms } from '../../domain/secret-forms.js';
+import { lockLocationOf } from '../../host/lock-location.js';
 import { acquireRunLock } from '../../host/run-lock.js';
 import type { Context } from '../context.js';
-import { printJson, println, table } from '../output.js';
+import { migrateTargetOf } from '../migrate-target.js';
+import { extendRedactor, printJson, println, table, warn } from '../output.js';
 
 export async function migrateDbCommand(
   context: Context,
-  options: { to: string; json?: boolean },
+  options: { to?: string; toFile?: string; json?: boolean },
 ): Promise<void> {
   const { config } = context;
   if (config.database.kind !== 'sqlite') {
@@ -23,22 +28,20 @@ export async function migrateDbCommand(
       ],
     );
   }
-  if (!/^postgres(ql)?:\/\//.test(options.to)) {
-    throw new UsageError(
-      `--to must be a postgres:// URL, e.g. postgres://newsletter@db.internal/newsletter.`,
-    );
+  const destination = migrateTargetOf({ ...options, env: process.env, cwd: context.cwd });
+  for (const text of destination.warnings) warn(text);
+  // The target's password is not part of the configuration, so the redactor set from it does not
+  // know it: a copy error quoting the URL must not show it either.
+  const password = new URL(destination.url).password;
+  if (password) {
+    const forms = [password, ...secretForms(safeDecode(password))];
+    extendRedactor((text) => maskSecrets(text, forms));
   }
-  try {
-    new URL(options.to);
-  } catch {
-    throw new ConfigError('--to is not a valid postgres:// URL.');
-  }
-  const target = describeDatabase({ kind: 'postgres', url: options.to });
+  const target = describeDatabase({ kind: 'postgres', url: destination.url });
   const source = config.database.path;
 
   const lock = await acquireRunLock({
-    databasePath: source,
-    lockDir: config.lockDir,
+    ...lockLocationOf(config.database, config.lockDir),
     staleMs: config.lockStaleMs,
     onCompromised: () => undefined,
   });
@@ -53,7 +56,7 @@ export async function migrateDbCommand(
     report = await copySqliteToPostgres({
       sqlitePath: source,
       busyTimeoutMs: config.busyTimeoutMs,
-      postgresUrl: options.to,
+      postgresUrl: destination.url,
       targetDescription: target,
       now: Date.now(),
     });
@@ -93,4 +96,12 @@ export async function migrateDbCommand(
   );
   println('Next, on every host: set NEWSLETTER_DATABASE to the PostgreSQL URL, run `newsletter init`');
   println('(safe everywhere, at once), and keep the same crontab line. See docs/postgres.md.');
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }

@@ -1,6 +1,7 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { BuildError, InputError, UsageError } from '../../domain/errors.js';
+import { fromAddressProblem } from '../../domain/from-address.js';
 import { noSuchNewsletter } from '../../domain/not-found.js';
 import type { DeliveryCounts, Newsletter } from '../../domain/types.js';
 import { parseWhen } from '../../domain/when.js';
@@ -32,8 +33,10 @@ export async function createCommand(context: Context, options: CreateOptions): P
   if (!options.subject.trim()) problems.push('--subject is empty.');
   if (options.from !== undefined && HEADER_BREAK.test(options.from))
     problems.push('--from contains a line break.');
-  else if (options.from !== undefined && !options.from.includes('@'))
-    problems.push(`--from "${options.from}" has no address.`);
+  else if (options.from !== undefined) {
+    const problem = fromAddressProblem('--from', options.from);
+    if (problem) problems.push(problem);
+  }
   const scheduledAt = options.at === undefined ? null : parseWhen(options.at, now);
   if (options.at !== undefined && scheduledAt === null) {
     problems.push(

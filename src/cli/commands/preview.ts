@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { problemsForRealSend } from '../../config.js';
 import { normaliseAddress } from '../../domain/address.js';
@@ -30,6 +30,9 @@ async function personaliseFor(
     secret: context.config.secret ?? 'preview-placeholder-secret-not-for-sending',
     listNames: newsletter.lists,
     replyTo: context.config.replyTo,
+    // Preview files and test sends reach people who are not the subscriber shown: their links
+    // must not unsubscribe that subscriber (issue 13).
+    testToken: true,
   });
   return { message: personalise(recipient), body };
 }
@@ -118,7 +121,10 @@ export async function previewCommand(
     return;
   }
   const file = path.resolve(context.cwd, options.toFile);
-  writeFileSync(file, message.html);
+  // The preview holds a subscriber's data: owner-only whatever the umask (an existing file keeps
+  // its mode on rewrite, hence the chmod).
+  writeFileSync(file, message.html, { mode: 0o600 });
+  chmodSync(file, 0o600);
   if (options.json)
     printJson({ file, to: message.to, subject: message.subject, textLength: message.text.length });
   else println(`Wrote ${file} (for ${message.to}, subject "${message.subject}").`);
@@ -153,6 +159,8 @@ export async function testSendCommand(
     maxConnections: 1,
     timeoutMs: context.config.smtpTimeoutMs,
     dkim: context.config.dkim,
+    tlsPolicy: context.config.smtpTls.policy,
+    ca: context.config.smtpTls.ca?.pem ?? null,
   });
   try {
     const outcome = await transport.send(testMessage);

@@ -1,5 +1,6 @@
 import { normaliseAddress } from '../../domain/address.js';
 import { InputError } from '../../domain/errors.js';
+import type { ForgottenAddresses } from '../../domain/forgotten.js';
 import type { SubscriberInput } from '../../store/store.js';
 import { readRecipientsCsv } from '../../import/csv-recipients.js';
 import type { Context } from '../context.js';
@@ -36,10 +37,14 @@ export async function importCommand(context: Context, file: string, options: Imp
 
   // A bar on stderr only when it is a terminal (src/cli/progress.ts).
   const progress = wantsProgress(context.global) ? await importProgress(file) : null;
+  let forgotten: ForgottenAddresses | null = null;
+  const erased: string[] = [];
   async function* rows(): AsyncGenerator<SubscriberInput> {
     for await (const event of events) {
       progress?.increment(1);
-      if (event.kind === 'row')
+      // An erased address stays out of the list, whatever the CRM still holds (issue 13).
+      if (event.kind === 'row' && forgotten?.has(event.address)) erased.push(event.address);
+      else if (event.kind === 'row')
         yield { email: event.email, address: event.address, name: event.name, fields: event.fields };
       else if (event.kind === 'invalid') invalid.push(event);
       else if (event.kind === 'duplicate') duplicates.push(event);
@@ -56,18 +61,24 @@ export async function importCommand(context: Context, file: string, options: Imp
     }
   }
 
-  const summary = await withStore(context, {}, (store) =>
-    store.importSubscribers(rows(), {
+  const summary = await withStore(context, {}, async (store) => {
+    forgotten = await store.forgottenAddresses();
+    return store.importSubscribers(rows(), {
       list: options.list ?? null,
       fieldNames,
       now: Date.now(),
       at: failpointsFrom(process.env.NEWSLETTER_FAILPOINTS),
-    }),
-  ).finally(() => progress?.stop());
+    });
+  }).finally(() => progress?.stop());
   if (options.json) {
-    printJson({ ...summary, fields: fieldNames, invalid, duplicates });
+    printJson({ ...summary, fields: fieldNames, invalid, duplicates, erased: erased.length });
     return;
   }
+  // Said as a count, never the addresses: the point of an erasure is not to name the person.
+  if (erased.length > 0)
+    warn(
+      `${erased.length} ${erased.length === 1 ? 'row was' : 'rows were'} left out: erased with \`recipients forget\``,
+    );
   println(
     `Imported ${summary.created + summary.updated} subscribers from ${file}: ${summary.created} new, ${summary.updated} updated` +
       (options.list ? `, ${summary.addedToList} added to list "${options.list}".` : '.'),
@@ -96,17 +107,45 @@ export async function addCommand(
   }
   if (/[\r\n\0]/.test(options.name)) throw new InputError('--name must be one line.');
   for (const list of options.list ?? []) validateListName(list);
-  const { created } = await withStore(context, {}, (store) =>
-    store.addSubscriber({ ...address, name: options.name, fields }, options.list ?? [], Date.now()),
-  );
+  const { created } = await withStore(context, {}, async (store) => {
+    // Refused, not added as unsubscribed: storing the address again would undo the erasure.
+    if ((await store.forgottenAddresses()).has(address.address)) {
+      throw new InputError(
+        `${address.address} was erased with \`recipients forget\`; it is not added again.`,
+        ['An erased address is kept out for good, so that no CRM export or script can bring it back.'],
+      );
+    }
+    return store.addSubscriber({ ...address, name: options.name, fields }, options.list ?? [], Date.now());
+  });
   println(`${created ? 'Added' : 'Updated'} ${address.email}.`);
 }
 
 export async function removeCommand(context: Context, email: string): Promise<void> {
   const { address } = parseAddress(email);
-  const removed = await withStore(context, {}, (store) => store.removeSubscriber(address));
+  const removed = await withStore(context, {}, (store) => store.removeSubscriber(address, Date.now()));
   if (!removed) throw new InputError(`There is no subscriber ${address}.`);
   println(`Removed ${address}. Deliveries already recorded for it stay in the ledger.`);
+}
+
+/**
+ * A GDPR erasure: the person's data and the ledger's copies of their address go; a keyed hash
+ * stays so that a re-import or `add` keeps them out (src/domain/forgotten.ts). Works whether or
+ * not the address is still a subscriber (an erasure request may come after a remove).
+ */
+export async function forgetCommand(
+  context: Context,
+  email: string,
+  options: { json?: boolean },
+): Promise<void> {
+  const { address } = parseAddress(email);
+  const result = await withStore(context, {}, (store) => store.forgetAddress(address, Date.now()));
+  if (options.json) {
+    printJson({ forgotten: true, subscriber: result.subscriber, deliveries: result.deliveries });
+    return;
+  }
+  println(
+    `Forgot ${address}: ${result.subscriber ? 'subscriber deleted' : 'no subscriber row'}, ${result.deliveries} ledger ${result.deliveries === 1 ? 'row' : 'rows'} no longer name it. Re-imports and \`recipients add\` will leave it out.`,
+  );
 }
 
 export async function unsubscribeCommand(context: Context, email: string): Promise<void> {

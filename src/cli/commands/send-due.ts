@@ -3,7 +3,7 @@
  * message on stderr and a documented exit code when something needs a person.
  */
 import { hostname } from 'node:os';
-import { lockTargetOf, problemsForRealSend } from '../../config.js';
+import { problemsForRealSend } from '../../config.js';
 import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
 import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { describeTransport } from '../../domain/transport-spec.js';
@@ -11,6 +11,7 @@ import { dryRun } from '../../engine/dry-run.js';
 import { type SendDueResult, sendDue } from '../../engine/send-due.js';
 import { StopController } from '../../engine/stop.js';
 import { isProcessAlive } from '../../host/process.js';
+import { lockLocationOf } from '../../host/lock-location.js';
 import { acquireRunLock } from '../../host/run-lock.js';
 import type { ExitNow } from '../command-actions.js';
 import type { Context } from '../context.js';
@@ -78,7 +79,7 @@ export async function sendDueCommand(
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  const dbPath = lockTargetOf(config.database);
+  const lockLocation = lockLocationOf(config.database, config.lockDir);
   const progress: SendDueProgress | null = wantsProgress(context.global)
     ? await sendDueProgress(
         await withStore(context, { readonly: true }, (store) => sendDueWorkLeft(store, Date.now())),
@@ -102,8 +103,7 @@ export async function sendDueCommand(
         },
         acquireLock: (onCompromised) =>
           acquireRunLock({
-            databasePath: dbPath,
-            lockDir: config.lockDir,
+            ...lockLocation,
             staleMs: config.lockStaleMs,
             updateMs: Math.max(1000, Math.floor(config.lockStaleMs / 12)),
             onCompromised,
@@ -116,6 +116,8 @@ export async function sendDueCommand(
             maxConnections: config.connections,
             timeoutMs: config.smtpTimeoutMs,
             dkim: config.dkim,
+            tlsPolicy: config.smtpTls.policy,
+            ca: config.smtpTls.ca?.pem ?? null,
           });
         },
         maxMessages: options.maxMessages ?? null,

@@ -44,8 +44,20 @@ export async function serveCommand(context: Context, options: ServeOptions): Pro
             { subscriberId: event.subscriberId, newsletterId: event.newsletterId, changed: event.changed },
           );
           return;
+        case 'test-link':
+          log.log(
+            'info',
+            'test-link',
+            `a ${event.method} on the test link of newsletter ${event.newsletterId}; nothing changed`,
+            { newsletterId: event.newsletterId },
+          );
+          return;
         case 'bad-token':
           log.log('debug', 'bad-token', `a ${event.method} request with a token that is not ours`);
+          return;
+        // Any client can hang up mid-request, as often as it likes: not an error of ours.
+        case 'client-gone':
+          log.log('debug', 'client-gone', `a client closed its ${event.method} request before it was read`);
           return;
         case 'failed':
           log.log('error', 'request-failed', `a request failed: ${event.message}`);

@@ -21,6 +21,12 @@ export async function unsubscribeCommand(
   // A bad or tampered token reveals nothing about who it might belong to.
   if (!target)
     throw new InputError('This unsubscribe token is not valid.', ['Check that the whole link was copied.']);
+  if (target.kind === 'test') {
+    // The link of a test send or preview: valid, and deliberately acted on by nobody (exit 0).
+    if (options.json) printJson({ test: true, newsletterId: target.newsletterId, changed: false });
+    else println(`This is the test link of newsletter ${target.newsletterId}: nothing changed.`);
+    return;
+  }
   const result = await withStore(context, {}, (store) =>
     store.unsubscribeById(target.subscriberId, Date.now()),
   );

@@ -1,4 +1,4 @@
-/** `newsletter recipients import|add|remove|unsubscribe|list`: the subscribers. */
+/** `newsletter recipients import|add|remove|forget|unsubscribe|list`: the subscribers. */
 import type { Command } from 'commander';
 import type { CommandActions } from '../command-actions.js';
 import { collect } from './option-values.js';
@@ -35,7 +35,7 @@ export function registerRecipients(program: Command, actions: CommandActions): v
     .action(actions.configured(async () => (await import('../commands/recipients.js')).addCommand));
   recipients
     .command('remove <email>')
-    .description('delete a subscriber (past deliveries stay in the ledger)')
+    .description('delete a subscriber (past deliveries stay in the ledger; an opt-out stays a suppression)')
     .addHelpText('after', '\nExample:\n  newsletter recipients remove ada@example.org')
     .action(actions.configured(async () => (await import('../commands/recipients.js')).removeCommand));
   recipients
@@ -43,6 +43,14 @@ export function registerRecipients(program: Command, actions: CommandActions): v
     .description('mark a subscriber unsubscribed: later sends record them as skipped')
     .addHelpText('after', '\nExample:\n  newsletter recipients unsubscribe ada@example.org')
     .action(actions.configured(async () => (await import('../commands/recipients.js')).unsubscribeCommand));
+  recipients
+    .command('forget <email>')
+    .description(
+      "erase a person (GDPR): their data and the ledger's copies of the address; a keyed hash keeps them out of re-imports",
+    )
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  newsletter recipients forget ada@example.org')
+    .action(actions.configured(async () => (await import('../commands/recipients.js')).forgetCommand));
   recipients
     .command('list')
     .description('list subscribers (or, with --lists, the lists and their sizes)')

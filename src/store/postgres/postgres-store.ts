@@ -35,6 +35,7 @@ import * as newsletters from './newsletters.js';
 import * as quota from './quota.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
+import * as forget from './forget.js';
 import * as subscribers from './subscribers.js';
 
 export interface PostgresOpenOptions {
@@ -117,8 +118,14 @@ export class PostgresStore implements Store {
   async addSubscriber(input: SubscriberInput, lists: string[], now: Millis) {
     return subscribers.addSubscriber(this.pg, input, lists, now);
   }
-  async removeSubscriber(address: string) {
-    return subscribers.removeSubscriber(this.pg, address);
+  async removeSubscriber(address: string, now: Millis) {
+    return subscribers.removeSubscriber(this.pg, address, now);
+  }
+  async forgetAddress(address: string, now: Millis) {
+    return forget.forgetAddress(this.pg, address, now);
+  }
+  async forgottenAddresses() {
+    return forget.forgottenAddresses(this.pg);
   }
   async unsubscribe(address: string, now: Millis) {
     return subscribers.unsubscribe(this.pg, address, now);

@@ -2,6 +2,7 @@
  * Subscribers and lists on PostgreSQL: adding, importing, unsubscribing, listing. Set-based
  * statements (unnest) where SQLite loops: here every statement is a round trip.
  */
+import { REMOVED_OPT_OUT } from '../../domain/ledger-reasons.js';
 import type { Millis, Subscriber } from '../../domain/types.js';
 import type { SubscriberRow } from '../rows.js';
 import { importThroughStaging } from '../staged-import.js';
@@ -37,8 +38,18 @@ export function addSubscriber(
   });
 }
 
-export async function removeSubscriber(pg: PgDb, address: string): Promise<boolean> {
-  return (await pg.one('DELETE FROM subscribers WHERE address = $1', [address])).rowCount === 1;
+export function removeSubscriber(pg: PgDb, address: string, now: Millis): Promise<boolean> {
+  return pg.tx(async (sql) => {
+    // An opt-out outlives the row: the suppression is what a re-import meets (issue 13). A
+    // suppressed address already has one, and keeps its first reason.
+    await sql.query(
+      `INSERT INTO suppressions (address, reason, source, created_at)
+       SELECT address, $1, $2, $3 FROM subscribers WHERE address = $4 AND status = 'unsubscribed'
+       ON CONFLICT (address) DO NOTHING`,
+      [REMOVED_OPT_OUT.reason, REMOVED_OPT_OUT.source, now, address],
+    );
+    return (await sql.query('DELETE FROM subscribers WHERE address = $1', [address])).rowCount === 1;
+  });
 }
 
 export async function unsubscribe(pg: PgDb, address: string, now: Millis): Promise<boolean> {

@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DatabaseError } from '../../domain/errors.js';
+import { createEmptyPrivateFileSync, restrictToOwnerSync } from '../../host/private-files.js';
 
 export interface OpenOptions {
   /** init: create the file when missing. Everything else: the file must exist. */
@@ -33,6 +34,19 @@ export function openSqlite(file: string, options: OpenOptions): Database.Databas
       'Set NEWSLETTER_DATABASE to a file path.',
     ]);
   }
+  // Subscriber data is owner-only whatever the umask: SQLite would create the file 0644 under the
+  // usual umask 022. Created empty at 0600 first, it is taken as a new database, and SQLite gives
+  // the -wal and -shm files it makes beside it on every later open the database file's mode.
+  const creating = options.create && !options.readonly && !existsSync(file);
+  if (creating) {
+    try {
+      createEmptyPrivateFileSync(file);
+    } catch (error) {
+      throw new DatabaseError(`Cannot create ${file}: ${(error as Error).message}`, [
+        'Check that the folder is writable by this user, or choose another NEWSLETTER_DATABASE path.',
+      ]);
+    }
+  }
   let db: Database.Database;
   try {
     db = new Database(file, {
@@ -51,6 +65,8 @@ export function openSqlite(file: string, options: OpenOptions): Database.Databas
     db.pragma('foreign_keys = ON');
     // Touch the schema so that "not a database" shows up here, not in the middle of a command.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
+    // Belt and braces for a SQLite built to ignore the database file's mode for its side files.
+    if (creating) restrictToOwnerSync([file, `${file}-wal`, `${file}-shm`]);
   } catch (error) {
     db.close();
     throw describeSqliteError(error, file);

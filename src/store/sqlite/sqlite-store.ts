@@ -27,6 +27,7 @@ import { META_VALUE } from './queries.js';
 import * as quota from './quota.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
+import * as forget from './forget.js';
 import * as subscribers from './subscribers.js';
 
 export class SqliteStore implements Store {
@@ -87,8 +88,14 @@ export class SqliteStore implements Store {
   async addSubscriber(input: SubscriberInput, lists: string[], now: Millis) {
     return subscribers.addSubscriber(this.c, input, lists, now);
   }
-  async removeSubscriber(address: string) {
-    return subscribers.removeSubscriber(this.c, address);
+  async removeSubscriber(address: string, now: Millis) {
+    return subscribers.removeSubscriber(this.c, address, now);
+  }
+  async forgetAddress(address: string, now: Millis) {
+    return forget.forgetAddress(this.c, address, now);
+  }
+  async forgottenAddresses() {
+    return forget.forgottenAddresses(this.c);
   }
   async unsubscribe(address: string, now: Millis) {
     return subscribers.unsubscribe(this.c, address, now);

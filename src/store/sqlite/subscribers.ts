@@ -2,6 +2,7 @@
  * Subscribers and lists on SQLite: adding, importing, unsubscribing, listing. Every
  * read-then-write runs in BEGIN IMMEDIATE (db.ts).
  */
+import { REMOVED_OPT_OUT } from '../../domain/ledger-reasons.js';
 import type { Millis, Subscriber } from '../../domain/types.js';
 import { importThroughStaging } from '../staged-import.js';
 import type { ImportSummary, ImportTarget, SubscriberInput } from '../store.js';
@@ -36,8 +37,16 @@ export function addSubscriber(
   });
 }
 
-export function removeSubscriber(c: SqliteDb, address: string): boolean {
-  return c.sql('DELETE FROM subscribers WHERE address = ?').run(address).changes === 1;
+export function removeSubscriber(c: SqliteDb, address: string, now: Millis): boolean {
+  return c.immediate(() => {
+    // An opt-out outlives the row: the suppression is what a re-import meets (issue 13). A
+    // suppressed address already has one, and keeps its first reason.
+    c.sql(
+      `INSERT OR IGNORE INTO suppressions (address, reason, source, created_at)
+       SELECT address, ?, ?, ? FROM subscribers WHERE address = ? AND status = 'unsubscribed'`,
+    ).run(REMOVED_OPT_OUT.reason, REMOVED_OPT_OUT.source, now, address);
+    return c.sql('DELETE FROM subscribers WHERE address = ?').run(address).changes === 1;
+  });
 }
 
 export function unsubscribe(c: SqliteDb, address: string, now: Millis): boolean {
