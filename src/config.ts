@@ -8,6 +8,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import {
+  type ConfigVariable,
+  describeUnknownVariable,
+  type UnknownVariable,
+  unknownVariables,
+} from './config-variables.js';
 import { DEFAULT_DATABASE, type DatabaseTarget, isPostgresUrl } from './domain/database-location.js';
 import { ConfigError } from './domain/errors.js';
 import { parseDuration, parseDurationList } from './domain/duration.js';
@@ -18,6 +24,9 @@ import { settingOf } from './domain/setting-precedence.js';
 import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
 import { parseWhen } from './domain/when.js';
 import { type SmtpTlsConfig, smtpTlsConfig } from './smtp-tls-config.js';
+
+/** One setting by name (src/config-variables.ts lists them), or null when unset. */
+export type ReadSetting = (key: ConfigVariable) => string | null;
 
 // dotenv and node:crypto are loaded when needed, not at start: the every-minute idle cron run
 // (src/cli/idle.ts) reads no .env file, checks no DKIM key and hashes nothing.
@@ -84,6 +93,11 @@ export interface Config {
   busyTimeoutMs: number;
   /** Where the .env values came from, for doctor. */
   envFile: string | null;
+  /**
+   * NEWSLETTER_* names set but not read (misspellings, most likely): every command warns about
+   * them on stderr and doctor reports them; they never stop a command.
+   */
+  unknownVariables: UnknownVariable[];
 }
 
 export interface LoadConfigOptions {
@@ -120,7 +134,11 @@ export function loadConfig(options: LoadConfigOptions): Config {
     environment: options.env,
     flags: { NEWSLETTER_DATABASE: options.overrides?.database },
   };
-  const get = (key: string): string | null => settingOf(sources, key);
+  const get: ReadSetting = (key) => settingOf(sources, key);
+  const unknown = unknownVariables({
+    environment: options.env,
+    envFile: fileValues === null ? null : { path: envFilePath(options), values: fileValues },
+  });
 
   const database = parseDatabase(get('NEWSLETTER_DATABASE') ?? DEFAULTS.database, options.cwd, problems);
 
@@ -226,7 +244,8 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (problems.length > 0) {
     throw new ConfigError(
       `The configuration has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}:`,
-      problems,
+      // A misspelt name is often why a setting is missing: said with the problems it may explain.
+      [...problems, ...unknown.map(describeUnknownVariable)],
     );
   }
   return {
@@ -253,6 +272,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     smtpTls,
     busyTimeoutMs: busyTimeoutMs as number,
     envFile: fileValues === null ? null : envFilePath(options),
+    unknownVariables: unknown,
   };
 }
 
@@ -339,7 +359,7 @@ function pemSecrets(pem: string): string[] {
 const QUOTA_ACCOUNT_MAX = 200;
 
 function quotaConfig(
-  get: (key: string) => string | null,
+  get: ReadSetting,
   transport: TransportSpec | null,
   problems: string[],
 ): QuotaConfig | null {
@@ -372,7 +392,7 @@ function quotaConfig(
 }
 
 function previousSecret(
-  get: (key: string) => string | null,
+  get: ReadSetting,
   secret: string | null,
   problems: string[],
 ): { secret: string | null; until: number | null } {
@@ -411,7 +431,7 @@ function previousSecret(
  * wrong path or a file that is not an RSA private key stops every command before any work, and
  * no message ever goes out unsigned because of it. Messages name the path, never the contents.
  */
-function dkimConfig(get: (key: string) => string | null, cwd: string, problems: string[]): DkimConfig | null {
+function dkimConfig(get: ReadSetting, cwd: string, problems: string[]): DkimConfig | null {
   const keyValue = get('NEWSLETTER_DKIM_KEY');
   const selector = get('NEWSLETTER_DKIM_SELECTOR');
   const domain = get('NEWSLETTER_DKIM_DOMAIN');

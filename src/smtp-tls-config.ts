@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseSmtpTlsPolicy, type SmtpTlsPolicy } from './domain/smtp-tls-policy.js';
+import type { ReadSetting } from './config.js';
 import type { TransportSpec } from './domain/transport-spec.js';
 
 // node:crypto only when a CA is set: the every-minute idle cron run (src/cli/idle.ts) loads no crypto.
@@ -20,7 +21,7 @@ export interface SmtpTlsConfig {
 }
 
 export function smtpTlsConfig(
-  get: (key: string) => string | null,
+  get: ReadSetting,
   cwd: string,
   transport: TransportSpec | null,
   problems: string[],

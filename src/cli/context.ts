@@ -4,9 +4,11 @@
  */
 import path from 'node:path';
 import { type Config, loadConfig } from '../config.js';
+import { describeUnknownVariable } from '../config-variables.js';
 import { describeDatabase } from '../domain/database-location.js';
 import { DatabaseError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
+import { warn } from './output.js';
 
 export interface GlobalOptions {
   envFile?: string;
@@ -21,7 +23,11 @@ export interface Context {
   global: GlobalOptions;
 }
 
-export function createContext(global: GlobalOptions): Context {
+/**
+ * `warnUnknownVariables`: a misspelt NEWSLETTER_* name is said once, on stderr, by whatever
+ * command loaded the configuration; doctor reports it among its checks instead.
+ */
+export function createContext(global: GlobalOptions, { warnUnknownVariables = true } = {}): Context {
   const cwd = process.cwd();
   const config = loadConfig({
     cwd,
@@ -29,6 +35,8 @@ export function createContext(global: GlobalOptions): Context {
     envFile: global.envFile ?? null,
     overrides: { database: global.database },
   });
+  if (warnUnknownVariables)
+    for (const unknown of config.unknownVariables) warn(describeUnknownVariable(unknown));
   return { config, cwd, global };
 }
 

@@ -27,6 +27,8 @@ export async function quietIdleSendDue(args: readonly string[]): Promise<boolean
       overrides: { database: global.database },
     });
     if (config.database.kind !== 'sqlite' || problemsForRealSend(config).length > 0) return false;
+    // A misspelt NEWSLETTER_* name needs a person: the normal path says so on stderr.
+    if (config.unknownVariables.length > 0) return false;
     return probeIdle({
       file: config.database.path,
       busyTimeoutMs: config.busyTimeoutMs,

@@ -2,10 +2,12 @@
  * Event output on stderr: what a run did, as it does it. stdout stays for results (a summary, or
  * `--json`), so a script can keep the two apart.
  *
- * Two formats (`--log-format text|json`, default: text on a terminal, JSON lines otherwise):
- * - text: `2026-12-01T09:00:01.234Z run 12 started (host h-…, pid 4242)`, for people;
+ * Two formats (`--log-format text|json`; the default follows whoever reads them, see
+ * resolveLogFormat):
+ * - text: `2026-12-01T09:00:01.234Z run 12 started (host h-…, pid 4242)`, for people: a terminal,
+ *   or cron's mail;
  * - json: one object per line, `{"time","level","event","message",…the event's fields}`, for log
- *   collectors (journald, Loki, a file that cron appends to).
+ *   collectors (the systemd journal, Loki).
  *
  * How much: errors always; warnings (throttled, unknown deliveries, a lease lost) unless
  * `--quiet`; everything else only with `--verbose`. So a run that went well prints nothing under
@@ -33,10 +35,21 @@ export interface LogRecord {
   [field: string]: unknown;
 }
 
-/** An explicit --log-format wins; otherwise text for a person at a terminal, JSON for everything else. */
-export function resolveLogFormat(option: string | undefined, stderrIsTerminal: boolean): LogFormat {
+/** The variables systemd sets for a service's processes (systemd.exec(5)), read by resolveLogFormat. */
+export interface LogEnvironment {
+  JOURNAL_STREAM?: string | undefined;
+  INVOCATION_ID?: string | undefined;
+}
+
+/**
+ * An explicit --log-format wins. Otherwise JSON lines only under systemd, whose journal keeps
+ * them for a collector (`JOURNAL_STREAM`: stderr goes to the journal; `INVOCATION_ID`: started by
+ * a unit, e.g. with stderr redirected to a file); text everywhere else. Not "text on a terminal":
+ * cron's stderr is a pipe too, and what cron mails is read by a person.
+ */
+export function resolveLogFormat(option: string | undefined, env: LogEnvironment): LogFormat {
   if (option === 'json' || option === 'text') return option;
-  return stderrIsTerminal ? 'text' : 'json';
+  return env.JOURNAL_STREAM || env.INVOCATION_ID ? 'json' : 'text';
 }
 
 /** The least severe level shown: errors only with --quiet, everything with --verbose. */
@@ -106,7 +119,7 @@ export function eventMessage(event: EngineEvent): string {
     case 'batch-claimed':
       return `newsletter ${event.newsletterId}: claimed ${event.claimed}, skipped ${event.skipped}`;
     case 'outcomes-recorded':
-      return `newsletter ${event.newsletterId}: ${event.sent} sent, ${event.failed} failed, ${event.retry} retry, ${event.unknown} unknown${event.refused ? `, ${event.refused} writes refused` : ''}`;
+      return `newsletter ${event.newsletterId}: ${event.sent} sent, ${event.failed} failed${hardBouncesNote(event.hardBounces)}, ${event.retry} retry, ${event.unknown} unknown${event.refused ? `, ${event.refused} writes refused` : ''}`;
     case 'newsletter-sent':
       return `newsletter ${event.newsletterId} is sent: every recipient has an outcome`;
     case 'stopping':
@@ -114,6 +127,12 @@ export function eventMessage(event: EngineEvent): string {
     case 'run-ended':
       return `run ${event.runId} ended: ${event.outcome}`;
   }
+}
+
+/** " (2 hard bounces, now suppressed)" after a count of failed deliveries; nothing when none. */
+export function hardBouncesNote(hardBounces: number): string {
+  if (hardBounces === 0) return '';
+  return ` (${hardBounces} hard bounce${hardBounces === 1 ? '' : 's'}, now suppressed)`;
 }
 
 /** The JSON line's fields: the event's own, under their own names, beside the common four. */
@@ -176,10 +195,14 @@ export class Logger {
   }
 }
 
-/** The logger for this process's stderr, from the global options. */
-export function createLogger(options: LogOptions, stream: NodeJS.WriteStream = process.stderr): Logger {
+/** The logger for this process's stderr, from the global options and the environment. */
+export function createLogger(
+  options: LogOptions,
+  stream: NodeJS.WriteStream = process.stderr,
+  env: LogEnvironment = process.env,
+): Logger {
   return new Logger({
-    format: resolveLogFormat(options.logFormat, stream.isTTY === true),
+    format: resolveLogFormat(options.logFormat, env),
     minimum: minimumLevel(options),
     write: (line) => {
       stream.write(line);

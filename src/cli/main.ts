@@ -9,7 +9,9 @@ import { ExitCode, type ExitCodeValue } from '../domain/exit-codes.js';
 import { quietIdleSendDue } from './idle.js';
 
 async function main(argv: string[]): Promise<number> {
+  // The idle minute prints nothing, and creating process.stdout would cost it time.
   if (await quietIdleSendDue(argv.slice(2))) return ExitCode.ok;
+  endQuietlyWhenTheReaderIsGone();
   const { runProgram } = await import('./program.js');
   try {
     return await runProgram(argv, exitNow);
@@ -25,6 +27,24 @@ async function main(argv: string[]): Promise<number> {
  */
 function exitNow(code: ExitCodeValue): never {
   process.exit(code);
+}
+
+/**
+ * `newsletter recipients list | head -1`: once `head` has its line it closes the pipe, and the
+ * next write to stdout fails with EPIPE. The reader has what it asked for, so that is a success:
+ * end at once, quietly, with 0 (without a listener Node would crash with exit 1, which the README
+ * defines as a bug). Whatever a command was doing can only have been printing by then: every
+ * command writes its result last. A closed stderr is ignored instead, so the exit code still says
+ * how the command went.
+ */
+function endQuietlyWhenTheReaderIsGone(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(ExitCode.ok);
+    throw error;
+  });
+  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
 }
 
 async function exitCodeFor(error: unknown): Promise<number> {

@@ -23,7 +23,9 @@ import { registerSendDue } from './register/send-due.js';
 import { registerServe } from './register/serve.js';
 import { registerStatus } from './register/status.js';
 import { registerSuppress } from './register/suppress.js';
+import { registerTemplates } from './register/templates.js';
 import { registerUnsubscribe } from './register/unsubscribe.js';
+import { registerUpkeep } from './register/upkeep.js';
 
 /**
  * Runs the command `argv` names and returns its exit code; main.ts sets it on the process.
@@ -49,7 +51,7 @@ export function buildProgram(actions = new CommandActions(notLent)): Command {
     .addOption(
       new Option(
         '--log-format <format>',
-        'events on stderr: text, or one JSON object per line (default: text on a terminal, json otherwise)',
+        'events on stderr: text, or one JSON object per line (default: json under systemd, text otherwise)',
       ).choices(['text', 'json']),
     )
     .exitOverride()
@@ -69,6 +71,7 @@ Examples:
   for (const register of [
     registerInit,
     registerRecipients,
+    registerTemplates,
     registerNewsletters,
     registerPreview,
     registerSendDue,
@@ -80,6 +83,7 @@ Examples:
     registerBounces,
     registerHost,
     registerMigrateDb,
+    registerUpkeep,
     registerDoctor,
     registerCompletion,
     registerDemo,

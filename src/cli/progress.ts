@@ -13,9 +13,7 @@ import { type LogOptions, type Logger, resolveLogFormat } from './log.js';
 
 export function wantsProgress(options: LogOptions, stream: NodeJS.WriteStream = process.stderr): boolean {
   return (
-    stream.isTTY === true &&
-    !options.quiet &&
-    resolveLogFormat(options.logFormat, stream.isTTY === true) === 'text'
+    stream.isTTY === true && !options.quiet && resolveLogFormat(options.logFormat, process.env) === 'text'
   );
 }
 

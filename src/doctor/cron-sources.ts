@@ -7,6 +7,8 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { UnknownVariable } from '../config-variables.js';
+import { cronUnknownVariables } from './cron-variables.js';
 import {
   type CrontabFormat,
   parseCrontab,
@@ -14,6 +16,7 @@ import {
   type ResolvedCommand,
   resolveDatabase,
   type ScheduledCommand,
+  sixthFieldsAreUsers,
 } from './crontab.js';
 
 export interface CronScan {
@@ -22,6 +25,8 @@ export interface CronScan {
   /** Files given with --crontab that could not be read. */
   unreadable: string[];
   commands: ResolvedCommand[];
+  /** Misspelt NEWSLETTER_* names above the send-due lines and in their env files. */
+  unknownVariables: UnknownVariable[];
 }
 
 const SYSTEMD_DIRS = ['/etc/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
@@ -42,7 +47,7 @@ export async function scanSchedules(files: readonly string[] | null): Promise<Cr
     for (const file of files) {
       const text = readText(path.resolve(file));
       if (text === null) unreadable.push(path.resolve(file));
-      add(path.resolve(file), text, formatOf(file));
+      add(path.resolve(file), text, formatOf(file, text ?? ''));
     }
   } else {
     const user = await userCrontab();
@@ -65,7 +70,7 @@ export async function scanSchedules(files: readonly string[] | null): Promise<Cr
 
   const context = { homeOf, readFile: readText };
   const commands = scheduled.map((entry) => ({ ...entry, ...resolveDatabase(entry, context) }));
-  return { sources, unreadable, commands };
+  return { sources, unreadable, commands, unknownVariables: cronUnknownVariables(commands, readText) };
 }
 
 /** Two database paths are the same file (symlinks resolved when the files exist). */
@@ -81,13 +86,18 @@ function canonical(file: string): string {
   }
 }
 
-/** System format for /etc/crontab and files in a cron.d folder; the user format otherwise. */
-function formatOf(file: string): CrontabFormat | 'systemd' {
+/**
+ * System format for /etc/crontab and files in a cron.d folder. Any other file given with
+ * --crontab may be either: a copy of /etc/crontab, or `crontab -l > crontab` (the README's
+ * `* * * * * cd /srv/site && newsletter send-due`). Going by the name alone read that second one
+ * as user `cd` running `/srv/site && …`, and its database "could not be worked out"; so such a
+ * file is read as a system crontab only when every line's sixth field names a user of this host.
+ */
+function formatOf(file: string, text: string): CrontabFormat | 'systemd' {
   if (file.endsWith('.service')) return 'systemd';
   const resolved = path.resolve(file);
-  return path.basename(resolved) === 'crontab' || path.basename(path.dirname(resolved)) === 'cron.d'
-    ? 'system'
-    : 'user';
+  if (resolved === '/etc/crontab' || path.basename(path.dirname(resolved)) === 'cron.d') return 'system';
+  return sixthFieldsAreUsers(text, (user) => homeOf(user) !== null) ? 'system' : 'user';
 }
 
 /** `crontab -l`, or null when there is no crontab program; an empty text when the user has none. */

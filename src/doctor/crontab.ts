@@ -70,6 +70,22 @@ export function parseCrontab(text: string, format: CrontabFormat, source: string
   return commands;
 }
 
+/**
+ * True when every command line of `text` has, after its schedule, a field naming a user of this
+ * host (`isUser`): the shape of /etc/crontab. False for a text with no command line. A host may
+ * well have a `newsletter` user: `newsletter send-due` or `newsletter --env-file …` is still the
+ * program with its arguments, not that user running `send-due`.
+ */
+export function sixthFieldsAreUsers(text: string, isUser: (name: string) => boolean): boolean {
+  const entries = parseCrontab(text, 'system', 'sniff');
+  const programRun = (user: string, command: string) =>
+    /(^|\/)newsletter$/.test(user) && /^(-|send-due\b)/.test(command);
+  return (
+    entries.length > 0 &&
+    entries.every((entry) => isUser(entry.user as string) && !programRun(entry.user as string, entry.command))
+  );
+}
+
 /** ExecStart= of a systemd service, with its WorkingDirectory=, User= and Environment=. */
 export function parseSystemdUnit(text: string, source: string): ScheduledCommand[] {
   const env: Record<string, string> = {};
@@ -119,6 +135,8 @@ export interface Resolved {
   database: string | null;
   /** Why it could not be worked out. */
   unresolved?: string;
+  /** The env file the line's send-due reads (`--env-file`, or `.env` where it runs), read or not. */
+  envFile?: string;
 }
 
 /**
@@ -164,10 +182,23 @@ export function resolveDatabase(entry: ScheduledCommand, context: ResolveContext
       }
       continue;
     }
+    const script = shellScript(words);
+    if (script !== null) {
+      // `sh -c 'cd /srv/site && newsletter send-due'`: the same rules, inside the quotes.
+      return resolveDatabase({ ...entry, command: script, env: { ...env, ...local }, cwd }, context);
+    }
     if (!words.some((word) => word === 'send-due')) continue;
     return fromArguments(words, { ...env, ...local }, cwd, home, context);
   }
   return { database: null, unresolved: 'the send-due command could not be found in the line' };
+}
+
+/** The script of `sh -c SCRIPT` (bash, dash, `-lc`…) when it runs send-due; null otherwise. */
+function shellScript(words: readonly string[]): string | null {
+  if (!/(^|\/)(ba|da|k|z)?sh$/.test(words[0] ?? '')) return null;
+  const flag = words.findIndex((word, i) => i > 0 && /^-[a-z]*c[a-z]*$/.test(word));
+  const script = flag === -1 ? undefined : words[flag + 1];
+  return script !== undefined && SEND_DUE.test(script) ? script : null;
 }
 
 function fromArguments(
@@ -209,13 +240,13 @@ function fromArguments(
     'NEWSLETTER_DATABASE',
   );
   if (envFileProblem !== null) return { database: null, unresolved: envFileProblem };
-  return relative(database ?? DEFAULT_DATABASE);
+  // The CLI reads that file for every other setting too (doctor looks at its names: cron-variables.ts).
+  const envFilePath = resolvePath(expandHome(envFileFlag ?? '.env', home), cwd);
+  const resolved = relative(database ?? DEFAULT_DATABASE);
+  return envFilePath === null ? resolved : { ...resolved, envFile: envFilePath };
 }
 
-export interface ResolvedCommand extends ScheduledCommand {
-  database: string | null;
-  unresolved?: string;
-}
+export interface ResolvedCommand extends ScheduledCommand, Resolved {}
 
 export const where = (entry: ScheduledCommand): string => `${entry.source}:${entry.line}`;
 

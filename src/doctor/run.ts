@@ -25,12 +25,17 @@ import {
   lockCheck,
   schemaCheck,
 } from './checks.js';
+import { otherDuplicatesCheck } from './cron-duplicates.js';
 import { scanSchedules, sameDatabase } from './cron-sources.js';
+import { cronVariablesCheck } from './cron-variables.js';
 import { cronChecks } from './crontab.js';
+import { growthCheck } from './growth.js';
 import { fileSystemCheck } from './mounts.js';
+import { sendingTimeCheck } from './sending-time.js';
 import { smtpConnectionCheck } from './smtp-connection.js';
 import { databasePermissionsCheck, lockFolderProblem } from './permissions.js';
 import { type CheckResult, ok, problem, warning } from './types.js';
+import { variablesCheck } from './variables.js';
 
 export interface DoctorDeps {
   config: Config;
@@ -53,6 +58,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const missing = problemsForRealSend(config).filter((p) => !p.startsWith('NEWSLETTER_TRANSPORT'));
   results.push(configCheck(config, missing));
+  results.push(variablesCheck(config.unknownVariables));
   const sqlite = config.database.kind === 'sqlite' ? config.database.path : null;
 
   let store: Store | null = null;
@@ -96,6 +102,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
     results.push(await transportCheck(deps));
     results.push(...(await cron(deps)));
     if (store && schemaOk) {
+      const pace = { rate: config.rate, hourlyLimit: config.quota?.hourlyLimit ?? null };
+      results.push(sendingTimeCheck(await store.lists(), pace));
       const s = store;
       const stranded = new Map((await s.strandedClaims()).map((c) => [c.newsletterId, c.count]));
       const newsletters = await Promise.all(
@@ -106,6 +114,8 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
         })),
       );
       results.push(...ledgerChecks(newsletters, liveRuns, deps.now()));
+      const walBytes = sqlite === null ? null : await sizeOrNull(`${sqlite}-wal`);
+      results.push(...growthCheck(await s.storageFootprint(), walBytes));
     } else if (store) {
       results.push(warning('ledger', 'The ledger was not checked: the schema is not current.'));
     }
@@ -206,7 +216,11 @@ async function cron(deps: DoctorDeps): Promise<CheckResult[]> {
   const scan = await scanSchedules(deps.crontabFiles);
   const database =
     deps.config.database.kind === 'sqlite' ? deps.config.database.path : deps.config.database.url;
-  const results = cronChecks(scan.commands, database, scan.sources, sameDatabase);
+  const results = [
+    ...cronChecks(scan.commands, database, scan.sources, sameDatabase),
+    ...otherDuplicatesCheck(scan.commands, database, sameDatabase),
+    ...cronVariablesCheck(scan.unknownVariables, deps.config.unknownVariables),
+  ];
   if (scan.unreadable.length > 0) {
     results.unshift(
       warning('cron-files', `Could not read ${scan.unreadable.join(', ')}.`, 'Check the --crontab paths.'),
@@ -234,6 +248,14 @@ async function realFile(file: string): Promise<string> {
       return file;
     }
   }
+}
+
+/** A file's size; null when it is not there (a WAL exists only while a connection is open). */
+async function sizeOrNull(file: string): Promise<number | null> {
+  return stat(file).then(
+    (found) => found.size,
+    () => null,
+  );
 }
 
 function messageOf(error: unknown): string {

@@ -63,6 +63,8 @@ export interface Newsletter {
   startedAt: Millis | null;
   finishedAt: Millis | null;
   startedByRun: number | null;
+  /** When `prune` deleted its ledger rows (its counts were kept); null while they are there. */
+  prunedAt: Millis | null;
   /** Changes with every change of the row: what a build read is compared with it before sending. */
   updatedAt: Millis;
 }

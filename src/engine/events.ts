@@ -24,6 +24,8 @@ export type EngineEvent =
       failed: number;
       retry: number;
       unknown: number;
+      /** Of `failed`, the addresses suppressed with it (a 5.1.x reply): list hygiene. */
+      hardBounces: number;
       refused: number;
     }
   | { type: 'newsletter-sent'; newsletterId: number }

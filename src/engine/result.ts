@@ -1,4 +1,5 @@
 /** What a run of `send-due` reports back; the CLI picks the exit code and the words from it. */
+import { type AttemptTally, emptyAttemptTally } from '../domain/failure-alarm.js';
 import type { RunCounts } from '../domain/types.js';
 import type { StopReason } from './stop.js';
 import type { ExpiredRuns } from './store.js';
@@ -27,6 +28,9 @@ export interface SendDueResult {
   /** Outcome writes refused by the fence (this run had lost its claim). */
   refusedWrites: number;
   expired: ExpiredRuns;
+  /** The run's attempts, and each batch's: what src/domain/failure-alarm.ts judges. */
+  attempts: AttemptTally;
+  batches: AttemptTally[];
 }
 
 export function emptyResult(): SendDueResult {
@@ -39,5 +43,7 @@ export function emptyResult(): SendDueResult {
     stopDetail: null,
     refusedWrites: 0,
     expired: { runs: 0, unknown: 0, stranded: 0, cancelledRetries: 0 },
+    attempts: emptyAttemptTally(),
+    batches: [],
   };
 }

@@ -9,6 +9,7 @@
  * untouched: it was never sent, so it is not `unknown`.
  */
 import { decideWrite } from '../domain/decide.js';
+import { tallyAttempts } from '../domain/failure-alarm.js';
 import type { RateLimiter } from '../domain/rate-limiter.js';
 import type { ClaimedDelivery, SendOutcome } from '../domain/types.js';
 import type { SendDueDeps } from './deps.js';
@@ -99,6 +100,12 @@ export async function sendBatch(context: BatchContext, batch: Batch): Promise<vo
     deps.stop.stop('lease-lost', `${recorded.refused} outcome writes were refused: another run took over`);
   for (const key of ['sent', 'failed', 'retry', 'unknown', 'skipped'] as const)
     result.counts[key] += recorded.recorded[key];
+  // From the writes decided, refused ones included: a refused write stops the run (exit 11) anyway.
+  const attempts = tallyAttempts(writes);
+  if (attempts.attempts > 0) result.batches.push(attempts);
+  result.attempts.attempts += attempts.attempts;
+  result.attempts.failed += attempts.failed;
+  result.attempts.hardBounces += attempts.hardBounces;
   if (notSent.length > 0) await deps.store.releaseClaims(runId, notSent, deps.now());
   const { sent, failed, retry, unknown } = recorded.recorded;
   deps.events({
@@ -108,6 +115,7 @@ export async function sendBatch(context: BatchContext, batch: Batch): Promise<vo
     failed,
     retry,
     unknown,
+    hardBounces: attempts.hardBounces,
     refused: recorded.refused,
   });
 }

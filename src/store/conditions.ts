@@ -18,6 +18,14 @@ export function inAudience(param: string, afterParam?: string): string {
 }
 
 /**
+ * Subscriber `s` would be mailed: src/domain/ledger-reasons.ts's `skipReason` is null for it (not
+ * suppressed, not unsubscribed). Used to count, never to claim: the claim writes a skipped row.
+ */
+export function reachable(s: string): string {
+  return `(${s}.status = 'active' AND NOT EXISTS (SELECT 1 FROM suppressions sup WHERE sup.address = ${s}.address))`;
+}
+
+/**
  * src/domain/audience.ts's `audienceClosed` for newsletter row `n` (an alias, or `newsletters`):
  * closed when sent or failed, or when reopened by `reconcile --resend` (`sending` with
  * `finished_at` set). The contract suite checks the two agree for every status.

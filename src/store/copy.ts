@@ -115,6 +115,9 @@ const TABLES: TableSpec[] = [
       ['started_at', 'bigint'],
       ['finished_at', 'bigint'],
       ['started_by_run', 'bigint'],
+      // SQLite's 005 and PostgreSQL's 006: a pruned newsletter's counts.
+      ['pruned_counts', 'jsonb'],
+      ['pruned_at', 'bigint'],
     ],
   },
   {

@@ -35,6 +35,7 @@ export interface NewsletterRow {
   started_at: number | null;
   finished_at: number | null;
   started_by_run: number | null;
+  pruned_at: number | null;
   updated_at: number;
   /** Its list names, a JSON array (NEWSLETTER_SELECT of each dialect). */
   lists: JsonColumn | null;
@@ -216,6 +217,7 @@ export function rowsOf(json: 'text' | 'parsed'): RowReaders {
       startedAt: row.started_at,
       finishedAt: row.finished_at,
       startedByRun: row.started_by_run,
+      prunedAt: row.pruned_at,
       updatedAt: row.updated_at,
     }),
     toSubscriber: (row) => ({

@@ -8,6 +8,7 @@
  * promises, checked by the same contract suite; README.md says which file does what.
  */
 import type { ForgetResult, ForgottenAddresses } from '../domain/forgotten.js';
+import type { PruneCandidate, PruneKeptReason } from '../domain/prune.js';
 import type { ReconcileAction, ReconcileResult } from '../domain/reconcile.js';
 import type {
   Delivery,
@@ -22,6 +23,18 @@ import type { FailpointHook } from '../engine/failpoints.js';
 import type { SendStore } from '../engine/store.js';
 
 export type Store = SendStore & CatalogStore;
+
+/** A list, as `recipients list --lists` and doctor's sending-time estimate show it. */
+export interface ListSummary {
+  name: string;
+  /** Everyone on the list, unsubscribed and suppressed people included. */
+  members: number;
+  /**
+   * The members a newsletter to this list would be sent to now: active and not suppressed (the
+   * others are recorded `skipped`, src/domain/ledger-reasons.ts).
+   */
+  reachable: number;
+}
 
 export interface SubscriberInput {
   email: string;
@@ -60,6 +73,12 @@ export interface StrandedClaims {
   count: number;
 }
 
+/** A newsletter's failed deliveries whose address is suppressed: all of them counted, the first few named. */
+export interface HardBounces {
+  count: number;
+  addresses: string[];
+}
+
 /** An address that is never mailed again, and why (`smtp`, `bounce`, `operator`, `import`). */
 export interface Suppression {
   address: string;
@@ -92,6 +111,39 @@ export interface BounceResult {
 }
 
 export type Transition = { ok: true } | { ok: false; status: NewsletterStatus };
+
+/** What `pruneNewsletter` did: rows deleted, or why the newsletter was left as it was. */
+export interface PruneOutcome {
+  newsletterId: number;
+  pruned: boolean;
+  /** Null when pruned. */
+  reason: PruneKeptReason | null;
+  deleted: number;
+}
+
+/** A finished `backup`: the copy's size, read back and checked. */
+export interface BackupResult {
+  file: string;
+  bytes: number;
+  pages: number;
+  /** `PRAGMA integrity_check` of the copy: `ok`, or what it found. */
+  integrity: string[];
+}
+
+/** What the database holds and what it takes, for doctor's growth check (src/doctor/growth.ts). */
+export interface StorageFootprint {
+  subscribers: number;
+  /** Deliveries: one per (newsletter, recipient) until pruned. */
+  ledgerRows: number;
+  /** Suppressions, bounce events, runs, events, memberships, quota hours. */
+  otherRows: number;
+  /** The stored bodies and template paths of every newsletter. */
+  newsletterBytes: number;
+  /** The database's size as the database reports it (SQLite: pages in use and free). */
+  databaseBytes: number;
+  /** SQLite: free pages that later writes reuse (a prune leaves them); PostgreSQL: 0. */
+  freeBytes: number;
+}
 
 export interface CatalogStore {
   readonly kind: 'sqlite' | 'postgres';
@@ -134,7 +186,8 @@ export interface CatalogStore {
     afterId: number;
     limit: number;
   }): Promise<Subscriber[]>;
-  lists(): Promise<{ name: string; members: number }[]>;
+  /** Every list by name, with its members and how many of them a newsletter would reach. */
+  lists(): Promise<ListSummary[]>;
 
   // newsletters: sqlite/newsletters.ts, postgres/newsletters.ts
   createNewsletter(input: NewNewsletter, now: Millis): Promise<Newsletter>;
@@ -173,6 +226,22 @@ export interface CatalogStore {
     now: Millis,
   ): Promise<ReconcileResult>;
 
+  // upkeep of a database that lives for years: sqlite/{prune,backup,footprint}.ts, postgres/ likewise
+  /** Every newsletter that has ledger rows, with what the prune rule looks at. Writes nothing. */
+  pruneCandidates(): Promise<PruneCandidate[]>;
+  /**
+   * Deletes the ledger rows of one newsletter if src/domain/prune.ts allows it (checked again
+   * under the store's lock), after keeping its counts on the newsletter row, where `counts`
+   * then reads them. Suppressions, opt-outs and bounces are untouched.
+   */
+  pruneNewsletter(newsletterId: number, sentBefore: Millis, now: Millis): Promise<PruneOutcome>;
+  /**
+   * A consistent copy of the whole database in `file` (a new, owner-only file), taken while runs
+   * go on writing. SQLite only: PostgreSQL refuses and says to use pg_dump.
+   */
+  backup(file: string): Promise<BackupResult>;
+  storageFootprint(): Promise<StorageFootprint>;
+
   // suppressions and bounces: sqlite/bounces.ts, postgres/bounces.ts
   /** An address already suppressed keeps its first reason. */
   suppress(address: string, reason: string, source: string, now: Millis): Promise<void>;
@@ -189,6 +258,12 @@ export interface CatalogStore {
   unsuppress(address: string, now: Millis): Promise<boolean>;
   /** In address order (bytes), after `afterAddress` (null: from the start). */
   listSuppressions(filter: { afterAddress: string | null; limit: number }): Promise<Suppression[]>;
+  /**
+   * The newsletter's `failed` rows whose address is suppressed (a 5.1.x reply suppresses it with
+   * the failure): list hygiene that `show` and `status` report. All counted; the first `limit`
+   * addresses, in ledger order. sqlite/hard-bounces.ts, postgres/hard-bounces.ts.
+   */
+  hardBounces(newsletterId: number, limit: number): Promise<HardBounces>;
   /**
    * Records one bounce, once: a (DSN, address) seen before changes nothing. A hard bounce
    * suppresses the address; a soft one does once `softLimit` soft bounces count

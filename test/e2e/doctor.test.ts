@@ -74,6 +74,7 @@ describe('doctor', () => {
     expect(report).toMatchObject({ ok: true, problems: 0, warnings: 0, exitCode: 0 });
     expect(report.checks.map((c) => c.name)).toEqual([
       'configuration',
+      'variables',
       'database',
       'schema',
       'integrity',
@@ -85,7 +86,9 @@ describe('doctor', () => {
       'transport',
       'cron',
       'cron-mailto',
+      'sending-time',
       'unknown',
+      'growth',
     ]);
     for (const check of report.checks) {
       expect(check.level, `${check.name}: ${check.message}`).toBe('ok');
@@ -96,7 +99,7 @@ describe('doctor', () => {
     const text = await ws.run(['doctor', '--crontab', cron]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^ok\s+integrity\s+PRAGMA integrity_check: ok\.$/m);
-    expect(text.stdout).toContain('doctor: all 13 checks are ok.');
+    expect(text.stdout).toContain('doctor: all 16 checks are ok.');
   });
 
   it('finds a send-due line for the same database duplicated in a given crontab (and across cron.d)', async () => {

@@ -65,8 +65,9 @@ function expectNoCrash(result: CliResult): void {
 }
 
 /**
- * The operator's report of a failed run: under cron (stderr not a terminal) the `error` record of
- * the JSON log lines (src/cli/log.ts); at a terminal, the `error:` line and its indented details.
+ * The operator's report of a failed run: the `error:` line and its indented details (text, under
+ * cron and at a terminal), or the `error` record of JSON log lines (under systemd, or with
+ * `--log-format json`: src/cli/log.ts).
  */
 function errorReports(stderr: string): string[][] {
   const reports: string[][] = [];

@@ -1,8 +1,11 @@
 /**
  * What send-due says on stderr, through the built CLI:
  * - under a non-terminal (cron) with nothing to do, or after a successful run: nothing at all;
- * - with `--log-format json` (the default when stderr is not a terminal): one JSON object per
- *   line, one per event, and the failure of a run as a `run-failed` line with its exit code;
+ * - under cron when something needs a person: text, a short paragraph that says what happened and
+ *   what to do (cron mails it to a person);
+ * - with `--log-format json`, or under systemd (`JOURNAL_STREAM` or `INVOCATION_ID` set): one
+ *   JSON object per line, one per event, and the failure of a run as a `run-failed` line with its
+ *   exit code;
  * - `--quiet`: errors only;
  * - a progress bar only when stderr is a terminal: run under a pseudo-terminal (`script` from
  *   util-linux) it appears; piped, it does not.
@@ -29,6 +32,11 @@ beforeAll(async () => {
   sink = await startSmtpSink({
     faults: [
       { to: 'bounce1@example.net', fault: { kind: 'rejectRcpt', code: 550, text: '5.1.1 user unknown' } },
+      // Not a hard bounce: one of two is 50 %, over the failure rate that needs a person.
+      {
+        to: 'policy1@example.net',
+        fault: { kind: 'rejectRcpt', code: 550, text: '5.7.1 message refused by local policy' },
+      },
     ],
   });
 });
@@ -62,6 +70,12 @@ function jsonLines(stderr: string): Line[] {
   });
 }
 
+/** What systemd sets for a unit's processes (systemd.exec(5)); either one means "the journal". */
+const UNDER_SYSTEMD = [
+  { name: 'JOURNAL_STREAM', env: { JOURNAL_STREAM: '8:123456' } },
+  { name: 'INVOCATION_ID', env: { INVOCATION_ID: '0f1e2d3c4b5a69788796a5b4c3d2e1f0' } },
+];
+
 describe('send-due logs', () => {
   it('prints nothing under a non-terminal when there is nothing to do, whatever the format', async () => {
     const ws = await workspace(1);
@@ -79,30 +93,33 @@ describe('send-due logs', () => {
     expect(sent).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 
-  it('--verbose under a non-terminal: JSON lines, one per event, in order', async () => {
-    const ws = await workspace(3);
-    await ws.createDue();
-    const result = await ws.run(['--verbose', 'send-due']);
-    expect(result.code, describeRun(['send-due'], result)).toBe(0);
-    const lines = jsonLines(result.stderr);
-    const events = lines.map((line) => line.event);
-    expect(events[0]).toBe('run-started');
-    expect(events.at(-1)).toBe('run-ended');
-    expect(events).toEqual(
-      expect.arrayContaining(['newsletter-built', 'batch-claimed', 'outcomes-recorded', 'newsletter-sent']),
-    );
-    const started = lines[0]!;
-    expect(started).toMatchObject({
-      level: 'info',
-      hostId: 'test-host-a',
-      runId: expect.any(Number),
-      pid: expect.any(Number),
-    });
-    expect(started.message).toMatch(/^run \d+ started \(host test-host-a, pid \d+\)$/);
-    expect(lines.find((line) => line.event === 'outcomes-recorded')).toMatchObject({ sent: 3, failed: 0 });
-    // stdout keeps the summary only.
-    expect(result.stdout).toMatch(/^run \d+: 3 sent/);
-  });
+  it.each(UNDER_SYSTEMD)(
+    '--verbose under systemd ($name): JSON lines, one per event, in order',
+    async ({ env }) => {
+      const ws = await workspace(3);
+      await ws.createDue();
+      const result = await ws.run(['--verbose', 'send-due'], { env });
+      expect(result.code, describeRun(['send-due'], result)).toBe(0);
+      const lines = jsonLines(result.stderr);
+      const events = lines.map((line) => line.event);
+      expect(events[0]).toBe('run-started');
+      expect(events.at(-1)).toBe('run-ended');
+      expect(events).toEqual(
+        expect.arrayContaining(['newsletter-built', 'batch-claimed', 'outcomes-recorded', 'newsletter-sent']),
+      );
+      const started = lines[0]!;
+      expect(started).toMatchObject({
+        level: 'info',
+        hostId: 'test-host-a',
+        runId: expect.any(Number),
+        pid: expect.any(Number),
+      });
+      expect(started.message).toMatch(/^run \d+ started \(host test-host-a, pid \d+\)$/);
+      expect(lines.find((line) => line.event === 'outcomes-recorded')).toMatchObject({ sent: 3, failed: 0 });
+      // stdout keeps the summary only.
+      expect(result.stdout).toMatch(/^run \d+: 3 sent/);
+    },
+  );
 
   it('--log-format text: one readable line per event', async () => {
     const ws = await workspace(2);
@@ -114,33 +131,59 @@ describe('send-due logs', () => {
     expect(lines.at(-1)).toMatch(/Z run \d+ ended: ok$/);
   });
 
-  it('a run that needs a person: JSON lines under a non-terminal, ending with run-failed and its exit code', async () => {
-    const ws = await workspace(2, 'bounce');
+  it('under cron (no terminal, no JOURNAL_STREAM): text, a readable paragraph, never JSON', async () => {
+    const ws = await workspace(2, 'policy');
     await ws.createDue();
     const result = await ws.run(['send-due']);
     expect(result.code, describeRun(['send-due'], result)).toBe(8);
     expect(result.stdout).toBe('');
-    const lines = jsonLines(result.stderr);
-    const failed = lines.at(-1)!;
-    expect(failed).toMatchObject({
-      level: 'error',
-      event: 'run-failed',
-      exitCode: 8,
-      runId: expect.any(Number),
-    });
-    expect(failed.details).toEqual(expect.arrayContaining([expect.stringContaining('1 sent, 1 failed')]));
-    // Without --verbose, only warnings and errors.
-    expect(lines.every((line) => line.level === 'warn' || line.level === 'error')).toBe(true);
+    const lines = result.stderr.split('\n').filter(Boolean);
+    expect(lines.filter((line) => line.trimStart().startsWith('{'))).toEqual([]);
+    // What happened, then what to do.
+    expect(lines[0]).toBe('error: send-due finished, but too many recipients failed.');
+    expect(lines[1]).toMatch(/^ {2}run \d+: 1 sent, 1 failed, 0 to retry, 0 unknown, 0 skipped$/);
+    expect(lines[2]).toMatch(
+      /^ {2}1 of 2 attempts \(50 %\) failed .*: the relay or the list may be broken\. Read the replies with `newsletter show ID`/,
+    );
+    expect(lines).toHaveLength(3);
   });
 
+  it.each(UNDER_SYSTEMD)(
+    'a run that needs a person under systemd ($name): JSON lines, ending with run-failed and its exit code',
+    async ({ env }) => {
+      const ws = await workspace(2, 'policy');
+      await ws.createDue();
+      const result = await ws.run(['send-due'], { env });
+      expect(result.code, describeRun(['send-due'], result)).toBe(8);
+      expect(result.stdout).toBe('');
+      const lines = jsonLines(result.stderr);
+      const failed = lines.at(-1)!;
+      expect(failed).toMatchObject({
+        level: 'error',
+        event: 'run-failed',
+        exitCode: 8,
+        runId: expect.any(Number),
+      });
+      expect(failed.details).toEqual(expect.arrayContaining([expect.stringContaining('1 sent, 1 failed')]));
+      // Without --verbose, only warnings and errors.
+      expect(lines.every((line) => line.level === 'warn' || line.level === 'error')).toBe(true);
+    },
+  );
+
   it('--quiet keeps the errors only', async () => {
-    const ws = await workspace(2, 'bounce');
+    const ws = await workspace(2, 'policy');
     await ws.createDue();
     const result = await ws.run(['--quiet', '--log-format', 'json', 'send-due']);
     expect(result.code).toBe(8);
     const lines = jsonLines(result.stderr);
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.every((line) => line.level === 'error')).toBe(true);
+  });
+
+  it('a suppressed hard bounce under cron: exit 0 and nothing printed', async () => {
+    const ws = await workspace(2, 'bounce');
+    await ws.createDue();
+    expect(await ws.run(['send-due'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 
   it('lock held: silent under cron, one lock-held line with --verbose', async () => {
@@ -156,7 +199,10 @@ describe('send-due logs', () => {
       expect(await ws.run(['send-due'])).toMatchObject({ code: 6, stdout: '', stderr: '' });
       const verbose = await ws.run(['--verbose', 'send-due']);
       expect(verbose.code).toBe(6);
-      expect(jsonLines(verbose.stderr)).toEqual([
+      expect(verbose.stderr).toMatch(/^error: .*/);
+      const journal = await ws.run(['--verbose', 'send-due'], { env: { JOURNAL_STREAM: '8:123456' } });
+      expect(journal.code).toBe(6);
+      expect(jsonLines(journal.stderr)).toEqual([
         expect.objectContaining({ event: 'lock-held', level: 'warn', exitCode: 6 }),
       ]);
     } finally {

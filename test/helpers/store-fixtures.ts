@@ -122,6 +122,7 @@ export function newsletterFixture(overrides: Partial<Newsletter> = {}): Newslett
     startedAt: null,
     finishedAt: null,
     startedByRun: null,
+    prunedAt: null,
     updatedAt: 0,
     ...overrides,
   };

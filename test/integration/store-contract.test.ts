@@ -42,6 +42,7 @@ import {
 } from '../helpers/store-fixtures.js';
 import { closeRunLeavingClaims, damage, forceRetry } from '../helpers/damage.js';
 import { optOutContract } from './store-contract-optouts.js';
+import { pruneContract } from './store-contract-prune.js';
 import { runEndContract } from './store-contract-run-end.js';
 
 const T0: Millis = Date.now();
@@ -120,6 +121,7 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
 
   describe('nobody stranded', () => runEndContract(() => ({ store, handle })));
   describe('opt-outs and erasure', () => optOutContract(() => ({ store, handle })));
+  describe('prune', () => pruneContract(() => ({ store, handle })));
 
   describe('schema', () => {
     it('is at the latest version after migrate, and migrating again changes nothing', async () => {
@@ -209,6 +211,17 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       });
       expect(await store.getSubscriber('bob@example.org')).toMatchObject({ status: 'active' });
     });
+
+    it('lists count every member, and apart those a newsletter would reach (not unsubscribed, not suppressed)', async () => {
+      await seedSubscribers(store, 'news', ['ann@example.org', 'bob@example.org', 'cy@example.org'], at(0));
+      await seedSubscribers(store, 'other', ['ann@example.org'], at(0));
+      await store.unsubscribe('ann@example.org', at(1));
+      await store.suppress('bob@example.org', '550 5.1.1 no such user', 'smtp', at(1));
+      expect(await store.lists()).toEqual([
+        { name: 'news', members: 3, reachable: 1 },
+        { name: 'other', members: 1, reachable: 0 },
+      ]);
+    });
   });
 
   describe('newsletters', () => {
@@ -220,7 +233,7 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       await expect(createScheduledNewsletter(store, ['nope'], at(1))).rejects.toBeInstanceOf(InputError);
       expect(await store.listNewsletters()).toEqual([]);
       expect(await store.dueNewsletters(at(10))).toEqual([]);
-      expect(await store.lists()).toEqual([{ name: 'news', members: 1 }]);
+      expect(await store.lists()).toEqual([{ name: 'news', members: 1, reachable: 1 }]);
     });
 
     it('creates a draft without a time, a scheduled newsletter with one', async () => {

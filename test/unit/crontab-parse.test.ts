@@ -10,6 +10,7 @@ import {
   parseSystemdUnit,
   type ResolveContext,
   resolveDatabase,
+  sixthFieldsAreUsers,
   splitCommand,
 } from '../../src/doctor/crontab.js';
 
@@ -113,6 +114,22 @@ describe('resolveDatabase', () => {
     expect(resolve('* * * * * root newsletter send-due', 'system')).toBe('/root/newsletter.db');
   });
 
+  it('looks inside `sh -c` (and bash -lc): the cd and the env file there count', () => {
+    expect(resolve(`* * * * * sh -c 'cd /srv/site && newsletter send-due'`)).toBe('/srv/site/data/news.db');
+    expect(resolve(`* * * * * /bin/bash -lc "cd /srv/plain; newsletter send-due"`)).toBe(
+      '/srv/plain/newsletter.db',
+    );
+  });
+
+  it('--env-file after the command, or with =, relative to the folder of the cd', () => {
+    expect(resolve('* * * * * newsletter send-due --env-file=/etc/newsletter/site.env')).toBe(
+      '/var/lib/newsletter/site.db',
+    );
+    expect(resolve('* * * * * cd /etc/newsletter && newsletter --env-file site.env send-due')).toBe(
+      '/var/lib/newsletter/site.db',
+    );
+  });
+
   it('says why when it cannot tell', () => {
     const [unknownUser] = parseCrontab('* * * * * nobody newsletter send-due', 'system', 'x');
     expect(resolveDatabase(unknownUser!, context)).toEqual({
@@ -136,6 +153,25 @@ describe('resolveDatabase', () => {
     );
     expect(entries).toHaveLength(1);
     expect(resolveDatabase(entries[0]!, context).database).toBe('/var/lib/newsletter/unit.db');
+  });
+});
+
+describe('sixthFieldsAreUsers', () => {
+  const isUser = (name: string) => ['root', 'www-data'].includes(name);
+  it('a copy of /etc/crontab: every line names a user after its schedule', () => {
+    expect(
+      sixthFieldsAreUsers('SHELL=/bin/sh\n17 * * * * root cd / && run-parts /etc/cron.hourly', isUser),
+    ).toBe(true);
+  });
+  it('`crontab -l > crontab`: the command comes right after the schedule', () => {
+    expect(sixthFieldsAreUsers('* * * * * cd /srv/site && newsletter send-due', isUser)).toBe(false);
+    expect(sixthFieldsAreUsers('* * * * * root true\n* * * * * newsletter send-due', isUser)).toBe(false);
+    expect(sixthFieldsAreUsers('# nothing but comments\n', isUser)).toBe(false);
+    // A `newsletter` user on the host does not make the program its user.
+    const withUser = (name: string) => name === 'newsletter' || isUser(name);
+    expect(sixthFieldsAreUsers('* * * * * newsletter send-due', withUser)).toBe(false);
+    expect(sixthFieldsAreUsers('* * * * * newsletter --env-file /etc/n.env send-due', withUser)).toBe(false);
+    expect(sixthFieldsAreUsers('* * * * * newsletter newsletter send-due', withUser)).toBe(true);
   });
 });
 

@@ -8,14 +8,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import chalk from 'chalk';
 import { NewsletterError } from '../../domain/errors.js';
 import { ExitCode } from '../../domain/exit-codes.js';
 import type { Context } from '../context.js';
 import { println } from '../output.js';
+import { PACKAGED_TEMPLATES, PACKAGE_ROOT } from '../package-paths.js';
 
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = path.join(PACKAGE_ROOT, 'bin', 'newsletter.js');
 
 const SUBSCRIBERS = `email,name,city
@@ -68,7 +67,7 @@ export async function demoCommand(context: Context, options: { dir: string }): P
       '--subject',
       'Welcome, {{name}}',
       '--template',
-      path.join(PACKAGE_ROOT, 'templates', 'welcome.mjml'),
+      path.join(PACKAGED_TEMPLATES, 'welcome.mjml'),
       '--list',
       'demo',
       '--at',
@@ -85,5 +84,20 @@ export async function demoCommand(context: Context, options: { dir: string }): P
   println(
     `The outbox ${outbox} holds ${files.length} messages (one .eml per recipient, named by Message-ID).`,
   );
-  println('Run `npm run demo` again: nobody gets a second copy.');
+  println(`Run \`${againCommand(context.cwd, dir)}\` again: nobody gets a second copy.`);
+  println(
+    "Next, your own: `newsletter templates init templates` copies the starter templates into ./templates to edit, and the README's tour goes on from there.",
+  );
+}
+
+/**
+ * The command that ran this demo, as the operator would type it again: `npm run demo` in a
+ * checkout of the project (npm names the script it runs), `newsletter demo` after
+ * `npm install -g`, with `--dir` when the demo went somewhere other than ./demo.
+ */
+function againCommand(cwd: string, dir: string): string {
+  if (process.env.npm_lifecycle_event === 'demo') return 'npm run demo';
+  const relative = path.relative(cwd, dir) || '.';
+  if (relative === 'demo') return 'newsletter demo';
+  return `newsletter demo --dir ${/\s/.test(relative) ? JSON.stringify(relative) : relative}`;
 }

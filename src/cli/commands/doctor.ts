@@ -54,7 +54,8 @@ export async function doctorCommand(global: GlobalOptions, options: DoctorOption
 async function collect(global: GlobalOptions, options: DoctorOptions): Promise<CheckResult[]> {
   let context: ReturnType<typeof createContext>;
   try {
-    context = createContext(global);
+    // Unknown variables are one of the checks (run.ts), not a line on stderr as well.
+    context = createContext(global, { warnUnknownVariables: false });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return [

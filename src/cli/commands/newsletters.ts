@@ -3,12 +3,13 @@ import path from 'node:path';
 import { BuildError, InputError, UsageError } from '../../domain/errors.js';
 import { fromAddressProblem } from '../../domain/from-address.js';
 import { noSuchNewsletter } from '../../domain/not-found.js';
-import type { DeliveryCounts, Newsletter } from '../../domain/types.js';
+import type { Delivery, DeliveryCounts, Newsletter, NewsletterStatus } from '../../domain/types.js';
 import { parseWhen } from '../../domain/when.js';
 import type { Store } from '../../store/store.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
 import { printJson, println, table, time, warn } from '../output.js';
+import { missingTemplateHints } from '../template-hints.js';
 
 const HEADER_BREAK = /[\r\n\0\u2028\u2029]/;
 
@@ -58,7 +59,9 @@ export async function createCommand(context: Context, options: CreateOptions): P
       );
     if (problems.length > 0) {
       throw new InputError(
-        `Cannot create the newsletter: ${countProblems(problems) === 1 ? 'a problem' : `${countProblems(problems)} problems`}.`,
+        countProblems(problems) === 1
+          ? 'Cannot create the newsletter:'
+          : `Cannot create the newsletter: ${countProblems(problems)} problems.`,
         problems,
       );
     }
@@ -98,7 +101,7 @@ export async function scheduleCommand(
     const result = await store.scheduleNewsletter(newsletterId, at, now);
     if (!result.ok) {
       throw new InputError(
-        `Newsletter ${newsletterId} is ${result.status}; only a draft or a scheduled newsletter can be scheduled.`,
+        `Newsletter ${newsletterId} ${statusInWords(result.status)}; only a draft or a scheduled newsletter can be scheduled.`,
       );
     }
     return requireNewsletter(store, newsletterId);
@@ -112,7 +115,9 @@ export async function cancelCommand(context: Context, id: string): Promise<void>
   const counts = await withStore(context, {}, async (store) => {
     const result = await store.cancelNewsletter(newsletterId, Date.now());
     if (!result.ok)
-      throw new InputError(`Newsletter ${newsletterId} is ${result.status}; it can no longer be cancelled.`);
+      throw new InputError(
+        `Newsletter ${newsletterId} ${statusInWords(result.status)}; it can no longer be cancelled.`,
+      );
     await store.recordEvent('cancel', { newsletterId }, Date.now());
     return store.counts(newsletterId);
   });
@@ -160,18 +165,25 @@ export async function showCommand(context: Context, id: string, options: { json?
       ...(await store.deliveries(newsletterId, { state: 'claimed', limit: 50 })),
       ...(await store.deliveries(newsletterId, { state: 'failed', limit: 50 })),
     ];
-    return { newsletter, counts, attention };
+    // Failed and suppressed (a 5.1.x reply): list hygiene, said as such, not an alarm.
+    const hardBounces =
+      counts.failed === 0 ? { count: 0, addresses: [] } : await store.hardBounces(newsletterId, 50);
+    return { newsletter, counts, attention, hardBounces };
   });
-  const { newsletter, counts, attention } = shown;
+  const { newsletter, counts, attention, hardBounces } = shown;
+  const suppressed = new Set(hardBounces.addresses);
+  const isHardBounce = (d: Delivery) => d.state === 'failed' && suppressed.has(d.address);
   if (options.json) {
     printJson({
       ...summarise(newsletter),
       counts: pickCounts(counts),
+      hardBounces: hardBounces.count,
       attention: attention.map((d) => ({
         address: d.address,
         state: d.state,
         reply: d.smtpReply,
         messageId: d.messageId,
+        suppressed: isHardBounce(d),
       })),
     });
     return;
@@ -191,13 +203,30 @@ export async function showCommand(context: Context, id: string, options: { json?
   );
   if (newsletter.failureReason)
     for (const line of newsletter.failureReason.split('\n').slice(1)) println(`    ${line}`);
-  for (const d of attention) println(`  ${d.state.padEnd(8)} ${d.address}  ${d.smtpReply ?? ''}`);
+  // The counts above were kept by `prune`; the rows behind them (and their details) are gone.
+  if (newsletter.prunedAt !== null)
+    println(`  pruned     ${time(newsletter.prunedAt)}: ledger rows deleted, counts kept`);
+  for (const d of attention) println(attentionLine(d, isHardBounce(d)));
+  if (hardBounces.count > 0)
+    println(
+      `  ${hardBounces.count === 1 ? '1 failed address is a hard bounce' : `${hardBounces.count} failed addresses are hard bounces`} (5.1.x, no such user), now suppressed: later newsletters skip ${hardBounces.count === 1 ? 'it' : 'them'}; nothing to do.`,
+    );
   if (counts.unknown > 0) {
     warn(
       `${counts.unknown} deliveries are unknown: check the SMTP server's logs for their Message-IDs, then ` +
         `\`newsletter reconcile ${newsletter.id} --mark-sent EMAIL…\` or \`--resend\`.`,
     );
   }
+}
+
+/**
+ * One delivery that `show` lists. Unknown and claimed ones carry their Message-ID: the operator
+ * looks it up in the mail server's log before `reconcile` (README, "The process is killed").
+ */
+function attentionLine(d: Delivery, hardBounce: boolean): string {
+  const messageId = d.state === 'unknown' || d.state === 'claimed' ? `  Message-ID ${d.messageId}` : '';
+  const note = hardBounce ? '  (hard bounce: suppressed)' : '';
+  return `  ${d.state.padEnd(8)} ${d.address}${messageId}  ${d.smtpReply ?? ''}${note}`.trimEnd();
 }
 
 export function summarise(n: Newsletter) {
@@ -212,6 +241,7 @@ export function summarise(n: Newsletter) {
     startedAt: n.startedAt === null ? null : new Date(n.startedAt).toISOString(),
     finishedAt: n.finishedAt === null ? null : new Date(n.finishedAt).toISOString(),
     failureReason: n.failureReason,
+    prunedAt: n.prunedAt === null ? null : new Date(n.prunedAt).toISOString(),
   };
 }
 
@@ -244,7 +274,7 @@ export async function requireNewsletter(store: Store, id: number): Promise<Newsl
 function resolveTemplate(template: string, cwd: string, problems: string[]): string | null {
   const absolute = path.resolve(cwd, template);
   if (!existsSync(absolute) || !statSync(absolute).isFile()) {
-    problems.push(`--template ${template}: no such file.`);
+    problems.push(`--template ${template}: no such file.`, ...missingTemplateHints(template));
     return null;
   }
   return realpathSync(absolute);
@@ -282,6 +312,7 @@ async function checkBuild(
         startedAt: null,
         finishedAt: null,
         startedByRun: null,
+        prunedAt: null,
         updatedAt: 0,
       },
       {
@@ -293,6 +324,20 @@ async function checkBuild(
   } catch (error) {
     if (!(error instanceof BuildError)) throw error;
     problems.push(error.message, ...error.details.map((d) => `  ${d}`));
+  }
+}
+
+/** A status as a sentence says it: "newsletter 3 failed to build", never "is failed". */
+function statusInWords(status: NewsletterStatus): string {
+  switch (status) {
+    case 'draft':
+      return 'is a draft';
+    case 'failed':
+      return 'failed to build';
+    case 'sent':
+      return 'was sent already';
+    default:
+      return `is ${status}`;
   }
 }
 

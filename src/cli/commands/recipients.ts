@@ -1,5 +1,5 @@
 import { normaliseAddress } from '../../domain/address.js';
-import { InputError } from '../../domain/errors.js';
+import { InputError, UsageError } from '../../domain/errors.js';
 import type { ForgottenAddresses } from '../../domain/forgotten.js';
 import type { SubscriberInput } from '../../store/store.js';
 import { readRecipientsCsv } from '../../import/csv-recipients.js';
@@ -164,16 +164,18 @@ export async function listCommand(
 ): Promise<void> {
   const limit = Number(options.limit);
   if (!Number.isInteger(limit) || limit <= 0)
-    throw new InputError(`--limit "${options.limit}" must be a whole number above 0.`);
+    throw new UsageError(`--limit "${options.limit}" must be a whole number above 0.`);
   await withStore(context, { readonly: true }, async (store) => {
     if (options.lists) {
+      // Both counts: `members` is everyone on the list; `reachable` leaves out the unsubscribed
+      // and suppressed, whom a send records `skipped`: it is how many a newsletter would mail.
       const lists = await store.lists();
       if (options.json) printJson(lists);
       else
         println(
           table(
-            ['list', 'members'],
-            lists.map((l) => [l.name, l.members]),
+            ['list', 'members', 'reachable'],
+            lists.map((l) => [l.name, l.members, l.reachable]),
           ),
         );
       return;

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { problemsForRealSend } from '../../config.js';
 import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
 import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
+import { FAILURE_RATE_LIMIT, type FailureAlarm, failureAlarm } from '../../domain/failure-alarm.js';
 import { describeTransport } from '../../domain/transport-spec.js';
 import { dryRun } from '../../engine/dry-run.js';
 import { type SendDueResult, sendDue } from '../../engine/send-due.js';
@@ -19,7 +20,7 @@ import { templatesRootOf, withStore } from '../context.js';
 import { currentHost } from '../host-identity.js';
 import { messageOptionsOf, sendDueOptionsOf } from '../engine-options.js';
 import { failpointsFrom } from '../failpoints.js';
-import { createLogger } from '../log.js';
+import { createLogger, hardBouncesNote } from '../log.js';
 import { isTerminal, printError, printJson, println, warn } from '../output.js';
 import { type SendDueProgress, sendDueProgress, sendDueWorkLeft, wantsProgress } from '../progress.js';
 import { parseId } from './newsletters.js';
@@ -151,9 +152,17 @@ export async function sendDueCommand(
     process.off('SIGINT', onSignal);
   }
 
-  const exitCode = exitCodeOf(result);
+  const alarm = failureAlarm(result.attempts, result.batches);
+  const exitCode = exitCodeOf(result, alarm);
   if (options.json) {
-    printJson({ ...result, transport: describeTransport(config.transport!), exitCode });
+    // One tally per batch is for the rule, not for the reader: the verdict stands for them.
+    const { batches: _perBatch, ...summary } = result;
+    printJson({
+      ...summary,
+      failureAlarm: alarm,
+      transport: describeTransport(config.transport!),
+      exitCode,
+    });
     return exitCode;
   }
   if (result.idle) {
@@ -161,7 +170,7 @@ export async function sendDueCommand(
     return exitCode;
   }
   const summary =
-    `run ${result.runId}: ${result.counts.sent} sent, ${result.counts.failed} failed, ${result.counts.retry} to retry, ` +
+    `run ${result.runId}: ${result.counts.sent} sent, ${result.counts.failed} failed${hardBouncesNote(result.attempts.hardBounces)}, ${result.counts.retry} to retry, ` +
     `${result.counts.unknown} unknown, ${result.counts.skipped} skipped`;
   if (exitCode === ExitCode.ok) {
     if ((isTerminal() || verbose) && !context.global.quiet) {
@@ -169,6 +178,10 @@ export async function sendDueCommand(
       for (const n of result.newsletters) println(`  newsletter ${n.id} (${n.subject}): ${n.result}`);
       if (result.stopReason === 'quota')
         println(`  stopped claiming: ${result.stopDetail}; the next hour continues`);
+      if (result.attempts.hardBounces > 0)
+        println(
+          '  hard bounces (5.1.x, no such user) are suppressed: later newsletters skip those addresses; `newsletter show ID` lists them',
+        );
     }
     return exitCode;
   }
@@ -178,11 +191,19 @@ export async function sendDueCommand(
       ? (message: string, details: readonly string[]) =>
           log.log('error', 'run-failed', message, { details, exitCode, runId: result.runId })
       : printError;
-  report(`send-due ${stopText(result)}`, [
+  report(`send-due ${stopText(result, alarm)}`, [
     summary,
+    ...(alarm === null ? [] : [alarmAdvice(alarm)]),
     ...result.newsletters
       .filter((n) => n.result === 'build-failed')
-      .map((n) => `newsletter ${n.id} (${n.subject}) failed to build: ${n.reason ?? ''}`),
+      .flatMap((n) => {
+        const [first = '', ...more] = (n.reason ?? '').split('\n');
+        return [
+          `newsletter ${n.id} (${n.subject}) failed to build and was sent to nobody: ${first}`,
+          ...more.map((line) => `  ${line}`),
+          `Fix the template, then create the newsletter again (\`newsletter show ${n.id}\` has the whole reason).`,
+        ];
+      }),
     ...(result.expired.unknown > 0
       ? [
           `${result.expired.unknown} deliveries of crashed runs are now unknown: see \`newsletter status\` and \`newsletter reconcile\`.`,
@@ -200,7 +221,7 @@ export async function sendDueCommand(
   return exitCode;
 }
 
-function exitCodeOf(result: SendDueResult): ExitCodeValue {
+function exitCodeOf(result: SendDueResult, alarm: FailureAlarm | null): ExitCodeValue {
   switch (result.stopReason) {
     case 'lease-lost':
     case 'lock-compromised':
@@ -214,7 +235,9 @@ function exitCodeOf(result: SendDueResult): ExitCodeValue {
   }
   const buildFailed = result.newsletters.some((n) => n.result === 'build-failed');
   const expiredUnknown = result.expired.unknown + result.expired.stranded;
-  if (buildFailed || result.counts.failed > 0 || result.counts.unknown > 0 || expiredUnknown > 0) {
+  // Failed deliveries alone are not news: suppressed hard bounces are list hygiene; only a failure
+  // rate that says the relay or the list is broken is (src/domain/failure-alarm.ts).
+  if (buildFailed || alarm !== null || result.counts.unknown > 0 || expiredUnknown > 0) {
     return ExitCode.partlyFailed;
   }
   if (result.stopReason === 'throttled' || result.stopReason === 'unreachable') return ExitCode.transient;
@@ -224,7 +247,16 @@ function exitCodeOf(result: SendDueResult): ExitCodeValue {
   return ExitCode.ok;
 }
 
-function stopText(result: SendDueResult): string {
+/** What to do about failures that raised the alarm: the words under cron's mail. */
+function alarmAdvice(alarm: FailureAlarm): string {
+  const what =
+    alarm.kind === 'whole-batch'
+      ? `All ${alarm.attempts} attempts of a batch failed`
+      : `${alarm.failed} of ${alarm.attempts} attempts (${alarm.percent} %) failed for other reasons than a hard bounce, more than ${FAILURE_RATE_LIMIT * 100} %`;
+  return `${what}: the relay or the list may be broken. Read the replies with \`newsletter show ID\` before the next send; \`newsletter suppress list\` shows what was suppressed.`;
+}
+
+function stopText(result: SendDueResult, alarm: FailureAlarm | null): string {
   switch (result.stopReason) {
     case 'lease-lost':
       return `stopped: it lost its lease (${result.stopDetail}); its late writes were refused.`;
@@ -241,6 +273,9 @@ function stopText(result: SendDueResult): string {
     case 'quota':
       return `stopped at the hourly quota (${result.stopDetail}), and some recipients need attention.`;
     default:
+      if (alarm !== null) return 'finished, but too many recipients failed.';
+      if (result.newsletters.some((n) => n.result === 'build-failed'))
+        return 'finished, but a newsletter failed to build.';
       return 'finished, but some recipients need attention.';
   }
 }

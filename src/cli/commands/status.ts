@@ -1,10 +1,14 @@
 import chalk from 'chalk';
 import { describeDatabase } from '../../domain/database-location.js';
+import { UsageError } from '../../domain/errors.js';
 import { quotaWindow } from '../../domain/quota.js';
 import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../../domain/types.js';
 import { describeUnsettled, findUnsettled } from '../../domain/unsettled.js';
+import { isProcessAlive } from '../../host/process.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
+import { currentHost } from '../host-identity.js';
+import { hardBouncesNote } from '../log.js';
 import { printJson, println, table, time, warn } from '../output.js';
 import { parseId, pickCounts, requireNewsletter, summarise } from './newsletters.js';
 
@@ -16,19 +20,24 @@ import { parseId, pickCounts, requireNewsletter, summarise } from './newsletters
 export async function statusCommand(
   context: Context,
   id: string | undefined,
-  options: { json?: boolean },
+  options: { json?: boolean; prometheus?: boolean },
 ): Promise<void> {
+  if (options.prometheus) return (await import('./status-prometheus.js')).prometheusCommand(context);
   const now = Date.now();
   const report = await withStore(context, { readonly: true }, async (store) => {
     const all =
       id === undefined ? await store.listNewsletters() : [await requireNewsletter(store, parseId(id))];
     const stranded = new Map((await store.strandedClaims()).map((s) => [s.newsletterId, s.count]));
     const states = await Promise.all(
-      all.map(async (newsletter) => ({
-        newsletter,
-        counts: await store.counts(newsletter.id),
-        stranded: stranded.get(newsletter.id) ?? 0,
-      })),
+      all.map(async (newsletter) => {
+        const counts = await store.counts(newsletter.id);
+        return {
+          newsletter,
+          counts,
+          stranded: stranded.get(newsletter.id) ?? 0,
+          hardBounces: counts.failed === 0 ? 0 : (await store.hardBounces(newsletter.id, 0)).count,
+        };
+      }),
     );
     const runs = await store.listRuns(1000);
     const boundHostId = store.kind === 'sqlite' ? await store.getMeta('host_id') : null;
@@ -36,7 +45,14 @@ export async function statusCommand(
     const usage = quota
       ? { ...quota, used: await store.quotaUsed(quota.account, quotaWindow(now).start) }
       : null;
-    return buildStatus(states, runs, boundHostId, now, usage);
+    return buildStatus(
+      states,
+      runs,
+      boundHostId,
+      now,
+      usage,
+      processGone(currentHost(context.config).hostId),
+    );
   });
   if (options.json) {
     printJson({
@@ -52,7 +68,11 @@ export async function statusCommand(
     printScreen(report, now);
   }
   for (const run of report.liveRuns)
-    println(`running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${run.startedAt}`);
+    println(
+      run.processGone
+        ? `not running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${run.startedAt}: its process is gone; the next send-due ends it and holds what it had handed over as unknown`
+        : `running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${run.startedAt}`,
+    );
   for (const line of report.attention) warn(line);
 }
 
@@ -61,6 +81,19 @@ export interface NewsletterState {
   counts: DeliveryCounts;
   /** Rows `claimed` by a closed or missing run (Store.strandedClaims); 0 when not looked at. */
   stranded?: number;
+  /** Failed rows whose address is suppressed (Store.hardBounces): list hygiene; 0 when not looked at. */
+  hardBounces?: number;
+}
+
+/**
+ * Whether an open run's process is known to be gone: only a run of this host can be checked (a
+ * pid means nothing on another machine), and a crash leaves its run open until the next
+ * send-due ends it (DESIGN, "Runs"), so without this `status` would call it running.
+ */
+export type ProcessGone = (run: Pick<RunInfo, 'hostId' | 'pid'>) => boolean;
+
+function processGone(thisHostId: string): ProcessGone {
+  return (run) => run.hostId === thisHostId && !isProcessAlive(run.pid);
 }
 
 /** How many recently sent newsletters the screen (and the JSON) shows. */
@@ -108,6 +141,7 @@ export function buildStatus(
   boundHostId: string | null,
   now: Millis,
   quotaUsage: QuotaUsage | null = null,
+  isGone: ProcessGone = () => false,
 ) {
   const liveRuns = runs.filter((r) => r.endedAt === null);
   const hosts = [...new Set(runs.map((r) => r.hostId))];
@@ -138,6 +172,7 @@ export function buildStatus(
       subject: s.newsletter.subject,
       startedAt: isoOrNull(s.newsletter.startedAt),
       counts: pickCounts(c),
+      hardBounces: s.hardBounces ?? 0,
       progress: {
         done,
         total: c.audience,
@@ -162,6 +197,7 @@ export function buildStatus(
       status: s.newsletter.status as 'sent' | 'cancelled',
       finishedAt: isoOrNull(s.newsletter.finishedAt),
       counts: pickCounts(s.counts),
+      hardBounces: s.hardBounces ?? 0,
     }));
 
   // States no run will move on its own, each with the command that settles it (domain/unsettled.ts).
@@ -186,6 +222,11 @@ export function buildStatus(
     }
   }
   attention.push(...unsettled.map(describeUnsettled));
+  for (const run of liveRuns.filter(isGone)) {
+    attention.push(
+      `run ${run.id} (pid ${run.pid}) is open but its process is gone: it was killed or crashed; the next send-due ends it, and \`newsletter show ID\` then lists its unknown deliveries`,
+    );
+  }
   if (hosts.length > 1) {
     attention.push(
       `${hosts.length} different hosts have run send-due against this SQLite database (${hosts.join(', ')}): ` +
@@ -218,6 +259,7 @@ export function buildStatus(
       pid: r.pid,
       startedAt: new Date(r.startedAt).toISOString(),
       leaseUntil: new Date(r.leaseUntil).toISOString(),
+      processGone: isGone(r),
     })),
     lastRun:
       lastRun === null
@@ -229,6 +271,7 @@ export function buildStatus(
             startedAt: new Date(lastRun.startedAt).toISOString(),
             endedAt: isoOrNull(lastRun.endedAt),
             outcome: lastRun.outcome,
+            processGone: lastRun.endedAt === null && isGone(lastRun),
             counts: lastRun.counts,
           },
     hosts,
@@ -272,8 +315,8 @@ function printScreen(report: StatusReport, now: Millis): void {
     'Recently sent',
     report.recent.map((n) =>
       n.status === 'cancelled'
-        ? `#${n.id} ${n.subject} · cancelled ${n.finishedAt} · ${n.counts.sent} sent before the cancel, ${n.counts.failed} failed, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown, ${n.counts.pending} never sent`
-        : `#${n.id} ${n.subject} · finished ${n.finishedAt} · ${n.counts.sent} sent, ${n.counts.failed} failed, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown`,
+        ? `#${n.id} ${n.subject} · cancelled ${n.finishedAt} · ${n.counts.sent} sent before the cancel, ${n.counts.failed} failed${hardBouncesNote(n.hardBounces)}, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown, ${n.counts.pending} never sent`
+        : `#${n.id} ${n.subject} · finished ${n.finishedAt} · ${n.counts.sent} sent, ${n.counts.failed} failed${hardBouncesNote(n.hardBounces)}, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown`,
     ),
   );
   section(
@@ -288,7 +331,7 @@ function printScreen(report: StatusReport, now: Millis): void {
     );
   if (report.lastRun)
     println(
-      `\nlast run: ${report.lastRun.id} on ${report.lastRun.hostname}, started ${report.lastRun.startedAt}, ${report.lastRun.outcome ?? 'running'}`,
+      `\nlast run: ${report.lastRun.id} on ${report.lastRun.hostname}, started ${report.lastRun.startedAt}, ${report.lastRun.outcome ?? (report.lastRun.processGone ? 'not running (its process is gone)' : 'running')}`,
     );
 }
 
@@ -337,12 +380,18 @@ export async function runsCommand(
   context: Context,
   options: { limit: string; json?: boolean },
 ): Promise<void> {
-  const limit = Number(options.limit) || 50;
+  const limit = Number(options.limit);
+  // A bad option is a usage error (exit 2), as commander's own are.
+  if (!Number.isInteger(limit) || limit <= 0)
+    throw new UsageError(`--limit "${options.limit}" must be a whole number above 0.`);
   const runs = await withStore(context, { readonly: true }, (store) => store.listRuns(limit));
+  const isGone = processGone(currentHost(context.config).hostId);
+  const goneOpen = (r: RunInfo) => r.endedAt === null && isGone(r);
   if (options.json) {
     printJson(
       runs.map((r) => ({
         ...r,
+        processGone: goneOpen(r),
         startedAt: new Date(r.startedAt).toISOString(),
         leaseUntil: new Date(r.leaseUntil).toISOString(),
         endedAt: r.endedAt === null ? null : new Date(r.endedAt).toISOString(),
@@ -373,7 +422,7 @@ export async function runsCommand(
         r.pid,
         time(r.startedAt),
         time(r.endedAt),
-        r.outcome ?? 'running',
+        r.outcome ?? (goneOpen(r) ? 'gone' : 'running'),
         r.counts.sent,
         r.counts.failed,
         r.counts.retry,

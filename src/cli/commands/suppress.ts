@@ -4,7 +4,7 @@
  * (source `smtp`) and `bounces import` (source `bounce`) add to the same list.
  */
 import { normaliseAddress } from '../../domain/address.js';
-import { InputError } from '../../domain/errors.js';
+import { InputError, UsageError } from '../../domain/errors.js';
 import type { Suppression } from '../../store/store.js';
 import { readSuppressionList } from '../../import/suppression-list.js';
 import type { Context } from '../context.js';
@@ -63,7 +63,7 @@ export async function listCommand(
 ): Promise<void> {
   const limit = Number(options.limit);
   if (!Number.isInteger(limit) || limit <= 0)
-    throw new InputError(`--limit "${options.limit}" must be a whole number above 0.`);
+    throw new UsageError(`--limit "${options.limit}" must be a whole number above 0.`);
   const rows: Suppression[] = await withStore(context, { readonly: true }, (store) =>
     store.listSuppressions({ afterAddress: options.after?.toLowerCase() ?? null, limit }),
   );

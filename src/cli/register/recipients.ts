@@ -55,7 +55,10 @@ export function registerRecipients(program: Command, actions: CommandActions): v
     .command('list')
     .description('list subscribers (or, with --lists, the lists and their sizes)')
     .option('--list <name>', 'only members of this list')
-    .option('--lists', 'show the lists instead')
+    .option(
+      '--lists',
+      'show the lists instead: members (everyone on it) and reachable (neither unsubscribed nor suppressed)',
+    )
     .option('--limit <n>', 'at most this many', '1000')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  newsletter recipients list --list customers --json')

@@ -7,7 +7,11 @@ export function registerStatus(program: Command, actions: CommandActions): void 
     .command('status [id]')
     .description('what is due, sending, sent, and what needs a person')
     .option('--json', 'print as JSON')
-    .addHelpText('after', '\nExample:\n  newsletter status')
+    .option('--prometheus', 'print node_exporter\'s textfile format (see README, "Monitoring")')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter status\n  newsletter status --prometheus > "$DIR/newsletter.prom.$$" && mv "$DIR/newsletter.prom.$$" "$DIR/newsletter.prom"',
+    )
     .action(actions.configured(async () => (await import('../commands/status.js')).statusCommand));
   program
     .command('runs')

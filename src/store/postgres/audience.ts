@@ -6,9 +6,11 @@
  */
 import { deliveryCounts } from '../../domain/ledger.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
+import { storedCounts } from '../../domain/prune.js';
 import type { DeliveryCounts, DeliveryState, PendingRecipient } from '../../domain/types.js';
 import { audienceClosedSql, inAudience } from '../conditions.js';
 import { type CandidateRow, SELECT_CANDIDATES } from '../rows.js';
+import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
 import { rows } from './selects.js';
 
@@ -28,20 +30,39 @@ export async function audienceSize(pg: PgDb, lists: string[]): Promise<number> {
   return row?.n ?? 0;
 }
 
+/**
+ * One statement, so one snapshot: the states and the pending count add up to the audience even
+ * while other hosts claim. `pending` is 0 once the audience is closed (or the newsletter does not
+ * exist). A pruned newsletter has no rows left to count: its counts are the ones kept when it
+ * was pruned.
+ */
+const COUNTS = `SELECT
+   (SELECT pruned_counts FROM newsletters WHERE id = $1) AS pruned,
+   (SELECT json_object_agg(state, n) FROM
+      (SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = $1 GROUP BY state) x) AS states,
+   CASE WHEN NOT EXISTS (SELECT 1 FROM newsletters n WHERE n.id = $1 AND NOT ${audienceClosedSql('n')}) THEN 0
+        ELSE (SELECT count(*) FROM subscribers s WHERE ${inAudience('$1')}
+                AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address))
+   END AS pending`;
+
+interface CountsRow {
+  pruned: unknown;
+  states: Record<DeliveryState, number> | null;
+  pending: number;
+}
+
 export async function counts(pg: PgDb, newsletterId: number): Promise<DeliveryCounts> {
-  // One statement, so one snapshot: the states and the pending count add up to the audience
-  // even while other hosts claim. `pending` is 0 once the audience is closed (or the newsletter
-  // does not exist).
-  const [row] = await pg.rows<{ states: Record<DeliveryState, number> | null; pending: number }>(
-    `SELECT
-       (SELECT json_object_agg(state, n) FROM
-          (SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = $1 GROUP BY state) x) AS states,
-       CASE WHEN NOT EXISTS (SELECT 1 FROM newsletters n WHERE n.id = $1 AND NOT ${audienceClosedSql('n')}) THEN 0
-            ELSE (SELECT count(*) FROM subscribers s WHERE ${inAudience('$1')}
-                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address))
-       END AS pending`,
-    [newsletterId],
-  );
+  const [row] = await pg.rows<CountsRow>(COUNTS, [newsletterId]);
+  return storedCounts(row?.pruned ?? null) ?? fromRows(row);
+}
+
+/** The counts from the rows themselves, inside the caller's transaction (the prune's). */
+export async function ledgerCounts(sql: Sql, newsletterId: number): Promise<DeliveryCounts> {
+  const [row] = (await sql.query<CountsRow>(COUNTS, [newsletterId])).rows;
+  return fromRows(row);
+}
+
+function fromRows(row: CountsRow | undefined): DeliveryCounts {
   const states = Object.entries(row?.states ?? {}).map(
     ([state, n]) => [state as DeliveryState, Number(n)] as const,
   );

@@ -17,6 +17,7 @@
  *
  * No session state: see connection.ts.
  */
+import { backupNeedsPgDump } from '../../domain/backup.js';
 import type { OutcomeWrite } from '../../domain/ledger.js';
 import { describeDatabase } from '../../domain/database-location.js';
 import type { ReconcileAction } from '../../domain/reconcile.js';
@@ -29,10 +30,13 @@ import * as claim from './claim.js';
 import { createPool, poolSql } from './connection.js';
 import { PgDb } from './db.js';
 import * as fence from './fence.js';
+import { storageFootprint } from './footprint.js';
+import { hardBounces } from './hard-bounces.js';
 import * as lease from './lease.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import * as newsletters from './newsletters.js';
 import * as quota from './quota.js';
+import * as prune from './prune.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
 import * as forget from './forget.js';
@@ -246,11 +250,30 @@ export class PostgresStore implements Store {
 
   // ---- operators: reconcile.ts -----------------------------------------------------------------
 
+  async hardBounces(newsletterId: number, limit: number) {
+    return hardBounces(this.pg, newsletterId, limit);
+  }
   async strandedClaims() {
     return operators.strandedClaims(this.pg);
   }
   async reconcile(newsletterId: number, action: ReconcileAction, addresses: string[] | null, now: Millis) {
     return operators.reconcile(this.pg, newsletterId, action, addresses, now);
+  }
+
+  // ---- upkeep: prune.ts, footprint.ts -----------------------------------------------------------
+
+  async pruneCandidates() {
+    return prune.pruneCandidates(this.pg);
+  }
+  async pruneNewsletter(newsletterId: number, sentBefore: Millis, now: Millis) {
+    return prune.pruneNewsletter(this.pg, newsletterId, sentBefore, now);
+  }
+  /** A shared database is backed up by its server's tools, which see every host's writes. */
+  async backup(_file: string): Promise<never> {
+    throw backupNeedsPgDump(this.where);
+  }
+  async storageFootprint() {
+    return storageFootprint(this.pg);
   }
 
   // ---- suppressions and bounces: bounces.ts ----------------------------------------------------

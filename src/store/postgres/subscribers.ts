@@ -5,8 +5,9 @@
 import { REMOVED_OPT_OUT } from '../../domain/ledger-reasons.js';
 import type { Millis, Subscriber } from '../../domain/types.js';
 import type { SubscriberRow } from '../rows.js';
+import { reachable } from '../conditions.js';
 import { importThroughStaging } from '../staged-import.js';
-import type { ImportSummary, ImportTarget, SubscriberInput } from '../store.js';
+import type { ImportSummary, ImportTarget, ListSummary, SubscriberInput } from '../store.js';
 import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
 import { POSTGRES_STAGE_BATCH, PostgresStagingArea } from './import-staging.js';
@@ -94,9 +95,11 @@ export async function listSubscribers(
   return found.map(rows.toSubscriber);
 }
 
-export function lists(pg: PgDb): Promise<{ name: string; members: number }[]> {
-  return pg.rows<{ name: string; members: number }>(
-    `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members
+export function lists(pg: PgDb): Promise<ListSummary[]> {
+  return pg.rows<ListSummary>(
+    `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members,
+            (SELECT count(*) FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+              WHERE m.list_id = l.id AND ${reachable('s')}) AS reachable
      FROM lists l ORDER BY l.name COLLATE "C"`,
   );
 }

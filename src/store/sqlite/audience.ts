@@ -6,6 +6,7 @@
 import { audienceClosed } from '../../domain/audience.js';
 import { deliveryCounts } from '../../domain/ledger.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
+import { storedCounts } from '../../domain/prune.js';
 import type { DeliveryCounts, DeliveryState, PendingRecipient } from '../../domain/types.js';
 import { inAudience } from '../conditions.js';
 import { type CandidateRow, SELECT_CANDIDATES } from '../rows.js';
@@ -27,17 +28,30 @@ export function audienceSize(c: SqliteDb, lists: string[]): number {
   return row.n;
 }
 
-/** One read transaction, so one snapshot: the states and the pending count add up to the audience. */
+/**
+ * One read transaction, so one snapshot: the states and the pending count add up to the audience.
+ * A pruned newsletter has no rows left to count: its counts are the ones kept when it was pruned.
+ */
 export function counts(c: SqliteDb, newsletterId: number): DeliveryCounts {
-  return c.deferred(() => {
-    const states = c
-      .sql('SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = ? GROUP BY state')
-      .all(newsletterId) as { state: DeliveryState; n: number }[];
-    return deliveryCounts(
-      states.map((row) => [row.state, row.n] as const),
-      pendingCount(c, newsletterId),
-    );
-  });
+  return c.deferred(() => prunedCounts(c, newsletterId) ?? ledgerCounts(c, newsletterId));
+}
+
+function prunedCounts(c: SqliteDb, newsletterId: number): DeliveryCounts | null {
+  const row = c.sql('SELECT pruned_counts FROM newsletters WHERE id = ?').get(newsletterId) as
+    | { pruned_counts: string | null }
+    | undefined;
+  return storedCounts(row?.pruned_counts ?? null);
+}
+
+/** The counts from the rows themselves; the caller holds the transaction. */
+export function ledgerCounts(c: SqliteDb, newsletterId: number): DeliveryCounts {
+  const states = c
+    .sql('SELECT state, count(*) AS n FROM deliveries WHERE newsletter_id = ? GROUP BY state')
+    .all(newsletterId) as { state: DeliveryState; n: number }[];
+  return deliveryCounts(
+    states.map((row) => [row.state, row.n] as const),
+    pendingCount(c, newsletterId),
+  );
 }
 
 /** Recipients in the audience with no ledger row yet; 0 once the audience is closed. */

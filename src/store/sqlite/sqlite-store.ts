@@ -15,16 +15,20 @@ import type { DeliveryState, Millis, VerifiedBody } from '../../domain/types.js'
 import type { ClaimRequest, NewsletterAsRead, RunEnd, RunRegistration } from '../../engine/store.js';
 import type { BounceEvent, ImportTarget, NewNewsletter, Store, SubscriberInput } from '../store.js';
 import * as audience from './audience.js';
+import { backupSqlite } from './backup.js';
 import * as bounces from './bounces.js';
 import * as claim from './claim.js';
 import { SqliteDb } from './db.js';
 import * as fence from './fence.js';
+import { storageFootprint } from './footprint.js';
+import { hardBounces } from './hard-bounces.js';
 import * as lease from './lease.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import * as newsletters from './newsletters.js';
 import { type OpenOptions, openSqlite } from './open.js';
 import { META_VALUE } from './queries.js';
 import * as quota from './quota.js';
+import * as prune from './prune.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
 import * as forget from './forget.js';
@@ -216,11 +220,29 @@ export class SqliteStore implements Store {
 
   // ---- operators: reconcile.ts -----------------------------------------------------------------
 
+  async hardBounces(newsletterId: number, limit: number) {
+    return hardBounces(this.c, newsletterId, limit);
+  }
   async strandedClaims() {
     return operators.strandedClaims(this.c);
   }
   async reconcile(newsletterId: number, action: ReconcileAction, addresses: string[] | null, now: Millis) {
     return operators.reconcile(this.c, newsletterId, action, addresses, now);
+  }
+
+  // ---- upkeep: prune.ts, backup.ts, footprint.ts ------------------------------------------------
+
+  async pruneCandidates() {
+    return prune.pruneCandidates(this.c);
+  }
+  async pruneNewsletter(newsletterId: number, sentBefore: Millis, now: Millis) {
+    return prune.pruneNewsletter(this.c, newsletterId, sentBefore, now);
+  }
+  async backup(file: string) {
+    return backupSqlite(this.db, file);
+  }
+  async storageFootprint() {
+    return storageFootprint(this.c);
   }
 
   // ---- suppressions and bounces: bounces.ts ----------------------------------------------------

@@ -4,8 +4,9 @@
  */
 import { REMOVED_OPT_OUT } from '../../domain/ledger-reasons.js';
 import type { Millis, Subscriber } from '../../domain/types.js';
+import { reachable } from '../conditions.js';
 import { importThroughStaging } from '../staged-import.js';
-import type { ImportSummary, ImportTarget, SubscriberInput } from '../store.js';
+import type { ImportSummary, ImportTarget, ListSummary, SubscriberInput } from '../store.js';
 import type { SqliteDb } from './db.js';
 import { SQLITE_STAGE_BATCH, SqliteStagingArea } from './import-staging.js';
 import { rows, SUBSCRIBER_SELECT } from './selects.js';
@@ -89,13 +90,15 @@ export function listSubscribers(
   return (found as SubscriberRow[]).map(rows.toSubscriber);
 }
 
-export function lists(c: SqliteDb): { name: string; members: number }[] {
+export function lists(c: SqliteDb): ListSummary[] {
   return c
     .sql(
-      `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members
+      `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members,
+              (SELECT count(*) FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
+                WHERE m.list_id = l.id AND ${reachable('s')}) AS reachable
          FROM lists l ORDER BY l.name`,
     )
-    .all() as { name: string; members: number }[];
+    .all() as ListSummary[];
 }
 
 function ensureList(c: SqliteDb, name: string, now: Millis): number {
