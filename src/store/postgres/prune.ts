@@ -12,32 +12,17 @@
  * every host goes on sending. A prune stopped halfway is finished by the next one: the counts are
  * taken once, the deletes resume.
  */
-import {
-  PRUNABLE_STATUSES,
-  PRUNE_BATCH,
-  type PruneCandidate,
-  type PruneDecision,
-  pruneDecision,
-  UNSETTLED_STATES,
-} from '../../domain/prune.js';
+import { PRUNE_BATCH, type PruneCandidate, type PruneDecision, pruneDecision } from '../../domain/prune.js';
 import type { Millis } from '../../domain/types.js';
+import { FINAL_SQL, PRUNE_CANDIDATES, UNSETTLED_SQL } from '../prune-sql.js';
 import type { PruneOutcome } from '../store.js';
 import { ledgerCounts } from './audience.js';
 import type { PgDb } from './db.js';
 
-const UNSETTLED = UNSETTLED_STATES.map((state) => `'${state}'`).join(', ');
-const FINAL = PRUNABLE_STATUSES.map((status) => `'${status}'`).join(', ');
-
-const CANDIDATES = `
-  SELECT n.id AS "newsletterId", n.subject, n.status, n.finished_at AS "finishedAt",
-         (SELECT count(*) FROM deliveries d WHERE d.newsletter_id = n.id) AS "ledgerRows",
-         (SELECT count(*) FROM deliveries d WHERE d.newsletter_id = n.id AND d.state IN (${UNSETTLED})) AS unsettled
-  FROM newsletters n`;
-
 /** Every newsletter with ledger rows, as the prune sees it; nothing is written. */
 export async function pruneCandidates(pg: PgDb): Promise<PruneCandidate[]> {
   return pg.rows<PruneCandidate>(
-    `${CANDIDATES} WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = n.id) ORDER BY n.id`,
+    `${PRUNE_CANDIDATES} WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = n.id) ORDER BY n.id`,
   );
 }
 
@@ -52,8 +37,9 @@ export async function pruneNewsletter(
       await sql.query<{ id: number }>('SELECT id FROM newsletters WHERE id = $1 FOR UPDATE', [newsletterId])
     ).rows;
     if (!locked) return null;
-    const [candidate] = (await sql.query<PruneCandidate>(`${CANDIDATES} WHERE n.id = $1`, [newsletterId]))
-      .rows;
+    const [candidate] = (
+      await sql.query<PruneCandidate>(`${PRUNE_CANDIDATES} WHERE n.id = $1`, [newsletterId])
+    ).rows;
     const decided = pruneDecision(candidate as PruneCandidate, sentBefore);
     if (!decided.prune) return decided;
     // Taken once: a prune resumed after an interruption must not count a half-deleted ledger.
@@ -72,8 +58,8 @@ export async function pruneNewsletter(
     const { rowCount } = await pg.one(
       `DELETE FROM deliveries WHERE id IN (
          SELECT d.id FROM deliveries d JOIN newsletters n ON n.id = d.newsletter_id
-         WHERE d.newsletter_id = $1 AND n.pruned_counts IS NOT NULL AND n.status IN (${FINAL})
-           AND d.state NOT IN (${UNSETTLED})
+         WHERE d.newsletter_id = $1 AND n.pruned_counts IS NOT NULL AND n.status IN (${FINAL_SQL})
+           AND d.state NOT IN (${UNSETTLED_SQL})
          LIMIT $2)`,
       [newsletterId, PRUNE_BATCH],
     );

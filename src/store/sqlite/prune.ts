@@ -11,27 +11,12 @@
  * wait behind a million-row delete past its busy timeout. A prune stopped halfway is finished by
  * the next one: the counts are taken once (never from a half-deleted ledger), the deletes resume.
  */
-import {
-  PRUNABLE_STATUSES,
-  PRUNE_BATCH,
-  type PruneCandidate,
-  type PruneDecision,
-  pruneDecision,
-  UNSETTLED_STATES,
-} from '../../domain/prune.js';
+import { PRUNE_BATCH, type PruneCandidate, type PruneDecision, pruneDecision } from '../../domain/prune.js';
 import type { Millis } from '../../domain/types.js';
+import { FINAL_SQL, PRUNE_CANDIDATES, UNSETTLED_SQL } from '../prune-sql.js';
 import type { PruneOutcome } from '../store.js';
 import { ledgerCounts } from './audience.js';
 import type { SqliteDb } from './db.js';
-
-const UNSETTLED = UNSETTLED_STATES.map((state) => `'${state}'`).join(', ');
-const FINAL = PRUNABLE_STATUSES.map((status) => `'${status}'`).join(', ');
-
-const CANDIDATES = `
-  SELECT n.id AS "newsletterId", n.subject, n.status, n.finished_at AS "finishedAt",
-         (SELECT count(*) FROM deliveries d WHERE d.newsletter_id = n.id) AS "ledgerRows",
-         (SELECT count(*) FROM deliveries d WHERE d.newsletter_id = n.id AND d.state IN (${UNSETTLED})) AS unsettled
-  FROM newsletters n`;
 
 /** Every newsletter with ledger rows, as the prune sees it; nothing is written. */
 export function pruneCandidates(c: SqliteDb): PruneCandidate[] {
@@ -39,7 +24,7 @@ export function pruneCandidates(c: SqliteDb): PruneCandidate[] {
     () =>
       c
         .sql(
-          `${CANDIDATES} WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = n.id) ORDER BY n.id`,
+          `${PRUNE_CANDIDATES} WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = n.id) ORDER BY n.id`,
         )
         .all() as PruneCandidate[],
   );
@@ -52,7 +37,9 @@ export function pruneNewsletter(
   now: Millis,
 ): PruneOutcome {
   const decision = c.immediate((): PruneDecision | null => {
-    const candidate = c.sql(`${CANDIDATES} WHERE n.id = ?`).get(newsletterId) as PruneCandidate | undefined;
+    const candidate = c.sql(`${PRUNE_CANDIDATES} WHERE n.id = ?`).get(newsletterId) as
+      | PruneCandidate
+      | undefined;
     if (!candidate) return null;
     const decided = pruneDecision(candidate, sentBefore);
     if (!decided.prune) return decided;
@@ -74,8 +61,8 @@ export function pruneNewsletter(
           .sql(
             `DELETE FROM deliveries WHERE id IN (
                SELECT d.id FROM deliveries d JOIN newsletters n ON n.id = d.newsletter_id
-               WHERE d.newsletter_id = ? AND n.pruned_counts IS NOT NULL AND n.status IN (${FINAL})
-                 AND d.state NOT IN (${UNSETTLED})
+               WHERE d.newsletter_id = ? AND n.pruned_counts IS NOT NULL AND n.status IN (${FINAL_SQL})
+                 AND d.state NOT IN (${UNSETTLED_SQL})
                LIMIT ?)`,
           )
           .run(newsletterId, PRUNE_BATCH).changes,
