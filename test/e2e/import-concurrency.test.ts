@@ -194,7 +194,7 @@ describe('a 100,000-row import does not block other writers', () => {
       importing.signal('SIGCONT');
       await importing.waitForFailpoint('import-publishing');
       const pending = oneClick(ws, server.base, 'reader2@example.net');
-      await server.child.waitForStderr('database-busy');
+      await server.child.waitForStderr('the database is busy');
       importing.signal('SIGCONT');
 
       expect((await pending).status).toBe(200);
@@ -218,7 +218,7 @@ describe('a 100,000-row import does not block other writers', () => {
 
       const pending = oneClick(ws, server.base, 'reader3@example.net');
       // serve's first attempt has waited its whole busy timeout and failed: it keeps trying.
-      await server.child.waitForStderr('database-busy');
+      await server.child.waitForStderr('the database is busy');
       expect(statusOf(ws, 'reader3@example.net')).toBe('active');
       await lock.release();
       lock = null;
