@@ -1,13 +1,18 @@
+import { InputError } from '../domain/errors.js';
+
 /**
  * The header row of a recipients CSV: which column holds the address, which the name, and which
- * become merge fields. Column names are trimmed and compared lower-cased; every problem is
- * reported at once, each with what to change.
+ * become merge fields. A column's field name is its header lower-cased, with runs of spaces and
+ * punctuation turned into `_` ("First Name" → `first_name`, see fieldNameOf). The address column
+ * may be called `email`, `Email Address`, `E-mail` or `mail` (what Mailchimp, listmonk, Sendy and
+ * phpList export); `--map "Courriel=email"` renames any other column. Every problem is reported
+ * at once, each once, with one fix.
  */
 export interface CsvHeader {
   emailIndex: number;
   /** -1 when the file has no `name` column. */
   nameIndex: number;
-  /** Every other column, in file order, by its lower-cased name. */
+  /** Every other column, in file order, by its field name. */
   fields: { name: string; index: number }[];
 }
 
@@ -24,12 +29,35 @@ const RESERVED = new Map([
   ['__proto__', 'it cannot be used as a field name'],
 ]);
 
-/** Names people give the address column; we accept only `email`, and say so. */
-const EMAIL_LOOKALIKES = new Set(['e-mail', 'e_mail', 'mail', 'email address', 'email_address', 'emails']);
+/** Field names (see fieldNameOf) that are the address column. */
+const EMAIL_NAMES = new Set(['email', 'email_address', 'e_mail', 'mail']);
 
-export function parseHeader(cells: readonly string[]): HeaderResult {
+export interface HeaderOptions {
+  /**
+   * `--map`: a column's header (trimmed, any case) → the name it takes (`email`, `name` or a field
+   * name, made one by fieldNameOf).
+   */
+  map?: ReadonlyMap<string, string>;
+}
+
+/** Parses `--map` values, `Header=name`; throws a message saying what is wrong with one. */
+export function parseColumnMap(pairs: readonly string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const pair of pairs) {
+    const at = pair.lastIndexOf('=');
+    const from = at === -1 ? '' : pair.slice(0, at).trim();
+    const to = at === -1 ? '' : fieldNameOf(pair.slice(at + 1));
+    if (from === '' || to === '') {
+      throw new InputError(`--map "${pair}" must be COLUMN=NAME, e.g. --map "Courriel=email"`);
+    }
+    map.set(from.toLowerCase(), to);
+  }
+  return map;
+}
+
+export function parseHeader(cells: readonly string[], options: HeaderOptions = {}): HeaderResult {
   const shown = cells.map((cell) => cell.trim());
-  const names = shown.map((cell) => cell.toLowerCase());
+  const map = options.map ?? new Map<string, string>();
 
   // A file saved with ';' or tabs between columns reads as a single column; say that, not
   // "no email column".
@@ -53,17 +81,27 @@ export function parseHeader(cells: readonly string[]): HeaderResult {
   let nameIndex = -1;
   const fields: { name: string; index: number }[] = [];
 
-  names.forEach((name, index) => {
+  shown.forEach((cell, index) => {
     const column = `column ${index + 1}`;
-    if (name === '') {
+    if (cell === '') {
       problems.push(`${column} of the header has no name; name it, or remove the column (a trailing comma?)`);
+      return;
+    }
+    const mapped = map.get(cell.toLowerCase());
+    const plain = mapped ?? fieldNameOf(cell);
+    const name = mapped === undefined && EMAIL_NAMES.has(plain) ? 'email' : plain;
+    const quoted = JSON.stringify(cell);
+    if (name === '') {
+      problems.push(
+        `${column} ${quoted} gives no field name; rename it, or name it with --map ${JSON.stringify(`${cell}=NAME`)}`,
+      );
       return;
     }
     const earlier = firstAt.get(name);
     if (earlier !== undefined) {
       problems.push(
-        `${column} ${JSON.stringify(shown[index])} repeats column ${earlier + 1}; column names must be unique ` +
-          '(case does not count)',
+        `${column} ${quoted} is the field ${JSON.stringify(name)}, as column ${earlier + 1} ` +
+          `${JSON.stringify(shown[earlier])} is; rename one of them, or remove it`,
       );
       return;
     }
@@ -73,27 +111,26 @@ export function parseHeader(cells: readonly string[]): HeaderResult {
     } else if (name === 'name') {
       nameIndex = index;
     } else if (RESERVED.has(name)) {
-      problems.push(
-        `${column} ${JSON.stringify(shown[index])} is reserved (${RESERVED.get(name)}); rename it`,
-      );
-    } else if (!FIELD_NAME.test(name)) {
-      problems.push(
-        `${column} ${JSON.stringify(shown[index])} is not a valid field name (letters, digits and '_', not ` +
-          `starting with a digit); rename it, e.g. to ${JSON.stringify(suggestFieldName(name, index))}`,
-      );
+      problems.push(`${column} ${quoted} is reserved (${RESERVED.get(name)}); rename it`);
     } else {
       fields.push({ name, index });
     }
   });
 
+  const present = new Set(shown.map((cell) => cell.toLowerCase()));
+  for (const from of map.keys()) {
+    if (!present.has(from)) {
+      problems.push(
+        `--map names a column ${JSON.stringify(from)} that the header does not have; check its spelling`,
+      );
+    }
+  }
+
   if (emailIndex === -1) {
-    const lookalike = shown.find((cell) => EMAIL_LOOKALIKES.has(cell.toLowerCase()));
     const found = shown.length > 0 ? shown.map((cell) => JSON.stringify(cell)).join(', ') : 'none';
     problems.unshift(
-      `there is no "email" column (columns found: ${found}); ` +
-        (lookalike === undefined
-          ? 'add a header row such as "email,name" or rename the column holding the addresses to "email"'
-          : `rename ${JSON.stringify(lookalike)} to "email"`),
+      `there is no email column (columns found: ${found}); name the column holding the addresses ` +
+        '"email", or pass --map "COLUMN=email"',
     );
   }
 
@@ -102,14 +139,18 @@ export function parseHeader(cells: readonly string[]): HeaderResult {
     : { ok: true, header: { emailIndex, nameIndex, fields } };
 }
 
-/** `First Name` → `first_name`, `Prénom` → `prenom`, `2nd line` → `_2nd_line`. */
-export function suggestFieldName(name: string, index: number): string {
+/**
+ * A column's field name: lower-cased, accents dropped, runs of spaces and punctuation turned into
+ * `_` (none at either end), and `_` before a leading digit. `First Name` → `first_name`,
+ * `FirstName` → `firstname`, `Prénom` → `prenom`, `2nd line` → `_2nd_line`. '' when nothing is left.
+ */
+export function fieldNameOf(name: string): string {
   const plain = name
     .normalize('NFKD')
     .replace(/[\u0300-\u036f]/gu, '')
     .toLowerCase()
-    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/[^a-z0-9]+/g, '_')
     .replace(/^_+|_+$/g, '');
-  if (plain === '') return `field_${index + 1}`;
+  if (plain === '') return '';
   return /^[0-9]/.test(plain) ? `_${plain}` : plain;
 }

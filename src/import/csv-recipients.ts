@@ -34,13 +34,16 @@ export interface ReadRecipientsOptions {
    * one meant, or its address column is wrong). Duplicates do not count. Default: no limit.
    */
   maxErrors?: number;
+  /** `--map`: a header (trimmed, lower-cased) → the name its column takes (see parseColumnMap). */
+  map?: ReadonlyMap<string, string>;
 }
 
 /**
  * Streams a recipients CSV: UTF-8 (a BOM is skipped), comma-separated, CRLF or LF line ends,
- * RFC 4180 quoting. The header row is required: `email`, optionally `name`, and any other columns,
- * which become merge fields named by their lower-cased header. Blank lines, and rows whose cells are
- * all blank (a spreadsheet's trailing ",,,"), are skipped.
+ * RFC 4180 quoting. The header row is required: an address column (`email`, `Email Address`,
+ * `E-mail` or `mail`, or any column `map` names `email`), optionally `name`, and any other columns,
+ * which become merge fields named by their header (csv-header.ts: "First Name" → `first_name`).
+ * Blank lines, and rows whose cells are all blank (a spreadsheet's trailing ",,,"), are skipped.
  *
  * Values are trimmed; a name's inner white space (line breaks included) is collapsed to single
  * spaces; a field keeps its inner line breaks. A `Name <a@b.c>` address with no `name` value gives
@@ -98,7 +101,7 @@ export async function* readRecipientsCsv(
       }
       if (header === null) {
         columns = cells.length;
-        header = readHeader(path, line, cells);
+        header = readHeader(path, line, cells, options.map);
         yield { kind: 'header', fields: header.fields.map((field) => field.name) };
         continue;
       }
@@ -174,14 +177,20 @@ async function openInput(path: string) {
   }
 }
 
-function readHeader(path: string, line: number, cells: readonly string[]): CsvHeader {
-  const result = parseHeader(cells);
+function readHeader(
+  path: string,
+  line: number,
+  cells: readonly string[],
+  map: ReadonlyMap<string, string> | undefined,
+): CsvHeader {
+  const result = parseHeader(cells, map === undefined ? {} : { map });
   if (result.ok) {
     return result.header;
   }
   const [first, ...rest] = result.problems;
   const more = rest.length > 0 ? ` (and ${rest.length} more problem${rest.length > 1 ? 's' : ''})` : '';
-  throw new InputError(`${path}, line ${line}: ${first}${more}`, result.problems);
+  // The first problem is the message, the others its details: each is printed once.
+  throw new InputError(`${path}, line ${line}: ${first}${more}`, rest);
 }
 
 function toEvent(

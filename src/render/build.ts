@@ -8,7 +8,7 @@
 import { BuildError } from '../domain/errors.js';
 import type { VerifiedBody } from '../domain/types.js';
 import type { BuildBody, BuildContext } from '../engine/ports.js';
-import { BUILT_IN_FIELDS, fieldsOf, type SplitTemplate, splitTemplate } from './fields.js';
+import { BUILT_IN_FIELDS, fieldsOf, requiredFieldsOf, type SplitTemplate, splitTemplate } from './fields.js';
 import { compileMjml } from './mjml.js';
 import { htmlToTextPart } from './text.js';
 
@@ -93,7 +93,8 @@ function fieldProblems(parts: readonly Part[], context: BuildContext): string[] 
   const unknown = new Map<string, string[]>();
   const problems: string[] = [];
   for (const part of parts) {
-    for (const name of fieldsOf(part.split)) {
+    // A field with a default everywhere it is used may be unknown: it always takes its default.
+    for (const name of requiredFieldsOf(part.split)) {
       if (!known.has(name)) unknown.set(name, [...(unknown.get(name) ?? []), part.label]);
     }
     for (const placeholder of new Set(part.split.malformed)) {

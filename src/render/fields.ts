@@ -10,10 +10,14 @@ import type { BodyTemplate } from '../domain/message.js';
 /** Fields every recipient has, whatever the CSV held: personalise.ts always provides them. */
 export const BUILT_IN_FIELDS = ['email', 'name', 'unsubscribe_url'] as const;
 
-/** A field slot: the name, and whether it opens a URL attribute value (see renderSplit). */
+/**
+ * A field slot: the name (lower-cased: `{{FirstName}}` is `firstname`), whether it opens a URL
+ * attribute value (see renderSplit), and the `| default: "…"` that fills an empty or absent value.
+ */
 export interface FieldSlot {
   readonly name: string;
   readonly urlStart: boolean;
+  readonly default?: string;
 }
 
 /**
@@ -28,6 +32,29 @@ export interface SplitTemplate {
 }
 
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// `name | default: "text"` (Liquid's filter syntax), single or double quotes; the quotes may reach
+// us HTML-escaped when the template went through MJML.
+const WITH_DEFAULT =
+  /^([A-Za-z_][A-Za-z0-9_]*)\s*\|\s*default\s*:\s*(?:"([^"]*)"|'([^']*)'|&quot;(.*?)&quot;|&#0*39;(.*?)&#0*39;)$/s;
+
+/** A placeholder's inside, trimmed: the field (lower-cased) and its default, or null if malformed. */
+export function parseField(inner: string): { name: string; default?: string } | null {
+  if (FIELD_NAME.test(inner)) return { name: inner.toLowerCase() };
+  const match = WITH_DEFAULT.exec(inner);
+  if (match === null) return null;
+  const value = match[2] ?? match[3] ?? decodeQuoted(match[4] ?? match[5] ?? '');
+  return { name: (match[1] as string).toLowerCase(), default: value };
+}
+
+/** A default that came through MJML with its quotes escaped: the rest of it was escaped too. */
+function decodeQuoted(value: string): string {
+  return value
+    .replace(/&quot;/g, '"')
+    .replace(/&#0*39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
 // Anything between double braces, so that a malformed placeholder is reported rather than mailed.
 const PLACEHOLDER = /\{\{([^{}]*)\}\}/g;
 // The literal before a slot ends with `href="` (or src, action…): the field is the start of a URL,
@@ -50,9 +77,9 @@ export function splitTemplate(source: string): SplitTemplate {
   let pending = '';
   let last = 0;
   for (const match of source.matchAll(PLACEHOLDER)) {
-    const inner = (match[1] ?? '').trim();
+    const field = parseField((match[1] ?? '').trim());
     const end = match.index + match[0].length;
-    if (!FIELD_NAME.test(inner)) {
+    if (field === null) {
       malformed.push(match[0]);
       pending += source.slice(last, end);
       last = end;
@@ -60,7 +87,8 @@ export function splitTemplate(source: string): SplitTemplate {
     }
     const literal = pending + source.slice(last, match.index);
     literals.push(literal);
-    fields.push({ name: inner, urlStart: URL_ATTRIBUTE_OPENING.test(literal) });
+    const urlStart = URL_ATTRIBUTE_OPENING.test(literal);
+    fields.push(field.default === undefined ? { name: field.name, urlStart } : { ...field, urlStart });
     pending = '';
     last = end;
   }
@@ -71,6 +99,11 @@ export function splitTemplate(source: string): SplitTemplate {
 /** The distinct field names a template uses, in order of first use. */
 export function fieldsOf(split: SplitTemplate): string[] {
   return [...new Set(split.fields.map((field) => field.name))];
+}
+
+/** The distinct field names a template uses somewhere without a default: these must exist. */
+export function requiredFieldsOf(split: SplitTemplate): string[] {
+  return [...new Set(split.fields.filter((field) => field.default === undefined).map((field) => field.name))];
 }
 
 /**
@@ -94,30 +127,37 @@ export function renderSplit(
  */
 export interface CompiledTemplate extends BodyTemplate {
   /** What value index k holds: these fields' values concatenated, then URL-checked when `url`. */
-  readonly keys: readonly { readonly names: readonly string[]; readonly url: boolean }[];
+  readonly keys: readonly {
+    readonly names: readonly string[];
+    readonly url: boolean;
+    /** Per name: what an empty or absent value becomes (undefined: stays empty). */
+    readonly defaults: readonly (string | undefined)[];
+  }[];
 }
 
 export function compileTemplate(split: SplitTemplate): CompiledTemplate {
   const { fields } = split;
   const literals = [split.literals[0] ?? ''];
   const slots: number[] = [];
-  const keys: { names: string[]; url: boolean }[] = [];
+  const keys: { names: string[]; url: boolean; defaults: (string | undefined)[] }[] = [];
   const index = new Map<string, number>();
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i]!;
     const names = [field.name];
+    const defaults = [field.default];
     if (field.urlStart) {
       // `href="{{a}}{{b}}"`: adjacent values form the scheme together, so they are checked as one.
       while (i + 1 < fields.length && split.literals[i + 1] === '') {
         i++;
         names.push(fields[i]!.name);
+        defaults.push(fields[i]!.default);
       }
     }
-    const id = `${field.urlStart ? 'url' : 'text'}:${names.join(',')}`;
+    const id = JSON.stringify([field.urlStart, names, defaults.map((value) => value ?? null)]);
     let key = index.get(id);
     if (key === undefined) {
       key = keys.length;
-      keys.push({ names, url: field.urlStart });
+      keys.push({ names, url: field.urlStart, defaults });
       index.set(id, key);
     }
     slots.push(key);
@@ -144,7 +184,11 @@ export function fillValuesWith(
   const out: string[] = [];
   for (const key of template.keys) {
     let value = '';
-    for (const name of key.names) value += lookup(name);
+    for (let i = 0; i < key.names.length; i++) {
+      const own = lookup(key.names[i]!);
+      const fallback = key.defaults[i];
+      value += fallback !== undefined && own.trim() === '' ? fallback : own;
+    }
     out.push(encode(key.url ? neutraliseUrl(value) : value));
   }
   return out;

@@ -84,12 +84,31 @@ describe('recipients import: a bad CSV is refused whole, by line number', () => 
     await ws.ok(['recipients', 'add', 'first@example.org', '--name', 'First', '--list', 'readers']);
   });
 
-  it('a CSV without an email column', async () => {
-    const file = await ws.write('no-email.csv', 'name,mail\nAda,ada@example.org\n');
-    await expectRefused(ws, ['recipients', 'import', file, '--list', 'readers'], {
+  it('a CSV without an email column: one problem, one fix, said once', async () => {
+    const file = await ws.write('no-email.csv', 'name,Adresse\nAda,ada@example.org\n');
+    const result = await expectRefused(ws, ['recipients', 'import', file, '--list', 'readers'], {
       code: ExitCode.input,
-      stderr: ['no-email.csv, line 1', 'no "email" column', 'rename "mail" to "email"'],
+      stderr: ['no-email.csv, line 1', 'no email column', '--map "COLUMN=email"'],
     });
+    expect(result.stderr.split('no email column')).toHaveLength(2);
+    expect(result.stderr).not.toContain('rename');
+  });
+
+  it('several header problems: each is printed once', async () => {
+    const file = await ws.write('header.csv', 'Courriel,City,city,unsubscribe_url\nada@example.org,a,b,c\n');
+    const result = await expectRefused(ws, ['recipients', 'import', file, '--list', 'readers'], {
+      code: ExitCode.input,
+      stderr: [
+        'header.csv, line 1',
+        'no email column',
+        '(and 2 more problems)',
+        'as column 2 "City" is',
+        'reserved',
+      ],
+    });
+    for (const phrase of ['no email column', 'as column 2 "City" is', 'reserved']) {
+      expect(result.stderr.split(phrase), phrase).toHaveLength(2);
+    }
   });
 
   it('invalid addresses: every bad line is named and nothing is imported', async () => {

@@ -337,9 +337,12 @@ describe('send-due --dry-run and the file outbox', () => {
     expect(dry.newsletters).toEqual([expect.objectContaining({ id, ok: true, wouldSend: 3, wouldSkip: 1 })]);
     expect(ws.dbDigest()).toEqual(before);
 
-    // Quiet without --json too, and still nothing written.
-    const quiet = await ws.run(['send-due', '--dry-run'], { env });
-    expect(quiet).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // The text report too, through a pipe (CI reads it from one), and still nothing written.
+    const text = await ws.run(['send-due', '--dry-run'], { env });
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`ok  newsletter ${id} (`);
+    expect(text.stdout).toContain('would send 3, skip 1');
+    expect(text.stderr).toContain('a real send would refuse');
     expect(ws.dbDigest()).toEqual(before);
     expect((await show(ws, id)).status).toBe('scheduled');
     expect(ws.dbDigest()).toEqual(before);
@@ -364,6 +367,85 @@ describe('send-due --dry-run and the file outbox', () => {
     }
     expect(to.sort()).toEqual(addresses.slice(1).sort());
     expect((await show(ws, id)).counts).toMatchObject({ sent: 3, skipped: 1, pending: 0 });
+  });
+
+  it('exports as they are: a Mailchimp CSV, --map, {{FirstName}}-style fields and a default, to the outbox', async () => {
+    const ws = await workspace();
+    await ws.ok(['init']);
+    const mailchimp = await ws.write(
+      'mailchimp.csv',
+      '"Email Address","First Name","Last Name","City"\nann@example.org,Ann,Lee,Leith\nbob@example.org,Bob,,\n',
+    );
+    const imported = await ws.json<{ fields: string[] }>([
+      'recipients',
+      'import',
+      mailchimp,
+      '--list',
+      'readers',
+      '--json',
+    ]);
+    expect(imported.fields).toEqual(['first_name', 'last_name', 'city']);
+    const french = await ws.write('crm.csv', 'Courriel,Prénom,Ville\ncleo@example.org,Cléo,Lyon & Co\n');
+    await ws.ok([
+      'recipients',
+      'import',
+      french,
+      '--list',
+      'readers',
+      '--map',
+      'Courriel=email',
+      '--map',
+      'Prénom=First Name',
+      '--map',
+      'ville=city',
+    ]);
+
+    // recipients add takes a field in any case too.
+    await ws.ok([
+      'recipients',
+      'add',
+      'dan@example.org',
+      '--list',
+      'readers',
+      '--field',
+      'First_Name=Dan',
+      '--field',
+      'City=Oslo',
+    ]);
+
+    const templates = ws.copyTemplates();
+    const template = path.join(templates, 'fields.mjml');
+    writeFileSync(
+      template,
+      `<mjml><mj-body><mj-section><mj-column><mj-text>
+        <p>Hello {{First_Name}} {{LAST_NAME | default: "friend"}}, meet-ups near {{ city | default: "your area" }}.</p>
+        <p>Region: {{ region | default: 'everywhere' }}</p>
+      </mj-text></mj-column></mj-section><mj-include path="./partials/footer.mjml" /></mj-body></mjml>\n`,
+    );
+    await create(ws, ['--at', 'now'], template);
+    const run = await ws.run(['send-due'], { env: { NEWSLETTER_TRANSPORT: 'file:./outbox' } });
+    expect(run, describeRun(['send-due'], run)).toMatchObject({ code: 0 });
+    const mails = new Map<string, ParsedMail>();
+    for (const file of readdirSync(ws.path('outbox'))) {
+      const mail = await simpleParser(readFileSync(ws.path('outbox', file)));
+      const to = Array.isArray(mail.to) ? mail.to[0] : mail.to;
+      mails.set(to?.value[0]?.address ?? '', mail);
+    }
+    expect([...mails.keys()].sort()).toEqual([
+      'ann@example.org',
+      'bob@example.org',
+      'cleo@example.org',
+      'dan@example.org',
+    ]);
+    expect(mails.get('dan@example.org')!.html).toContain('Hello Dan friend, meet-ups near Oslo.');
+    const ann = mails.get('ann@example.org')!;
+    expect(ann.html).toContain('Hello Ann Lee, meet-ups near Leith.');
+    expect(ann.html).toContain('Region: everywhere');
+    const bob = mails.get('bob@example.org')!;
+    expect(bob.html).toContain('Hello Bob friend, meet-ups near your area.');
+    expect(bob.text).toMatch(/Hello Bob friend, meet-ups near\s+your area\./);
+    const cleo = mails.get('cleo@example.org')!;
+    expect(cleo.html).toContain('Hello Cléo friend, meet-ups near Lyon &amp; Co.');
   });
 
   it('the demo, run twice, sends nobody a second copy', async () => {

@@ -100,8 +100,9 @@ describe('send-due under cron (stdout is not a terminal)', () => {
     expect(loaded.filter((url) => /\/dist\/(render|transport)\//.test(url))).toEqual([]);
     expect(await ws.json(['runs', '--json'])).toEqual([]);
 
+    // A dry run is asked for by a person or CI, not cron: it reports, even through a pipe.
     const dry = await ws.run(['send-due', '--dry-run'], { env });
-    expect(dry).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(dry).toMatchObject({ code: 0, stdout: 'Dry run: nothing is due.\n', stderr: '' });
     // init on an up-to-date database is quiet too.
     expect(await ws.run(['init'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });

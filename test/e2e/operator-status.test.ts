@@ -59,6 +59,7 @@ describe('status', () => {
       'boundHostId',
       'quota',
       'unsettled',
+      'drafts',
     ]);
     expect(status).toMatchObject({
       generatedAt: expect.stringMatching(ISO),
@@ -117,6 +118,7 @@ describe('status', () => {
       quota: null,
       // Newsletter 2 still has recipients to claim: the next run carries on, nothing to settle.
       unsettled: [],
+      drafts: [],
     });
     const sending = (status.sending as { ratePerSecond: number; estimatedEnd: string }[])[0]!;
     expect(sending.ratePerSecond).toBeGreaterThan(0);

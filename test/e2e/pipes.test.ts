@@ -85,10 +85,15 @@ describe('a closed pipe ends the command quietly, exit 0', () => {
     '%s %s | head -1, and with the reader gone before it starts',
     async (...template) => {
       const args = template.map((arg) => (arg === '{id}' ? String(newsletterId) : arg));
+      // `recipients list` stopping at its --limit says so on stderr (issue 14): that note is not noise.
+      const withoutPageNote = (r: { code: number | null; stderr: string }) => ({
+        code: r.code,
+        stderr: r.stderr.replace(/^showing the first \d+; more with --after \d+\n/m, ''),
+      });
       const piped = pipedToHead(args);
       expect(piped.first).not.toBe('');
-      expect({ code: piped.code, stderr: piped.stderr }).toEqual({ code: 0, stderr: '' });
-      expect(await withReaderGone(args)).toEqual({ code: 0, stderr: '' });
+      expect(withoutPageNote(piped)).toEqual({ code: 0, stderr: '' });
+      expect(withoutPageNote(await withReaderGone(args))).toEqual({ code: 0, stderr: '' });
     },
   );
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/domain/errors.js';
+import { parseColumnMap } from '../../src/import/csv-header.js';
 import { type CsvRecipientEvent, readRecipientsCsv } from '../../src/import/csv-recipients.js';
 
 let dir: string;
@@ -24,13 +25,19 @@ async function file(content: string | Buffer): Promise<string> {
   return path;
 }
 
-async function events(path: string, options: { maxErrors?: number } = {}): Promise<CsvRecipientEvent[]> {
+async function events(
+  path: string,
+  options: { maxErrors?: number; map?: ReadonlyMap<string, string> } = {},
+): Promise<CsvRecipientEvent[]> {
   const all: CsvRecipientEvent[] = [];
   for await (const event of readRecipientsCsv(path, options)) all.push(event);
   return all;
 }
 
-async function failure(path: string, options: { maxErrors?: number } = {}): Promise<InputError> {
+async function failure(
+  path: string,
+  options: { maxErrors?: number; map?: ReadonlyMap<string, string> } = {},
+): Promise<InputError> {
   try {
     await events(path, options);
   } catch (error) {
@@ -272,31 +279,66 @@ describe('readRecipientsCsv: files it refuses', () => {
     expect((await failure(await file('\n\r\n\n'))).message).toMatch(/empty/);
   });
 
-  it('refuses a header without an email column, listing the columns it found', async () => {
+  it('refuses a header without an email column, listing the columns it found, with one fix', async () => {
     const path = await file('Name,Address,Phone\nAnn,a@example.org,1\n');
     const error = await failure(path);
     expect(error.message).toContain(`${path}, line 1`);
-    expect(error.message).toMatch(/no "email" column \(columns found: "Name", "Address", "Phone"\)/);
+    expect(error.message).toMatch(/no email column \(columns found: "Name", "Address", "Phone"\)/);
+    expect(error.message).toMatch(/--map "COLUMN=email"/);
+    expect(error.details).toEqual([]);
   });
 
-  it('points at a look-alike address column', async () => {
-    const error = await failure(await file('E-Mail,name\na@example.org,A\n'));
-    expect(error.message).toMatch(/rename "E-Mail" to "email"/);
+  it('imports a Mailchimp export as it is: "Email Address", "First Name", "Last Name"', async () => {
+    const all = await events(
+      await file('"Email Address","First Name","Last Name",MEMBER_RATING\nann@example.org,Ann,Lee,2\n'),
+    );
+    expect(all[0]).toEqual({ kind: 'header', fields: ['first_name', 'last_name', 'member_rating'] });
+    expect(all[1]).toMatchObject({
+      kind: 'row',
+      email: 'ann@example.org',
+      fields: { first_name: 'Ann', last_name: 'Lee', member_rating: '2' },
+    });
   });
 
-  it('refuses column names that cannot be fields, suggesting one that can, and reports them all', async () => {
-    const error = await failure(await file('email,First Name,Prénom,2nd,ok\n'));
-    expect(error.message).toMatch(/line 1: column 2 "First Name" is not a valid field name.*"first_name"/);
-    expect(error.message).toMatch(/and 2 more problems/);
-    expect(error.details).toHaveLength(3);
-    expect(error.details[1]).toMatch(/"prenom"/);
-    expect(error.details[2]).toMatch(/"_2nd"/);
+  it('takes E-mail, E-Mail and mail as the address column', async () => {
+    for (const header of ['E-mail', 'E-Mail', 'mail', 'EMAIL', ' Email Address ']) {
+      const all = await events(await file(`${header},name\na@example.org,A\n`));
+      expect(all[1]).toMatchObject({ kind: 'row', email: 'a@example.org', name: 'A' });
+    }
   });
 
-  it('refuses duplicate column names, whatever their case', async () => {
-    const error = await failure(await file('email,City,city\n'));
-    expect(error.message).toMatch(/column 3 "city" repeats column 2/);
-    expect((await failure(await file('email,EMAIL\n'))).message).toMatch(/repeats column 1/);
+  it('names fields by their header lower-cased, spaces and punctuation as _', async () => {
+    const all = await events(await file('email,First Name,FirstName,Prénom,2nd,Zip/Post code.\n'));
+    expect(all[0]).toEqual({
+      kind: 'header',
+      fields: ['first_name', 'firstname', 'prenom', '_2nd', 'zip_post_code'],
+    });
+  });
+
+  it('renames columns with map, whatever their case', async () => {
+    const map = parseColumnMap(['Courriel=email', 'nom = name', 'Ville=City']);
+    const path = await file('Courriel,Nom,ville\na@example.org,Ann,Paris\n');
+    const all: CsvRecipientEvent[] = [];
+    for await (const event of readRecipientsCsv(path, { map })) all.push(event);
+    expect(all[0]).toEqual({ kind: 'header', fields: ['city'] });
+    expect(all[1]).toMatchObject({ email: 'a@example.org', name: 'Ann', fields: { city: 'Paris' } });
+    expect(() => parseColumnMap(['Courriel'])).toThrow(/COLUMN=NAME/);
+    const typo = await failure(path, { map: parseColumnMap(['Couriel=email']) });
+    expect(typo.details).toEqual([
+      expect.stringMatching(/--map names a column "couriel" that the header does not have/),
+    ]);
+  });
+
+  it('refuses columns that make the same field, saying each problem once', async () => {
+    const error = await failure(await file('email,City,city,First Name,first_name\n'));
+    expect(error.message).toMatch(
+      /column 3 "city" is the field "city", as column 2 "City" is.*and 1 more problem\)/,
+    );
+    expect(error.details).toEqual([
+      expect.stringMatching(/column 5 "first_name" is the field "first_name", as column 4 "First Name" is/),
+    ]);
+    expect((await failure(await file('email,EMAIL\n'))).message).toMatch(/as column 1 "email" is/);
+    expect((await failure(await file('email,#\n'))).message).toMatch(/column 2 "#" gives no field name/);
   });
 
   it('refuses an empty column name and the reserved unsubscribe_url', async () => {

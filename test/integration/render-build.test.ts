@@ -173,6 +173,50 @@ describe('buildBody on broken templates', () => {
     expect(problems).not.toContain('{{city}}');
   });
 
+  it('matches fields whatever their case, and allows an unknown field that has a default', async () => {
+    const file = await template(
+      'defaults.mjml',
+      page(
+        `${section(`Dear {{FirstName}}, near {{ town | default: "your area" }} or {{Town|default:'là'}}; <a href="https://x.example/{{ town | default: "a&b" }}">x</a>`)}\n<mj-include path="./partials/footer.mjml" />`,
+      ),
+    );
+    const known = { knownFields: [...KNOWN, 'firstname'] };
+    const body = await buildBody(
+      newsletter(file, { subject: 'For {{ Name }} in {{ town | default: "x" }}' }),
+      context(root, known),
+    );
+    expect(body.fields).toEqual(['firstname', 'name', 'town', 'unsubscribe_url']);
+    const personalise = preparePersonaliser(body, {
+      newsletterId: 3,
+      baseUrl: 'https://news.example.org',
+      secret: SECRET,
+      listNames: ['news'],
+    });
+    const message = personalise({
+      deliveryId: 1,
+      newsletterId: 3,
+      subscriberId: 1,
+      email: 'a@example.org',
+      address: 'a@example.org',
+      name: 'Ann',
+      fields: { firstname: 'Ann & Co' },
+      messageId: '<n3.x@example.org>',
+      attempts: 0,
+    });
+    expect(message.subject).toBe('For Ann in x');
+    expect(message.html).toContain('Dear Ann &amp; Co, near your area or là;');
+    expect(message.html).toContain('href="https://x.example/a&amp;b"');
+    expect(message.text).toMatch(/Dear Ann & Co, near your area or\s+là;/);
+
+    // Without a default, the same unknown field stays a build error.
+    const bare = await template(
+      'bare.mjml',
+      page(`${section('near {{ town }}')}\n<mj-include path="./partials/footer.mjml" />`),
+    );
+    const error = await buildError(buildBody(newsletter(bare), context(root, known)));
+    expect(error.details.join('\n')).toContain('unknown field {{town}}');
+  });
+
   it('refuses a malformed placeholder', async () => {
     const file = await template(
       'malformed.mjml',

@@ -5,7 +5,9 @@ import {
   fieldsOf,
   NEUTRALISED_URL_PREFIX,
   neutraliseUrl,
+  parseField,
   renderSplit,
+  requiredFieldsOf,
   splitTemplate,
   stripHeaderBreaks,
 } from '../../src/render/fields.js';
@@ -41,6 +43,36 @@ describe('splitTemplate and renderSplit', () => {
     expect(split.malformed).toEqual(['{{ first-name }}', '{{}}', '{{9lives}}']);
     expect(fieldsOf(split)).toEqual(['ok']);
     expect(renderSplit(split, { ok: '!' }, raw)).toBe('A {{ first-name }} B {{}} C {{9lives}} D !');
+  });
+
+  it('matches fields whatever their case: {{FirstName}} is firstname', () => {
+    const split = splitTemplate('Hi {{FirstName}} {{ First_Name }} {{EMAIL}}');
+    expect(fieldsOf(split)).toEqual(['firstname', 'first_name', 'email']);
+    expect(renderSplit(split, { firstname: 'Ann', first_name: 'Lee', email: 'a@b.c' }, raw)).toBe(
+      'Hi Ann Lee a@b.c',
+    );
+  });
+
+  it('reads Liquid defaults, double or single quoted, and fills empty or absent values with them', () => {
+    expect(parseField('city | default: "your area"')).toEqual({ name: 'city', default: 'your area' });
+    expect(parseField("City|default:'là-bas'")).toEqual({ name: 'city', default: 'là-bas' });
+    expect(parseField('city | default: ""')).toEqual({ name: 'city', default: '' });
+    expect(parseField('city | default: &quot;a &amp; b&quot;')).toEqual({ name: 'city', default: 'a & b' });
+    expect(parseField('city | default: your area')).toBeNull();
+    expect(parseField('city | upcase')).toBeNull();
+    const split = splitTemplate('near {{ city | default: "your area" }}; {{City}}.');
+    expect(split.malformed).toEqual([]);
+    expect(fieldsOf(split)).toEqual(['city']);
+    expect(requiredFieldsOf(split)).toEqual(['city']);
+    expect(renderSplit(split, { city: 'Leith' }, raw)).toBe('near Leith; Leith.');
+    expect(renderSplit(split, { city: '  ' }, raw)).toBe('near your area;   .');
+    expect(renderSplit(split, {}, raw)).toBe('near your area; .');
+    expect(requiredFieldsOf(splitTemplate("{{ city | default: 'x' }}"))).toEqual([]);
+  });
+
+  it('escapes a default in the HTML part like any value', () => {
+    const split = splitTemplate('<p>{{ city | default: "<b>&" }}</p>');
+    expect(renderSplit(split, {}, escapeHtml)).toBe('<p>&lt;b&gt;&amp;</p>');
   });
 
   it('renders a missing value as an empty string, and never an inherited property', () => {

@@ -19,7 +19,14 @@ interface CreateOptions {
   list?: string[];
   from?: string;
   at?: string;
+  now?: boolean;
   json?: boolean;
+}
+
+/** `--at` in the past would go out at the next cron minute: refused, naming the time (exit 4). */
+function pastTimeProblem(value: string, at: number, now: number): string | null {
+  if (at >= now) return null;
+  return `--at "${value}" is ${time(at)}, which is in the past; use --now to send at once, or a time in the future.`;
 }
 
 /**
@@ -38,11 +45,16 @@ export async function createCommand(context: Context, options: CreateOptions): P
     const problem = fromAddressProblem('--from', options.from);
     if (problem) problems.push(problem);
   }
-  const scheduledAt = options.at === undefined ? null : parseWhen(options.at, now);
+  if (options.at !== undefined && options.now)
+    throw new UsageError('Give at most one of --at WHEN or --now.');
+  const scheduledAt = options.now ? now : options.at === undefined ? null : parseWhen(options.at, now);
   if (options.at !== undefined && scheduledAt === null) {
     problems.push(
       `--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "2026-12-01T09:00Z", "now" or "+2h".`,
     );
+  } else if (options.at !== undefined && scheduledAt !== null) {
+    const past = pastTimeProblem(options.at, scheduledAt, now);
+    if (past) problems.push(past);
   }
   const lists = [...new Set(options.list ?? [])];
   if (lists.length === 0) problems.push('No --list given: a newsletter needs at least one list to go to.');
@@ -92,6 +104,8 @@ export async function scheduleCommand(
   const at = options.now ? now : parseWhen(options.at as string, now);
   if (at === null)
     throw new InputError(`--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "now" or "+2h".`);
+  const past = options.now ? null : pastTimeProblem(options.at as string, at, now);
+  if (past) throw new InputError(`Cannot schedule newsletter ${newsletterId}: ${past}`);
   const newsletter = await withStore(context, {}, async (store) => {
     const existing = await requireNewsletter(store, newsletterId);
     const problems: string[] = [];

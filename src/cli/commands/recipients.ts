@@ -2,11 +2,12 @@ import { normaliseAddress } from '../../domain/address.js';
 import { InputError, UsageError } from '../../domain/errors.js';
 import type { ForgottenAddresses } from '../../domain/forgotten.js';
 import type { SubscriberInput } from '../../store/store.js';
+import { parseColumnMap } from '../../import/csv-header.js';
 import { readRecipientsCsv } from '../../import/csv-recipients.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { failpointsFrom } from '../failpoints.js';
-import { isTerminal, printJson, println, table, time, warn } from '../output.js';
+import { printJson, println, table, time, warn } from '../output.js';
 import { importProgress, wantsProgress } from '../progress.js';
 import { keepHeapSmall } from '../heap.js';
 
@@ -16,6 +17,8 @@ interface ImportOptions {
   list?: string;
   skipInvalid?: boolean;
   json?: boolean;
+  /** `--map "Header=name"`, repeatable. */
+  map?: string[];
 }
 
 /**
@@ -29,7 +32,7 @@ export async function importCommand(context: Context, file: string, options: Imp
   const invalid: { line: number; problem: string }[] = [];
   const duplicates: { line: number; firstLine: number; address: string }[] = [];
   let fieldNames: string[] = [];
-  const events = readRecipientsCsv(file);
+  const events = readRecipientsCsv(file, { map: parseColumnMap(options.map ?? []) });
   // The header comes first; read it before the rows so that its field names are known.
   const first = await events.next();
   if (first.done || first.value.kind !== 'header') throw new InputError(`${file} has no header row.`);
@@ -95,17 +98,18 @@ export async function importCommand(context: Context, file: string, options: Imp
 export async function addCommand(
   context: Context,
   email: string,
-  options: { name: string; list?: string[]; field?: string[] },
+  options: { name?: string; list?: string[]; field?: string[] },
 ): Promise<void> {
   const address = parseAddress(email);
   const fields: Record<string, string> = {};
   for (const pair of options.field ?? []) {
-    const match = /^([a-z_][a-z0-9_]*)=(.*)$/s.exec(pair);
-    if (!match)
-      throw new InputError(`--field "${pair}" must be key=value with a lower-case key, e.g. city=London.`);
-    fields[match[1] as string] = match[2] as string;
+    const match = /^([a-z_][a-z0-9_]*)=(.*)$/is.exec(pair);
+    if (!match) throw new InputError(`--field "${pair}" must be key=value, e.g. city=London.`);
+    // Fields match in any case ({{City}} is {{city}}): stored lower-cased, as an import names them.
+    fields[(match[1] as string).toLowerCase()] = match[2] as string;
   }
-  if (/[\r\n\0]/.test(options.name)) throw new InputError('--name must be one line.');
+  if (options.name !== undefined && /[\r\n\0]/.test(options.name))
+    throw new InputError('--name must be one line.');
   for (const list of options.list ?? []) validateListName(list);
   const { created } = await withStore(context, {}, async (store) => {
     // Refused, not added as unsubscribed: storing the address again would undo the erasure.
@@ -115,7 +119,9 @@ export async function addCommand(
         ['An erased address is kept out for good, so that no CRM export or script can bring it back.'],
       );
     }
-    return store.addSubscriber({ ...address, name: options.name, fields }, options.list ?? [], Date.now());
+    // Without --name an existing subscriber keeps theirs: a list change must not wipe it.
+    const name = options.name ?? (await store.getSubscriber(address.address))?.name ?? '';
+    return store.addSubscriber({ ...address, name, fields }, options.list ?? [], Date.now());
   });
   println(`${created ? 'Added' : 'Updated'} ${address.email}.`);
 }
@@ -160,11 +166,14 @@ export async function unsubscribeCommand(context: Context, email: string): Promi
 
 export async function listCommand(
   context: Context,
-  options: { list?: string; lists?: boolean; limit: string; json?: boolean },
+  options: { list?: string; lists?: boolean; limit: string; after?: string; json?: boolean },
 ): Promise<void> {
   const limit = Number(options.limit);
   if (!Number.isInteger(limit) || limit <= 0)
     throw new UsageError(`--limit "${options.limit}" must be a whole number above 0.`);
+  const afterId = options.after === undefined ? 0 : Number(options.after);
+  if (!Number.isInteger(afterId) || afterId < 0)
+    throw new UsageError(`--after "${options.after}" must be a subscriber id (a whole number).`);
   await withStore(context, { readonly: true }, async (store) => {
     if (options.lists) {
       // Both counts: `members` is everyone on the list; `reachable` leaves out the unsubscribed
@@ -180,18 +189,32 @@ export async function listCommand(
         );
       return;
     }
-    const subscribers = await store.listSubscribers({ list: options.list, afterId: 0, limit });
-    if (options.json) {
-      printJson(subscribers);
-      return;
+    if (options.list !== undefined) {
+      const names = (await store.lists()).map((l) => l.name);
+      if (!names.includes(options.list))
+        throw new InputError(
+          `There is no list "${options.list}"; lists: ${names.join(', ') || '(none yet: import recipients with --list)'}.`,
+        );
     }
-    println(
-      table(
-        ['email', 'name', 'status', 'lists', 'added'],
-        subscribers.map((s) => [s.email, s.name, s.status, s.lists.join(','), time(s.createdAt)]),
-      ),
-    );
-    if (subscribers.length === limit && isTerminal()) println(`(first ${limit}; use --limit to see more)`);
+    // One more than asked: whether the page stopped at the limit or at the end.
+    const fetched = await store.listSubscribers({ list: options.list, afterId, limit: limit + 1 });
+    const more = fetched.length > limit;
+    const subscribers = more ? fetched.slice(0, limit) : fetched;
+    if (options.json) printJson(subscribers);
+    else
+      println(
+        table(
+          ['email', 'name', 'status', 'lists', 'added'],
+          subscribers.map((s) => [s.email, s.name, s.status, s.lists.join(','), time(s.createdAt)]),
+        ),
+      );
+    // On stderr, so that stdout stays the table (or JSON) a script reads.
+    if (more) {
+      const last = subscribers[subscribers.length - 1] as { id: number };
+      process.stderr.write(
+        `showing the first ${limit}${afterId > 0 ? ` after id ${afterId}` : ''}; more with --after ${last.id}\n`,
+      );
+    }
   });
 }
 

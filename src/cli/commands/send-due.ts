@@ -166,7 +166,8 @@ export async function sendDueCommand(
     return exitCode;
   }
   if (result.idle) {
-    if (isTerminal() || verbose) println('Nothing is due.');
+    // Only when someone reads it (never under cron): drafts are the usual "why did nothing go?".
+    if (isTerminal() || verbose) println(`Nothing is due${await draftsNote(context)}.`);
     return exitCode;
   }
   const summary =
@@ -280,6 +281,15 @@ function stopText(result: SendDueResult, alarm: FailureAlarm | null): string {
   }
 }
 
+/** " (2 drafts not scheduled)" when there are drafts, else "". */
+async function draftsNote(context: Context): Promise<string> {
+  const drafts = await withStore(context, { readonly: true }, async (store) =>
+    (await store.listNewsletters()).filter((n) => n.status === 'draft'),
+  );
+  if (drafts.length === 0) return '';
+  return ` (${drafts.length} ${drafts.length === 1 ? 'draft' : 'drafts'} not scheduled)`;
+}
+
 async function dryRunCommand(context: Context, options: SendDueOptions): Promise<ExitCodeValue> {
   const newsletterId = options.newsletter === undefined ? null : parseId(options.newsletter);
   keepHeapSmall();
@@ -301,19 +311,20 @@ async function dryRunCommand(context: Context, options: SendDueOptions): Promise
     return exitCode;
   }
   if (result.newsletters.length === 0) {
-    if (isTerminal() || context.global.verbose) println('Dry run: nothing is due.');
+    // The report is the point of a dry run, terminal or pipe (CI reads it from one).
+    println(`Dry run: nothing is due${await draftsNote(context)}.`);
     return exitCode;
   }
   for (const n of result.newsletters) {
     const line = `newsletter ${n.id} (${n.subject}, ${n.status}): would send ${n.wouldSend}, skip ${n.wouldSkip}${n.retry ? `, retry ${n.retry}` : ''}${n.unknown ? `, ${n.unknown} unknown` : ''}`;
     if (n.ok) {
-      if (isTerminal() || context.global.verbose) println(`ok  ${line}`);
+      println(`ok  ${line}`);
     } else {
       printError(`dry run: ${line}`, n.problems);
     }
   }
   const missing = problemsForRealSend(context.config);
-  if (missing.length > 0 && (isTerminal() || context.global.verbose)) {
+  if (missing.length > 0) {
     for (const problem of missing) warn(`a real send would refuse: ${problem}`);
   }
   return exitCode;

@@ -162,6 +162,14 @@ export function buildStatus(
     .sort((a, b) => (a.newsletter.scheduledAt as number) - (b.newsletter.scheduledAt as number))
     .slice(0, UPCOMING)
     .map(scheduledItem);
+  // A draft is never sent until scheduled: shown, so that one is not mistaken for "nothing to do".
+  const drafts = of('draft').map((s) => ({
+    id: s.newsletter.id,
+    subject: s.newsletter.subject,
+    lists: s.newsletter.lists,
+    createdAt: new Date(s.newsletter.createdAt).toISOString(),
+    audience: s.counts.audience,
+  }));
   const sending = of('sending').map((s) => {
     const c = s.counts;
     const done = c.sent + c.failed + c.skipped + c.unknown;
@@ -278,6 +286,7 @@ export function buildStatus(
     boundHostId,
     quota,
     unsettled,
+    drafts,
   };
 }
 
@@ -322,6 +331,10 @@ function printScreen(report: StatusReport, now: Millis): void {
   section(
     'Scheduled',
     report.upcoming.map((n) => `#${n.id} ${n.subject} · at ${n.scheduledAt} · ${n.audience} recipients`),
+  );
+  section(
+    `Drafts (${report.drafts.length}; not sent until \`newsletter schedule ID --at WHEN|--now\`)`,
+    report.drafts.map((n) => `#${n.id} ${n.subject} · created ${n.createdAt} · ${n.lists.join(', ')}`),
   );
   if (lines.length === 0) lines.push('Nothing is due, sending or scheduled, and nothing was sent yet.');
   for (const line of lines) println(line);

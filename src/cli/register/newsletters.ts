@@ -13,8 +13,9 @@ export function registerNewsletters(program: Command, actions: CommandActions): 
     .option('--from <from>', 'From header, e.g. "News <news@example.org>" (default NEWSLETTER_FROM)')
     .option(
       '--at <when>',
-      'schedule it: ISO date-time ("2026-12-01 09:00"), "now" or "+2h" (default: a draft)',
+      'schedule it: ISO date-time ("2026-12-01 09:00"), "now" or "+2h" (default: a draft); a past time is refused',
     )
+    .option('--now', 'schedule it due at once')
     .option('--json', 'print the new newsletter as JSON')
     .addHelpText(
       'after',

@@ -13,8 +13,11 @@ export function registerRecipients(program: Command, actions: CommandActions): v
     );
   recipients
     .command('import <file>')
-    .description('import a CSV with a header row: email,name,… (other columns become merge fields)')
+    .description(
+      'import a CSV with a header row: email,name,… (other columns become merge fields: "First Name" is {{first_name}})',
+    )
     .option('--list <name>', 'add every imported subscriber to this list (created if needed)')
+    .option('--map <column=name>', 'give a column another name, e.g. "Courriel=email" (repeatable)', collect)
     .option(
       '--skip-invalid',
       'import the valid rows and report the invalid ones (default: import nothing if any row is invalid)',
@@ -25,7 +28,7 @@ export function registerRecipients(program: Command, actions: CommandActions): v
   recipients
     .command('add <email>')
     .description('add or update one subscriber')
-    .option('--name <name>', 'display name', '')
+    .option('--name <name>', 'display name (default: an existing subscriber keeps theirs)')
     .option('--list <name>', 'add to this list (repeatable)', collect)
     .option('--field <key=value>', 'a merge field (repeatable)', collect)
     .addHelpText(
@@ -60,6 +63,7 @@ export function registerRecipients(program: Command, actions: CommandActions): v
       'show the lists instead: members (everyone on it) and reachable (neither unsubscribed nor suppressed)',
     )
     .option('--limit <n>', 'at most this many', '1000')
+    .option('--after <id>', 'the next page: subscribers after this id (stderr names it when a page is full)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  newsletter recipients list --list customers --json')
     .action(actions.configured(async () => (await import('../commands/recipients.js')).listCommand));
