@@ -13,8 +13,8 @@
  * that failed transiently changed nothing, and the one ambiguous case (PostgreSQL's connection
  * lost while COMMIT was on the wire) errs on the safe side: a claim made twice leaves the first
  * batch `claimed` by this run and never handed over, which endRun gives back; an outcome written
- * twice is refused by the fence the second time. `importSubscribers` is never retried (its row
- * stream is used up by the first attempt); a run does not call it.
+ * twice is refused by the fence the second time. (`importSubscribers`, whose row stream is used
+ * up by its first attempt, is not on SendStore: a run cannot call it.)
  */
 import { TransientDatabaseError } from '../domain/errors.js';
 import type { Millis } from '../domain/types.js';
@@ -29,7 +29,7 @@ export interface Patience {
   onWait?: (method: string, error: unknown) => void;
 }
 
-const NEVER_RETRIED = new Set<PropertyKey>(['close', 'importSubscribers']);
+const NEVER_RETRIED = new Set<PropertyKey>(['close']);
 
 export function patientStore(store: SendStore, patience: Patience): SendStore {
   return new Proxy(store, {

@@ -3,18 +3,13 @@
  * doctor's growth check (src/doctor/growth.ts). One statement, so one snapshot. Only this
  * schema's tables count: the database may hold other things, which are not ours to explain.
  */
+import { footprintCounts } from '../footprint-sql.js';
 import type { StorageFootprint } from '../store.js';
 import type { PgDb } from './db.js';
 
 export async function storageFootprint(pg: PgDb): Promise<StorageFootprint> {
   const [row] = await pg.rows<StorageFootprint>(
-    `SELECT (SELECT count(*) FROM subscribers) AS subscribers,
-            (SELECT count(*) FROM deliveries) AS "ledgerRows",
-            (SELECT count(*) FROM suppressions) + (SELECT count(*) FROM bounce_events)
-              + (SELECT count(*) FROM runs) + (SELECT count(*) FROM events)
-              + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM quota_usage) AS "otherRows",
-            (SELECT coalesce(sum(coalesce(pg_column_size(body), 0) + length(template_path)), 0) FROM newsletters)
-              AS "newsletterBytes",
+    `SELECT ${footprintCounts('pg_column_size')},
             (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
                JOIN pg_namespace ns ON ns.oid = c.relnamespace
               WHERE ns.nspname = current_schema() AND c.relkind = 'r') AS "databaseBytes",
