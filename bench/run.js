@@ -3,7 +3,7 @@
  * against its yardstick in the same run (the machine is shared and noisy, so ratios travel
  * better than absolute figures). Writes docs/benchmarks.md and bench/results/latest.json.
  *
- *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile,multihost] [--save=NAME] [--no-doc]
+ *   node bench/run.js [--quick] [--only=throughput,idle,scale,personalise,profile,multihost,bounces] [--save=NAME] [--no-doc]
  *   node bench/run.js --render   # docs/benchmarks.md again from bench/results/{latest,before}.json
  *
  * --quick shrinks every size (a smoke test of the harness); --save=before keeps the results as
@@ -26,6 +26,7 @@ import {
   runNode,
   workspace,
 } from './lib.js';
+import { bouncesMbox } from './bounces-mbox.js';
 import { multihost } from './multihost.js';
 import { profileTable, summariseProfile } from './profile.js';
 import { renderDoc } from './report.js';
@@ -78,6 +79,11 @@ async function main() {
   if (want('profile')) results.sections.profile = await profile(results);
   // Issue 6: several hosts on one PostgreSQL database (its own cluster, started and removed there).
   if (want('multihost')) results.sections.multihost = await multihost({ quick, log, sink });
+  // Issue 18: `bounces import` of a 1 GB mbox in bounded memory (peak RSS under 200 MB).
+  if (want('bounces')) {
+    results.sections.bounces = await bouncesMbox({ quick, log });
+    results.commands.bounces = results.sections.bounces.commands;
+  }
 
   await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
   const file = path.join(ROOT, 'bench', 'results', `${saveAs}.json`);

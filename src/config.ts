@@ -21,8 +21,10 @@ import { fromAddressProblem } from './domain/from-address.js';
 import { defaultQuotaAccount } from './domain/quota.js';
 import { maskSecrets, secretForms } from './domain/secret-forms.js';
 import { settingOf } from './domain/setting-precedence.js';
+import { parseReturnPath, type ReturnPathSetting } from './domain/return-path.js';
 import { parseTransport, type TransportSpec } from './domain/transport-spec.js';
 import { parseWhen } from './domain/when.js';
+import { type ImapConfig, imapConfig } from './imap-config.js';
 import { type SmtpTlsConfig, smtpTlsConfig } from './smtp-tls-config.js';
 
 /** One setting by name (src/config-variables.ts lists them), or null when unset. */
@@ -69,6 +71,11 @@ export interface Config {
   dkim: DkimConfig | null;
   /** Soft bounces (4.x.x, delayed) of one address before `bounces import` suppresses it. */
   softBounceLimit: number;
+  /**
+   * NEWSLETTER_RETURN_PATH and NEWSLETTER_RETURN_PATH_DELIMITER: the VERP envelope sender
+   * (src/domain/return-path.ts). `address` null: the From address carries the token.
+   */
+  returnPath: ReturnPathSetting;
   /** Messages per second, for the whole run. */
   rate: number;
   /** Null: no hourly quota. */
@@ -89,6 +96,8 @@ export interface Config {
   smtpTimeoutMs: number;
   /** NEWSLETTER_SMTP_TLS and NEWSLETTER_SMTP_CA (src/smtp-tls-config.ts). */
   smtpTls: SmtpTlsConfig;
+  /** NEWSLETTER_IMAP and its folders, for `bounces fetch` (src/imap-config.ts); null when unset. */
+  imap: ImapConfig | null;
   /** How long SQLite waits for another writer before giving up. */
   busyTimeoutMs: number;
   /** Where the .env values came from, for doctor. */
@@ -185,6 +194,11 @@ export function loadConfig(options: LoadConfigOptions): Config {
     );
   }
   const rotation = previousSecret(get, secret, problems);
+  const returnPath = parseReturnPath(
+    get('NEWSLETTER_RETURN_PATH'),
+    get('NEWSLETTER_RETURN_PATH_DELIMITER'),
+    problems,
+  );
   const dkim = dkimConfig(get, options.cwd, problems);
   const softBounceLimit = positiveInteger(
     get('NEWSLETTER_SOFT_BOUNCE_LIMIT'),
@@ -240,6 +254,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (lockStaleMs !== null && lockStaleMs < 2000) problems.push('NEWSLETTER_LOCK_STALE must be at least 2s.');
   const quota = quotaConfig(get, transport, problems);
   const smtpTls = smtpTlsConfig(get, options.cwd, transport, problems);
+  const imap = imapConfig(get, options.cwd, problems);
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -259,6 +274,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     secretPreviousUntil: rotation.until,
     dkim,
     softBounceLimit,
+    returnPath,
     rate,
     quota,
     retryAfter: retryAfter as number[],
@@ -270,6 +286,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     connections,
     smtpTimeoutMs: smtpTimeoutMs as number,
     smtpTls,
+    imap,
     busyTimeoutMs: busyTimeoutMs as number,
     envFile: fileValues === null ? null : envFilePath(options),
     unknownVariables: unknown,
@@ -321,6 +338,7 @@ export function redactor(config: Config): (text: string) => string {
   add(config.secret);
   add(config.secretPrevious);
   if (config.transport?.kind === 'smtp') add(config.transport.password);
+  if (config.imap) add(config.imap.password, [config.imap.passwordAsWritten]);
   for (const piece of config.dkim ? pemSecrets(config.dkim.privateKey) : []) add(piece);
   if (config.database.kind === 'postgres') {
     try {

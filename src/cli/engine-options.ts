@@ -7,7 +7,13 @@ import type { Config } from '../config.js';
 import type { MessageOptions, SendDueOptions } from '../engine/options.js';
 
 export function messageOptionsOf(config: Config): MessageOptions {
-  return { from: config.from, baseUrl: config.baseUrl, secret: config.secret, replyTo: config.replyTo };
+  return {
+    from: config.from,
+    baseUrl: config.baseUrl,
+    secret: config.secret,
+    replyTo: config.replyTo,
+    returnPath: config.returnPath,
+  };
 }
 
 export function sendDueOptionsOf(config: Config): SendDueOptions {

@@ -79,6 +79,8 @@ export function eventLevel(event: EngineEvent): LogLevel {
       return event.unknown > 0 || event.stranded > 0 ? 'warn' : 'info';
     case 'newsletter-build-failed':
       return 'error';
+    case 'clock-skew':
+      return 'warn';
     case 'stopping':
       if (event.reason === 'budget' || event.reason === 'quota') return 'info';
       if (event.reason === 'throttled' || event.reason === 'unreachable' || event.reason === 'signal')
@@ -106,6 +108,8 @@ export function eventMessage(event: EngineEvent): string {
       ].join('');
     case 'newsletter-built':
       return `newsletter ${event.newsletterId} built and verified; now sending`;
+    case 'clock-skew':
+      return `this host's clock is ${(Math.abs(event.skewMs) / 1000).toFixed(1)} s ${event.skewMs > 0 ? 'behind' : 'ahead of'} the database server's: leases use the database's clock, but send times, retry times and quota hours are read from this host's; synchronise it with NTP (chrony, systemd-timesyncd)`;
     case 'newsletter-build-failed':
       return `newsletter ${event.newsletterId} failed to build: ${event.reason.split('\n')[0]}`;
     case 'newsletter-taken-by-another-run':

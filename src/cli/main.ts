@@ -12,12 +12,34 @@ async function main(argv: string[]): Promise<number> {
   // The idle minute prints nothing, and creating process.stdout would cost it time.
   if (await quietIdleSendDue(argv.slice(2))) return ExitCode.ok;
   endQuietlyWhenTheReaderIsGone();
-  const { runProgram } = await import('./program.js');
+  const receiving = isBouncesReceive(argv.slice(2));
+  if (receiving) tempFailOnCrash();
+  let code: number;
   try {
-    return await runProgram(argv, exitNow);
+    const { runProgram } = await import('./program.js');
+    code = await runProgram(argv, exitNow);
   } catch (error) {
-    return exitCodeFor(error);
+    code = await exitCodeFor(error);
   }
+  // An MTA bounces (loses) a message whose pipe exits with anything but 0 or EX_TEMPFAIL: every
+  // failure of `bounces receive` (busy database, bad configuration, a bug) must keep it queued.
+  return receiving && code !== ExitCode.ok ? ExitCode.tempFail : code;
+}
+
+/** `[global options] bounces receive …`: the one command an MTA runs. */
+function isBouncesReceive(args: readonly string[]): boolean {
+  const at = args.indexOf('bounces');
+  return at !== -1 && args[at + 1] === 'receive';
+}
+
+/** A crash outside the awaited path (a stray rejection, an exception in a callback) exits 75 too. */
+function tempFailOnCrash(): void {
+  const fail = (error: unknown): void => {
+    process.stderr.write(`newsletter bounces receive: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(ExitCode.tempFail);
+  };
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
 }
 
 /**

@@ -14,7 +14,9 @@ import { registerDemo } from './register/demo.js';
 import { registerDoctor } from './register/doctor.js';
 import { registerHost } from './register/host.js';
 import { registerInit } from './register/init.js';
+import { registerLists } from './register/lists.js';
 import { registerMigrateDb } from './register/migrate-db.js';
+import { registerNewsletterLife } from './register/newsletter-life.js';
 import { registerNewsletters } from './register/newsletters.js';
 import { registerPreview } from './register/preview.js';
 import { registerReconcile } from './register/reconcile.js';
@@ -71,8 +73,10 @@ Examples:
   for (const register of [
     registerInit,
     registerRecipients,
+    registerLists,
     registerTemplates,
     registerNewsletters,
+    registerNewsletterLife,
     registerPreview,
     registerSendDue,
     registerStatus,

@@ -214,7 +214,7 @@ export function ledgerChecks(
         `${failed.length === 1 ? 'A newsletter' : `${failed.length} newsletters`} failed to build and sent nothing: ${failed
           .map((n) => `${n.newsletter.id} (${(n.newsletter.failureReason ?? '').split('\n')[0]})`)
           .join('; ')}.`,
-        'Fix the template and create the newsletter again (`newsletter show ID` has the whole reason).',
+        'Fix the template and store it (`newsletter edit ID --template FILE`), then `newsletter schedule ID --now` (`newsletter show ID` has the whole reason).',
       ),
     );
   }

@@ -3,6 +3,7 @@
  * writes to the database: the store is opened read-only, and SQLite-only checks (integrity) use a
  * separate read-only connection of their own.
  */
+import { returnPathCheck } from './return-path.js';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -59,6 +60,7 @@ export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   const missing = problemsForRealSend(config).filter((p) => !p.startsWith('NEWSLETTER_TRANSPORT'));
   results.push(configCheck(config, missing));
   results.push(variablesCheck(config.unknownVariables));
+  results.push(returnPathCheck(config));
   const sqlite = config.database.kind === 'sqlite' ? config.database.path : null;
 
   let store: Store | null = null;

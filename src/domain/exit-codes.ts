@@ -26,6 +26,11 @@ export const ExitCode = {
   interrupted: 10,
   /** The run lost its lease or its lock was compromised: it stopped, its late writes were refused. */
   lostLease: 11,
+  /**
+   * `bounces receive` only (sysexits' EX_TEMPFAIL): the message was not handled (database busy or
+   * out of reach, bad configuration, a bug); the MTA keeps it and tries again.
+   */
+  tempFail: 75,
 } as const;
 
 export type ExitCodeName = keyof typeof ExitCode;

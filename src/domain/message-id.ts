@@ -1,12 +1,30 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
 /**
- * The Message-ID of one newsletter to one recipient. Deterministic, so that an `unknown`
- * delivery can be looked up in the server's logs and a `reconcile --resend` reuses it.
+ * The Message-ID of one newsletter to one recipient: `<nNEWSLETTER.MAC@from-domain>`, MAC being
+ * 32 hex digits of an HMAC-SHA256 under NEWSLETTER_SECRET over (newsletter, address).
+ * Deterministic, so that an `unknown` delivery can be looked up in the server's logs and a
+ * `reconcile --resend` reuses it (the ledger stores it; a resend reads it from there, so a key
+ * rotation in between changes nothing).
+ *
+ * Keyed (issue 18): a bounce report that lost its VERP token still authenticates when the headers
+ * it returns carry one of our Message-IDs and its Final-Recipient is that delivery's address
+ * (src/bounces/authenticate.ts). With an unkeyed hash anybody could compute the Message-ID of a
+ * guessed address and forge its bounce; under the secret only the recipient (and the servers the
+ * message passed) ever see it. Without a secret (a dry run, a preview with no configuration) the
+ * key is empty: such ids are never sent, so nothing accepts them.
  */
-export function messageIdFor(newsletterId: number, address: string, fromDomain: string): string {
-  const hash = createHash('sha256').update(`${newsletterId}\n${address}`).digest('hex').slice(0, 32);
-  return `<n${newsletterId}.${hash}@${fromDomain}>`;
+export function messageIdFor(
+  secret: string | null,
+  newsletterId: number,
+  address: string,
+  fromDomain: string,
+): string {
+  const mac = createHmac('sha256', secret ?? '')
+    .update(`message-id\n${newsletterId}\n${address}`)
+    .digest('hex')
+    .slice(0, 32);
+  return `<n${newsletterId}.${mac}@${fromDomain}>`;
 }
 
 /** The domain of an address or a `"Name" <user@domain>` header value; `localhost` when none. */

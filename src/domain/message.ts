@@ -30,6 +30,11 @@ export interface OutgoingMessage {
   from: string;
   /** The envelope and header recipient: a single mailbox. */
   to: string;
+  /**
+   * The envelope sender (MAIL FROM, sendmail's -f), a bare address: the VERP return path that
+   * names this delivery (src/domain/return-path.ts). Absent: the From address, as before.
+   */
+  returnPath?: string | undefined;
   /** NEWSLETTER_REPLY_TO, when set. */
   replyTo?: string | undefined;
   subject: string;

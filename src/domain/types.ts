@@ -3,7 +3,8 @@
  *
  * - Subscriber: one mailbox, unique on its normalised address (trimmed, lower-cased). Carries
  *   `name` and any other CSV columns as `fields`.
- * - List: a named group of subscribers. A newsletter goes to the union of its lists (its audience).
+ * - List: a named group of subscribers. A newsletter goes to the union of its lists (its audience),
+ *   narrowed by its segment if it has one (segment.ts: `--where`, `--exclude-list`).
  * - Newsletter: subject + MJML template + lists + send time. Moves draft → scheduled → sending → sent,
  *   or to failed (build failed) / cancelled.
  * - Verified body: the compiled, checked HTML and text (still holding `{{field}}` placeholders),
@@ -15,6 +16,9 @@
  * - Unknown: the message may have been handed to the server but its fate was not recorded. Never
  *   resent on its own; an operator settles it with `reconcile`.
  */
+
+import type { Segment } from './segment.js';
+import type { StoredTemplate } from './stored-template.js';
 
 export const NEWSLETTER_STATUSES = ['draft', 'scheduled', 'sending', 'sent', 'failed', 'cancelled'] as const;
 export type NewsletterStatus = (typeof NEWSLETTER_STATUSES)[number];
@@ -67,6 +71,15 @@ export interface Newsletter {
   prunedAt: Millis | null;
   /** Changes with every change of the row: what a build read is compared with it before sending. */
   updatedAt: Millis;
+  /**
+   * The template and its includes as `create` or `edit` read them: what every build compiles.
+   * Null for a newsletter created before templates were stored: built from `templatePath`.
+   */
+  template: StoredTemplate | null;
+  /** The zone its send time was typed in (IANA name or offset), for display; null: TZ. */
+  scheduledZone: string | null;
+  /** The part of its lists it goes to (src/domain/segment.ts); null: the whole lists. */
+  segment: Segment | null;
 }
 
 export interface DeliveryCounts {
@@ -118,6 +131,8 @@ export interface RunInfo {
   hostId: string;
   hostname: string;
   pid: number;
+  /** Where `pid` means something (boot id and pid namespace: src/host/pid-scope.ts); null if unknown. */
+  pidScope: string | null;
   startedAt: Millis;
   leaseUntil: Millis;
   endedAt: Millis | null;

@@ -28,7 +28,15 @@ export interface SendDueDeps {
   hostId: string;
   hostname: string;
   pid: number;
+  /** Where `pid` means something (src/host/pid-scope.ts): a dead pid ends a run only in the same scope. */
+  pidScope: string | null;
   now: () => Millis;
+  /**
+   * A clock that only moves forward, for the run's own view of its lease (lease-keeper.ts): the
+   * CLI's is `performance.now()`, which a stepped wall clock does not move. Default: `now`, which
+   * in-process tests move by hand.
+   */
+  monotonic?: (() => Millis) | undefined;
   stop: StopController;
   events: EventSink;
   /** Takes the run lock without waiting; null when another run holds it. */

@@ -4,10 +4,13 @@
  * personalised and handed to a transport that only counts. Nothing is written, no lock is taken
  * and no SMTP server is needed: CI uses it to prove a newsletter will go out.
  */
+import { audienceFieldReport } from '../domain/audience-fields.js';
 import { BuildError } from '../domain/errors.js';
 import { domainOf, messageIdFor } from '../domain/message-id.js';
 import { noSuchNewsletter } from '../domain/not-found.js';
-import type { Millis, Newsletter } from '../domain/types.js';
+import { describeSegment } from '../domain/segment.js';
+import type { Millis, Newsletter, VerifiedBody } from '../domain/types.js';
+import { fieldUses } from '../render/field-uses.js';
 import type { RenderModule } from './deps.js';
 import type { MessageOptions } from './options.js';
 import type { Transport } from './ports.js';
@@ -36,6 +39,18 @@ export interface DryRunNewsletter {
   /** Rows already in the ledger as `retry`: they go out again when due. */
   retry: number;
   unknown: number;
+  /**
+   * Who it goes to: the distinct members of its lists, within its segment (those who would be
+   * skipped included, as in `show`'s audience).
+   */
+  audience: number;
+  /** Fields some recipients lack, with the count (src/domain/audience-fields.ts); not failures. */
+  warnings: string[];
+  /** When it is due (UTC ISO 8601), and the zone it was typed in (null: TZ); null: a draft. */
+  scheduledAt: string | null;
+  scheduledZone: string | null;
+  /** sha256 of the template this dry run compiled: the stored copy a send uses (null: no build). */
+  templateSha256: string | null;
 }
 
 export interface DryRunResult {
@@ -66,6 +81,11 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
         wouldSkip: 0,
         retry: counts.retry,
         unknown: counts.unknown,
+        audience: await deps.store.audienceSize(newsletter.lists, newsletter.segment),
+        warnings: [],
+        scheduledAt: newsletter.scheduledAt === null ? null : new Date(newsletter.scheduledAt).toISOString(),
+        scheduledZone: newsletter.scheduledZone,
+        templateSha256: null,
       };
       result.newsletters.push(report);
       let body = newsletter.body;
@@ -83,9 +103,16 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
           continue;
         }
       }
-      if ((await deps.store.audienceSize(newsletter.lists)) === 0) {
+      report.templateSha256 = body.templateHash;
+      if (report.audience === 0) {
         report.ok = false;
-        report.problems.push(`Its lists (${newsletter.lists.join(', ')}) have no recipients.`);
+        report.problems.push(
+          newsletter.segment === null
+            ? `Its lists (${newsletter.lists.join(', ')}) have no recipients.`
+            : `Nobody on its lists (${newsletter.lists.join(', ')}) is in its segment (${describeSegment(newsletter.segment)}).`,
+        );
+      } else {
+        await checkFields(deps.store, newsletter, body, report);
       }
       const personalise = render.preparePersonaliser(body, {
         newsletterId: newsletter.id,
@@ -93,6 +120,7 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
         secret: deps.options.secret ?? PLACEHOLDER_SECRET,
         listNames: newsletter.lists,
         replyTo: deps.options.replyTo,
+        returnPath: deps.options.returnPath,
       });
       const fromDomain = domainOf(body.from);
       let after = 0;
@@ -102,6 +130,7 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
           newsletter.lists,
           after,
           deps.pageSize ?? 1000,
+          newsletter.segment,
         );
         if (page.length === 0) break;
         for (const recipient of page) {
@@ -121,7 +150,7 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
             name: recipient.name,
             fields: recipient.fields,
             attempts: 0,
-            messageId: messageIdFor(newsletter.id, recipient.address, fromDomain),
+            messageId: messageIdFor(deps.options.secret, newsletter.id, recipient.address, fromDomain),
           });
           const outcome = await transport.send(message);
           if (outcome.kind === 'sent') report.wouldSend += 1;
@@ -136,6 +165,30 @@ export async function dryRun(deps: DryRunDeps): Promise<DryRunResult> {
     await transport.close();
   }
   return result;
+}
+
+/**
+ * The body's fields against the audience (src/domain/audience-fields.ts): a field nobody in it
+ * has fails the newsletter, one some lack is a warning with the count.
+ */
+async function checkFields(
+  store: SendStore,
+  newsletter: Newsletter,
+  body: VerifiedBody,
+  report: DryRunNewsletter,
+): Promise<void> {
+  const uses = fieldUses(body);
+  if (uses.length === 0) return;
+  const gaps = await store.fieldGaps(
+    { lists: newsletter.lists, segment: newsletter.segment },
+    uses.map((use) => use.field),
+  );
+  const found = audienceFieldReport(uses, gaps);
+  if (found.errors.length > 0) {
+    report.ok = false;
+    report.problems.push(...found.errors);
+  }
+  report.warnings.push(...found.warnings);
 }
 
 async function chooseNewsletters(deps: DryRunDeps): Promise<Newsletter[]> {

@@ -1,6 +1,8 @@
 /** What the engine reports as it works; the CLI decides what to show (terminal, JSON lines, nothing). */
 export type EngineEvent =
   | { type: 'run-started'; runId: number; hostId: string; pid: number }
+  /** PostgreSQL: this host's clock is off the database's (positive: behind). Leases do not mind. */
+  | { type: 'clock-skew'; skewMs: number }
   | { type: 'runs-expired'; runs: number; unknown: number; stranded: number; cancelledRetries: number }
   | { type: 'newsletter-built'; newsletterId: number; subject: string }
   | { type: 'newsletter-build-failed'; newsletterId: number; reason: string }

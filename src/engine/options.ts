@@ -4,6 +4,7 @@
  * engine has no use for (the DKIM key, the SMTP password: the transport is built outside) out of
  * its reach, and says in one place what a run depends on.
  */
+import type { ReturnPathSetting } from '../domain/return-path.js';
 import type { Millis } from '../domain/types.js';
 
 /** NEWSLETTER_HOURLY_LIMIT: the sending account's quota, shared by every run on every host. */
@@ -24,6 +25,8 @@ export interface MessageOptions {
   secret: string | null;
   /** NEWSLETTER_REPLY_TO: a Reply-To on every message. */
   replyTo: string | null;
+  /** NEWSLETTER_RETURN_PATH(_DELIMITER): the VERP envelope sender; absent: the plain From. */
+  returnPath?: ReturnPathSetting | undefined;
 }
 
 export interface SendDueOptions extends MessageOptions {

@@ -4,6 +4,7 @@
  */
 import type { OutgoingMessage } from '../domain/message.js';
 import type { ClaimedDelivery, Newsletter, SendOutcome, VerifiedBody } from '../domain/types.js';
+import type { ReturnPathSetting } from '../domain/return-path.js';
 import type { SmtpTlsPolicy } from '../domain/smtp-tls-policy.js';
 import type { PeerTls } from '../transport/smtp-tls.js';
 
@@ -71,6 +72,12 @@ export interface PersonaliseContext {
   listNames: readonly string[];
   /** NEWSLETTER_REPLY_TO: a Reply-To on every message. */
   replyTo?: string | null | undefined;
+  /**
+   * NEWSLETTER_RETURN_PATH(_DELIMITER): each message's envelope sender carries its delivery's
+   * VERP token, and an explicit return path is offered as the List-Unsubscribe mailto
+   * (src/domain/return-path.ts). Absent: the plain From address and no mailto.
+   */
+  returnPath?: ReturnPathSetting | undefined;
   /**
    * Test sends and previews: every link carries the inert test token (src/render/unsubscribe-token.ts),
    * never the live token of the subscriber the copy is personalised as.

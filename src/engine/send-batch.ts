@@ -62,7 +62,7 @@ export async function sendBatch(context: BatchContext, batch: Batch): Promise<vo
       await deps.at?.('before-hand-over');
       // Checked after the wait, right before the hand-over: a run stopped or paused past its lease
       // while it waited must not send what another run may already have taken over.
-      if (!deps.stop.stopped && !lease.validFor(deps.now()))
+      if (!deps.stop.stopped && !lease.validFor())
         deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
       if (deps.stop.stopped) {
         notSent.push(delivery.deliveryId);

@@ -9,7 +9,6 @@
  */
 import { LockHeldError } from '../domain/errors.js';
 import { RateLimiter } from '../domain/rate-limiter.js';
-import type { RunInfo } from '../domain/types.js';
 import { beginDueNewsletters } from './begin.js';
 import { guardAgainstClone } from './clone-guard.js';
 import type { SendDueDeps } from './deps.js';
@@ -18,6 +17,7 @@ import { expireDeadRuns } from './expire-dead-runs.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { patientStore } from './patient-store.js';
 import type { Transport } from './ports.js';
+import type { RegisteredRun } from './store.js';
 import { emptyResult, type SendDueResult } from './result.js';
 import { sendNewsletter } from './send-newsletter.js';
 import type { Unsettled } from './unsettled.js';
@@ -49,12 +49,16 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     ]);
   }
 
-  let run: RunInfo;
+  let run: RegisteredRun;
+  // The lease's countdown starts before the request: the database starts it no earlier.
+  const monotonic = deps.monotonic ?? deps.now;
+  const askedAt = monotonic();
   try {
     run = await store.registerRun({
       hostId: deps.hostId,
       hostname: deps.hostname,
       pid: deps.pid,
+      pidScope: deps.pidScope,
       now: deps.now(),
       leaseMs: options.leaseMs,
     });
@@ -65,12 +69,14 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
   }
   result.runId = run.id;
   deps.events({ type: 'run-started', runId: run.id, hostId: deps.hostId, pid: deps.pid });
+  if (run.clockSkewMs !== undefined) deps.events({ type: 'clock-skew', skewMs: run.clockSkewMs });
   const lease = new LeaseKeeper({
     store,
     runId: run.id,
     leaseMs: options.leaseMs,
-    leaseUntil: run.leaseUntil,
+    startedAt: askedAt,
     now: deps.now,
+    monotonic,
     stop: deps.stop,
   });
   // From here on every store call waits out a busy or restarting database, up to the lease's end.
@@ -79,7 +85,7 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     ...deps,
     store: patientStore(store, {
       deadline: () => lease.expiresAt,
-      now: deps.now,
+      now: monotonic,
       onWait: (method, cause) => {
         if (waits.has(method)) return;
         waits.add(method);

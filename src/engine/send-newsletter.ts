@@ -36,6 +36,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     secret: options.secret ?? '',
     listNames: newsletter.lists,
     replyTo: options.replyTo,
+    returnPath: options.returnPath,
   });
   const fromDomain = domainOf(body.from);
   let after = 0;
@@ -53,7 +54,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
         limit,
         now: deps.now(),
         afterSubscriberId: after,
-        makeMessageId: (address) => messageIdFor(newsletter.id, address, fromDomain),
+        makeMessageId: (address) => messageIdFor(options.secret, newsletter.id, address, fromDomain),
       },
     );
     if (!claim.stillSending) {

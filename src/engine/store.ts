@@ -13,7 +13,9 @@
  * ledger row a run inserts (or takes back from `retry`) before any SMTP traffic; the fence is the
  * condition `run_id = this run AND state = 'claimed'` on every write of an outcome.
  */
+import type { FieldGaps } from '../domain/audience-fields.js';
 import type { OutcomeWrite, StateTally } from '../domain/ledger.js';
+import type { Audience, Segment } from '../domain/segment.js';
 import type {
   ClaimedDelivery,
   DeliveryCounts,
@@ -29,8 +31,19 @@ export interface RunRegistration {
   hostId: string;
   hostname: string;
   pid: number;
+  /** Where `pid` means something (src/host/pid-scope.ts); null when it cannot be told. */
+  pidScope: string | null;
   now: Millis;
   leaseMs: number;
+}
+
+/** A run as registered, with what the database noticed while registering it. */
+export interface RegisteredRun extends RunInfo {
+  /**
+   * PostgreSQL: how far this host's clock is from the database server's, when that is more than
+   * leases tolerate for anything else than leases (see postgres/lease.ts): a warning, not a refusal.
+   */
+  clockSkewMs?: number;
 }
 
 /** What a run leaves for `endRun` to settle, and how it ended. */
@@ -102,12 +115,21 @@ export interface SendStore {
   getMeta(key: string): Promise<string | null>;
 
   // ---- runs and leases: src/store/sqlite/lease.ts, src/store/postgres/lease.ts ----------------
+  //
+  // Lease times. SQLite (one host) compares the caller's `now` as it is. PostgreSQL (several
+  // hosts) computes every lease time from the database server's clock, so that hosts whose clocks
+  // disagree still agree on every lease; there the caller's `now` counts only by how far it is
+  // from this process's clock (0 in production; a test moves time by passing a later `now`). On
+  // both, a lease set or renewed from `now` ends `leaseMs` after that `now` was read, which is what
+  // the engine counts down on its own monotonic clock (lease-keeper.ts).
 
   /**
-   * Records a new run (host, pid, start) with a lease until `now + leaseMs`. PostgreSQL also
-   * refuses a host whose clock is too far from the database's: leases are compared across hosts.
+   * Records a new run (host, pid and its scope, start) with a lease of `leaseMs` from `now`.
+   * PostgreSQL also measures this host's clock against the database's and reports a skew that is
+   * too large (`clockSkewMs`): not for leases, which use the database's clock, but for the times a
+   * run still reads from its own (send times, retry times, quota hours).
    */
-  registerRun(registration: RunRegistration): Promise<RunInfo>;
+  registerRun(registration: RunRegistration): Promise<RegisteredRun>;
   /** False when the run was ended by someone else (its lease expired): stop at once. */
   renewLease(runId: number, now: Millis, leaseMs: number): Promise<boolean>;
   /** Runs not ended yet, whatever their lease says, oldest first. */
@@ -208,17 +230,23 @@ export interface SendStore {
   knownFieldNames(): Promise<string[]>;
   /** Rows per state, the pending recipients, and the audience as their sum, in one snapshot. */
   counts(newsletterId: number): Promise<DeliveryCounts>;
-  /** How many distinct subscribers the lists have together. */
-  audienceSize(lists: string[]): Promise<number>;
+  /** How many distinct subscribers the lists have together, within `segment` (src/domain/segment.ts). */
+  audienceSize(lists: string[], segment?: Segment | null): Promise<number>;
   /**
-   * Recipients of `lists` with no ledger row for the newsletter (null: none has any), after
-   * `afterSubscriberId`, in subscriber order, each with the reason it would be skipped. Reads
-   * only: the dry run claims nothing.
+   * The audience check's numbers (src/domain/audience-fields.ts): of the recipients a newsletter
+   * to `audience` would mail, how many there are, and per field how many have it empty or absent.
+   */
+  fieldGaps(audience: Audience, fields: readonly string[]): Promise<FieldGaps>;
+  /**
+   * Recipients of `lists` (within `segment`) with no ledger row for the newsletter (null: none has
+   * any), after `afterSubscriberId`, in subscriber order, each with the reason it would be
+   * skipped. Reads only: the dry run claims nothing.
    */
   pendingRecipients(
     newsletterId: number | null,
     lists: string[],
     afterSubscriberId: number,
     limit: number,
+    segment?: Segment | null,
   ): Promise<PendingRecipient[]>;
 }

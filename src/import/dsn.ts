@@ -5,21 +5,17 @@
  * message/global-delivery-status (UTF-8 addresses) is read the same way.
  *
  * A message without such a part (an out-of-office reply, a person answering the newsletter) is
- * not a DSN: null, and the caller leaves it alone. Loaded only by `bounces import` (mailparser).
+ * not a DSN: null, and the caller leaves it alone. The commands no longer use it: every incoming
+ * message goes through src/bounces/handle-incoming.ts, which reads reports (DSNs and ARF alike)
+ * with src/bounces/report.ts and needs no mailparser; it stays as a second reading of the same
+ * DSNs in test/integration/bounces-read.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { simpleParser } from 'mailparser';
+import { type DsnRecipient, dsnRecipientsOf } from './dsn-fields.js';
 
-export interface DsnRecipient {
-  /** As the DSN wrote it (Final-Recipient, else Original-Recipient), without the `rfc822;` type. */
-  address: string;
-  /** failed, delayed, delivered, relayed or expanded (lower-case). */
-  action: string;
-  /** RFC 3463 `x.y.z`; from Diagnostic-Code when Status is missing; '' when neither has one. */
-  status: string;
-  /** The Diagnostic-Code without its type (`smtp; `), on one line; '' when absent. */
-  diagnostic: string;
-}
+export type { DsnRecipient } from './dsn-fields.js';
+export { dsnRecipientsOf, fieldBlocks, typedValue } from './dsn-fields.js';
 
 export interface Dsn {
   /** The DSN's Message-ID, or `sha256:<hex>` of its bytes when it has none. */
@@ -28,7 +24,6 @@ export interface Dsn {
 }
 
 const STATUS_PARTS = new Set(['message/delivery-status', 'message/global-delivery-status']);
-const STATUS_CODE = /\b([245]\.\d{1,3}\.\d{1,3})\b/;
 
 export async function parseDsn(raw: Buffer): Promise<Dsn | null> {
   const parsed = await simpleParser(raw, {
@@ -42,51 +37,10 @@ export async function parseDsn(raw: Buffer): Promise<Dsn | null> {
     STATUS_PARTS.has(attachment.contentType.toLowerCase()),
   );
   if (!part) return null;
-  const blocks = fieldBlocks(part.content.toString('utf8'));
-  const recipients: DsnRecipient[] = [];
-  for (const fields of blocks) {
-    const address = typedValue(fields.get('final-recipient') ?? fields.get('original-recipient') ?? '');
-    if (address === '') continue; // the per-message block, or a recipient block without an address
-    const diagnostic = typedValue(fields.get('diagnostic-code') ?? '').replace(/\s+/g, ' ');
-    const status =
-      STATUS_CODE.exec(fields.get('status') ?? '')?.[1] ?? STATUS_CODE.exec(diagnostic)?.[1] ?? '';
-    recipients.push({
-      address: address.replace(/^<|>$/g, ''),
-      action: (fields.get('action') ?? '').trim().toLowerCase(),
-      status,
-      diagnostic,
-    });
-  }
+  const recipients = dsnRecipientsOf(part.content.toString('utf8'));
   const messageId = parsed.messageId?.trim();
   return {
     id: messageId ? messageId : `sha256:${createHash('sha256').update(raw).digest('hex')}`,
     recipients,
   };
-}
-
-/**
- * The status part's blocks (separated by blank lines), each a map of lower-cased field names to
- * values, continuation lines unfolded. A field given twice keeps its first value.
- */
-function fieldBlocks(text: string): Map<string, string>[] {
-  return text
-    .replace(/\r\n/g, '\n')
-    .split(/\n[ \t]*\n/)
-    .map((block) => {
-      const fields = new Map<string, string>();
-      for (const line of block.replace(/\n[ \t]+/g, ' ').split('\n')) {
-        const colon = line.indexOf(':');
-        if (colon <= 0) continue;
-        const name = line.slice(0, colon).trim().toLowerCase();
-        if (!fields.has(name)) fields.set(name, line.slice(colon + 1).trim());
-      }
-      return fields;
-    })
-    .filter((fields) => fields.size > 0);
-}
-
-/** `rfc822; ann@example.net` → `ann@example.net`; `smtp; 550 …` → `550 …`. */
-function typedValue(value: string): string {
-  const semicolon = value.indexOf(';');
-  return (semicolon === -1 ? value : value.slice(semicolon + 1)).trim();
 }

@@ -4,23 +4,35 @@
  *
  * - a file starting with `From ` is an mbox: messages begin at a `From ` line at the start of the
  *   file or after a blank line; `>From ` lines are unescaped one level (mboxrd);
+ *   src/import/mbox-splitter.ts has the rules;
  * - any other file is one message (.eml);
  * - a folder with `cur/` or `new/` is a Maildir: every file in new/ then cur/, by name;
  * - any other folder: every `*.eml` file in it, by name (not recursive).
  *
- * An mbox is read whole: a bounce mailbox is expected to be emptied after each import.
+ * Everything is streamed: an mbox is read in chunks and split as it arrives, so a mailbox of any
+ * size (the 2 GB mbox a forgotten cron line grows) is read in bounded memory: the message at hand
+ * and one chunk. A message longer than MAX_MESSAGE_BYTES (10 MiB, about Postfix's
+ * message_size_limit) keeps its beginning only, where a report's parts are, and says so
+ * (`truncated`).
  */
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../domain/errors.js';
+import { MAX_MESSAGE_BYTES, MboxSplitter, splitMboxBuffer } from './mbox-splitter.js';
 
 export interface MailboxMessage {
   /** Where it came from, for messages: `bounces.mbox#3`, `Maildir/new/1700000000.x.host`. */
   source: string;
   raw: Buffer;
+  /** Longer than MAX_MESSAGE_BYTES: `raw` is its beginning. */
+  truncated?: boolean;
 }
 
 export type MailboxKind = 'mbox' | 'maildir' | 'eml';
+
+/** How much of an mbox is read at a time. */
+const CHUNK_BYTES = 1024 * 1024;
 
 export async function mailboxKind(target: string): Promise<MailboxKind> {
   const info = await statOrThrow(target);
@@ -28,8 +40,8 @@ export async function mailboxKind(target: string): Promise<MailboxKind> {
     const sub = await Promise.all(['cur', 'new'].map((name) => isDirectory(path.join(target, name))));
     return sub.some(Boolean) ? 'maildir' : 'eml';
   }
-  const head = await readHead(target);
-  return head.startsWith('From ') ? 'mbox' : 'eml';
+  const head = await readHead(target, 5);
+  return head.buffer.toString('latin1').startsWith('From ') ? 'mbox' : 'eml';
 }
 
 export async function* readMailbox(target: string): AsyncGenerator<MailboxMessage> {
@@ -40,50 +52,48 @@ export async function* readMailbox(target: string): AsyncGenerator<MailboxMessag
       kind === 'maildir'
         ? [...(await filesIn(path.join(target, 'new'))), ...(await filesIn(path.join(target, 'cur')))]
         : (await filesIn(target)).filter((file) => file.toLowerCase().endsWith('.eml'));
-    for (const file of files) yield { source: file, raw: await readFile(file) };
+    for (const file of files) yield await oneMessage(file);
     return;
   }
-  const raw = await readFile(target);
-  if (raw.subarray(0, 5).toString('latin1') !== 'From ') {
-    yield { source: target, raw };
+  if ((await mailboxKind(target)) !== 'mbox') {
+    yield await oneMessage(target);
     return;
   }
   let n = 0;
-  for (const message of splitMbox(raw)) {
+  const splitter = new MboxSplitter();
+  const stream = createReadStream(target, { highWaterMark: CHUNK_BYTES });
+  try {
+    for await (const chunk of stream) {
+      for (const message of splitter.push(chunk as Buffer)) {
+        n += 1;
+        yield { source: `${target}#${n}`, ...message };
+      }
+    }
+  } finally {
+    // A consumer that stops early (an error) must not leave the file open.
+    stream.destroy();
+  }
+  for (const message of splitter.end()) {
     n += 1;
-    yield { source: `${target}#${n}`, raw: message };
+    yield { source: `${target}#${n}`, ...message };
   }
 }
 
 /**
- * The messages of an mbox, without their `From ` separator lines. Worked on as latin1 text, which
- * maps every byte to one character and back, so 8-bit bodies come out byte for byte.
+ * The messages of an mbox held in memory, without their `From ` separator lines (for small
+ * inputs and tests; readMailbox streams).
  */
 export function splitMbox(raw: Buffer): Buffer[] {
-  const text = raw.toString('latin1');
-  // A separator: `From ` at the start of the file, or at the start of a line after a blank line.
-  const separator = /(?:^|\n\r?\n)From [^\n]*\n/g;
-  const starts: { at: number; body: number }[] = [];
-  for (const match of text.matchAll(separator)) {
-    // The blank line before a separator belongs to neither message.
-    const lead = match[0].startsWith('From ') ? 0 : match[0].indexOf('From ');
-    starts.push({ at: match.index + lead, body: match.index + match[0].length });
-  }
-  const messages: Buffer[] = [];
-  starts.forEach((start, i) => {
-    // Each message is followed by a blank line, the last one too: it belongs to no message.
-    const end = trimBlankLine(text, i + 1 < starts.length ? starts[i + 1]!.at : text.length);
-    const body = text.slice(start.body, end).replace(/^>(>*From )/gm, '$1');
-    if (body.trim() !== '') messages.push(Buffer.from(body, 'latin1'));
-  });
-  return messages;
+  return splitMboxBuffer(raw).map((message) => message.raw);
 }
 
-/** The index before the blank line that ends at `at` (a separator, or the end of the file), if any. */
-function trimBlankLine(text: string, at: number): number {
-  if (text.slice(at - 4, at) === '\r\n\r\n') return at - 2;
-  if (text.slice(at - 2, at) === '\n\n') return at - 1;
-  return at;
+/** One file as one message: its first MAX_MESSAGE_BYTES. */
+async function oneMessage(file: string): Promise<MailboxMessage> {
+  const head = await readHead(file, MAX_MESSAGE_BYTES + 1);
+  if (head.buffer.length > MAX_MESSAGE_BYTES) {
+    return { source: file, raw: head.buffer.subarray(0, MAX_MESSAGE_BYTES), truncated: true };
+  }
+  return { source: file, raw: head.buffer };
 }
 
 async function filesIn(folder: string): Promise<string[]> {
@@ -122,12 +132,19 @@ async function isDirectory(target: string): Promise<boolean> {
   }
 }
 
-async function readHead(file: string): Promise<string> {
+/** The first `bytes` bytes of a file (fewer when it is shorter). */
+async function readHead(file: string, bytes: number): Promise<{ buffer: Buffer }> {
   const handle = await open(file, 'r');
   try {
-    const buffer = Buffer.alloc(5);
-    const { bytesRead } = await handle.read(buffer, 0, 5, 0);
-    return buffer.subarray(0, bytesRead).toString('latin1');
+    const size = Math.min(bytes, (await handle.stat()).size);
+    const buffer = Buffer.alloc(size);
+    let filled = 0;
+    while (filled < size) {
+      const { bytesRead } = await handle.read(buffer, filled, size - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return { buffer: buffer.subarray(0, filled) };
   } finally {
     await handle.close();
   }

@@ -10,6 +10,7 @@ import type { VerifiedBody } from '../domain/types.js';
 import type { BuildBody, BuildContext } from '../engine/ports.js';
 import { BUILT_IN_FIELDS, fieldsOf, requiredFieldsOf, type SplitTemplate, splitTemplate } from './fields.js';
 import { compileMjml } from './mjml.js';
+import { compileStoredTemplate } from './stored-template.js';
 import { htmlToTextPart } from './text.js';
 
 const UNSUBSCRIBE_FIELD = 'unsubscribe_url';
@@ -29,7 +30,11 @@ export const buildBody: BuildBody = async (newsletter, context) => {
 
   let compiled: { html: string; templateHash: string } | null = null;
   try {
-    compiled = await compileMjml(newsletter.templatePath, context.templatesRoot);
+    // The stored copy when there is one (create and edit keep it): what was previewed and
+    // tested is what is sent. A newsletter from before templates were stored reads its file.
+    compiled = newsletter.template
+      ? await compileStoredTemplate(newsletter.template)
+      : await compileMjml(newsletter.templatePath, context.templatesRoot);
   } catch (error) {
     if (!(error instanceof BuildError)) throw error;
     // Each detail already names its file and line; the wrapper's message would only repeat it.

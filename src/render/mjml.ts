@@ -4,15 +4,15 @@
  * mjml takes a few hundred milliseconds just to load, so it is imported on the first compile, not
  * when this file is: `send-due` runs every minute and must stay fast when nothing is due.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { MjmlValidationIssue } from 'mjml';
 import { BuildError } from '../domain/errors.js';
+import { templateDigest } from '../domain/stored-template.js';
 import { displayPath, readTemplateTree, type TemplateFile } from './includes.js';
 
 export interface CompiledTemplate {
   html: string;
-  /** sha256 (hex) of the template and every included file, with their paths. */
+  /** sha256 (hex) of the template and every included file, with their paths (templateDigest). */
   templateHash: string;
 }
 
@@ -106,12 +106,7 @@ function stripRoots(message: string, root: string, realRoot: string): string {
   return message.split(`${root}${path.sep}`).join('').split(`${realRoot}${path.sep}`).join('');
 }
 
+/** The same digest as a stored template's (src/domain/stored-template.ts): one version, one name. */
 function hashOf(files: readonly TemplateFile[]): string {
-  const hash = createHash('sha256');
-  for (const file of files) {
-    // Length-prefixed, so that moving text from one file to the next changes the hash.
-    const bytes = Buffer.from(file.content, 'utf8');
-    hash.update(`${file.display}\0${bytes.length}\0`).update(bytes);
-  }
-  return hash.digest('hex');
+  return templateDigest(files.map((file) => ({ path: file.display, content: file.content })));
 }

@@ -21,6 +21,7 @@ import {
   stripHeaderBreaks,
 } from './fields.js';
 import { createTestUnsubscribeToken, createUnsubscribeToken } from './unsubscribe-token.js';
+import { prepareReturnPath } from './return-path.js';
 
 const raw = (value: string): string => value;
 
@@ -31,7 +32,8 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
   const fromDomain = domainOf(body.from);
   const baseUrl = context.baseUrl.replace(/\/+$/, '');
   const listId = `<${listIdLabel(context.listNames[0])}.${fromDomain}>`;
-  const mailto = `<mailto:unsubscribe@${fromDomain}?subject=unsubscribe-`;
+  // The VERP envelope sender and the mailto unsubscribe address, per delivery (render/return-path.ts).
+  const returnPath = prepareReturnPath(body.from, context);
   const replyTo = context.replyTo ? { replyTo: context.replyTo } : {};
 
   // One inert token for every copy of a test send or preview: it names nobody, so it unsubscribes nobody.
@@ -62,10 +64,12 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
       html: { template: html, values: fillValuesWith(html, lookup, escapeHtml) },
       text: { template: text, values: fillValuesWith(text, lookup, raw) },
     };
+    const envelope = returnPath(recipient);
     const message: OutgoingMessage = {
       messageId: recipient.messageId,
       from: body.from,
       to: recipient.email,
+      returnPath: envelope.sender,
       ...replyTo,
       subject: fill(subject, fillValuesWith(subject, lookup, stripHeaderBreaks)),
       // Plain strings, built by concatenation: V8 keeps them as ropes, which cost next to nothing
@@ -75,8 +79,12 @@ export const preparePersonaliser: PreparePersonaliser = (body, context) => {
       html: fill(html, parts.html.values),
       text: fill(text, parts.text.values),
       headers: {
-        // RFC 8058 one-click: the HTTPS link first (mail providers POST to it), mailto as fallback.
-        'List-Unsubscribe': `<${unsubscribeUrl}>, ${mailto}${token}>`,
+        // RFC 8058 one-click: the HTTPS link first (mail providers POST to it), mailto as fallback
+        // when a read mailbox takes it (NEWSLETTER_RETURN_PATH set; never a mailto nothing reads).
+        'List-Unsubscribe':
+          envelope.mailto === null
+            ? `<${unsubscribeUrl}>`
+            : `<${unsubscribeUrl}>, <mailto:${envelope.mailto}>`,
         'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
         'List-Id': listId,
       },

@@ -1,6 +1,12 @@
 /**
- * Unsubscribe tokens: `v1.<subscriberId>.<newsletterId>.<mac>`, the mac being base64url
- * HMAC-SHA256 under NEWSLETTER_SECRET. Test sends and previews carry a test token instead,
+ * Unsubscribe tokens: `v2.<subscriberId>.<newsletterId>.<mac>`, the mac being base64url
+ * HMAC-SHA256 under NEWSLETTER_SECRET. A v2 link leaves the lists that newsletter went to
+ * (issue 14: unsubscribing is per list, as RFC 8058 and list owners expect); its page offers all
+ * mail as well. The v1 links of messages sent before (`v1.<subscriberId>.<newsletterId>.<mac>`)
+ * keep today's meaning: all mail from us, because that is what their reader was offered. The two
+ * sign different purposes, so one can never be edited into the other.
+ *
+ * Test sends and previews carry a test token instead,
  * `v1.test.<newsletterId>.<mac>`: a colleague clicking the link in a test copy (or a mail
  * provider's unsubscribe button on it) must not unsubscribe the subscriber the copy was
  * personalised as. Its mac signs another purpose, so a test token can never be turned into a live
@@ -17,20 +23,25 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const VERSION = 'v1';
 const PURPOSE = 'unsubscribe';
+const LISTS_VERSION = 'v2';
+const LISTS_PURPOSE = 'unsubscribe-lists';
 const TEST_PURPOSE = 'unsubscribe-test';
 const TEST = 'test';
 const ID = /^(?:0|[1-9][0-9]{0,15})$/;
 const MAC = /^[A-Za-z0-9_-]{43}$/; // 32 bytes of base64url, unpadded
-const TOKEN_SHAPE = /^v1\.(?:[0-9]+|test)\.[0-9]+\.[A-Za-z0-9_-]+$/;
+const TOKEN_SHAPE = /^(?:v1\.(?:[0-9]+|test)|v2\.[0-9]+)\.[0-9]+\.[A-Za-z0-9_-]+$/;
 
 export interface UnsubscribeTarget {
   subscriberId: number;
   newsletterId: number;
 }
 
-/** What a verified token stands for: one subscriber's opt-out, or the inert link of a test copy. */
+/**
+ * What a verified token stands for: one subscriber's opt-out (`lists`: the newsletter's lists, a
+ * v2 link; `all`: all mail, a v1 link), or the inert link of a test copy.
+ */
 export type VerifiedToken =
-  | ({ kind: 'subscriber' } & UnsubscribeTarget)
+  | ({ kind: 'subscriber'; scope: 'lists' | 'all' } & UnsubscribeTarget)
   | { kind: 'test'; newsletterId: number };
 
 /** The link of a test send or a preview: valid (so a tester sees the real page), never acted on. */
@@ -40,14 +51,26 @@ export function createTestUnsubscribeToken(secret: string, newsletterId: number)
   return `${VERSION}.${TEST}.${newsletterId}.${macOf(secret, TEST, newsletterId)}`;
 }
 
+/** The link of every message sent now (v2): leaves the lists of that newsletter. */
 export function createUnsubscribeToken(secret: string, target: UnsubscribeTarget): string {
+  const { subscriberId, newsletterId } = checkedIds(target);
+  return `${LISTS_VERSION}.${subscriberId}.${newsletterId}.${listsMacOf(secret, subscriberId, newsletterId)}`;
+}
+
+/** A v1 link, as messages sent before per-list unsubscribes carried: all mail. Made by tests only. */
+export function createAllMailUnsubscribeToken(secret: string, target: UnsubscribeTarget): string {
+  const { subscriberId, newsletterId } = checkedIds(target);
+  return `${VERSION}.${subscriberId}.${newsletterId}.${macOf(secret, subscriberId, newsletterId)}`;
+}
+
+function checkedIds(target: UnsubscribeTarget): UnsubscribeTarget {
   const { subscriberId, newsletterId } = target;
   if (!isId(subscriberId) || !isId(newsletterId)) {
     throw new RangeError(
       `unsubscribe token ids must be non-negative integers: ${subscriberId}, ${newsletterId}`,
     );
   }
-  return `${VERSION}.${subscriberId}.${newsletterId}.${macOf(secret, subscriberId, newsletterId)}`;
+  return target;
 }
 
 /**
@@ -69,6 +92,7 @@ export function verifyUnsubscribeToken(
   if (parts.length !== 4) return null;
   const [version, sid, nid, mac] = parts as [string, string, string, string];
   const test = sid === TEST;
+  if (version === LISTS_VERSION) return verifyListsToken(keys, sid, nid, mac);
   if (version !== VERSION || !(test || ID.test(sid)) || !ID.test(nid) || !MAC.test(mac)) return null;
   const subscriberId = test ? TEST : Number(sid);
   const newsletterId = Number(nid);
@@ -83,7 +107,28 @@ export function verifyUnsubscribeToken(
   if (!valid) return null;
   return subscriberId === TEST
     ? { kind: 'test', newsletterId }
-    : { kind: 'subscriber', subscriberId, newsletterId };
+    : { kind: 'subscriber', scope: 'all', subscriberId, newsletterId };
+}
+
+/** A v2 token's check: the same rules, its own purpose; never a test token. */
+function verifyListsToken(keys: string[], sid: string, nid: string, mac: string): VerifiedToken | null {
+  if (!ID.test(sid) || !ID.test(nid) || !MAC.test(mac)) return null;
+  const subscriberId = Number(sid);
+  const newsletterId = Number(nid);
+  if (!isId(subscriberId) || !isId(newsletterId)) return null;
+  const given = Buffer.from(mac);
+  let valid = false;
+  for (const key of keys) {
+    const expected = Buffer.from(listsMacOf(key, subscriberId, newsletterId));
+    if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
+  }
+  return valid ? { kind: 'subscriber', scope: 'lists', subscriberId, newsletterId } : null;
+}
+
+function listsMacOf(secret: string, subscriberId: number, newsletterId: number): string {
+  return createHmac('sha256', secret)
+    .update(`${LISTS_VERSION}\n${LISTS_PURPOSE}\n${subscriberId}\n${newsletterId}`)
+    .digest('base64url');
 }
 
 /**

@@ -5,7 +5,9 @@
  * | request                                          | answer                                          |
  * | ------------------------------------------------ | ----------------------------------------------- |
  * | POST /u/TOKEN, body `List-Unsubscribe=One-Click` | 200, unsubscribed at once (RFC 8058); again: 200 |
- * | GET (or HEAD) /u/TOKEN                           | 200, a page with one button that makes that POST |
+ * |   (a v2 link: the lists of its newsletter; v1: all mail; `scope=all` added: all mail) |    |
+ * | GET (or HEAD) /u/TOKEN                           | 200, a page naming the address and the lists,   |
+ * |                                                  | with a button for those lists and one for all   |
  * | a token not made with our key, any method        | 400, the same short page for every bad token    |
  * | POST /u/TOKEN without the one-click body         | 400                                             |
  * | any other path                                   | 404; other methods 405                          |
@@ -16,8 +18,10 @@
  *
  * GET never unsubscribes: mail scanners and link previews fetch every link in a message, and a
  * newsletter must not unsubscribe its readers by being scanned. The page loads nothing from
- * anywhere (inline style, no script), says nothing about who the token belongs to, and is never
- * cached or sent on as a Referer (the token is a capability).
+ * anywhere (inline style, no script), names the address and lists only for a valid token, and is
+ * never cached or sent on as a Referer (the token is a capability). What each POST was (one-click
+ * from a provider, the page's list button, its "all mail" button) is recorded as the opt-out's
+ * source. The pages' look: ./unsubscribe-page.ts (NEWSLETTER_UNSUBSCRIBE_PAGE).
  *
  * A busy database (SQLite's write lock held past the busy timeout by an import's publish or a
  * backup; PostgreSQL restarting) is waited out (src/store/wait-out-busy.ts): never a 500, and the
@@ -27,14 +31,25 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { OptOutPageFacts, OptOutSource } from '../domain/opt-out.js';
 import type { UnsubscribeTarget } from '../render/unsubscribe-token.js';
 import { verifyUnsubscribeToken } from '../render/unsubscribe-token.js';
+import { builtInPage, type PageContent, type PageTemplate } from './unsubscribe-page.js';
 import { isTransientDatabaseError } from '../store/transient.js';
 import { StillBusyError, waitOutBusy } from '../store/wait-out-busy.js';
 import { isClientAbort } from './client-abort.js';
 
 export type ServeEvent =
-  | { type: 'unsubscribed'; subscriberId: number; newsletterId: number; changed: boolean; known: boolean }
+  | {
+      type: 'unsubscribed';
+      subscriberId: number;
+      newsletterId: number;
+      changed: boolean;
+      known: boolean;
+      source: OptOutSource;
+      /** The lists left; empty for all mail. */
+      lists: string[];
+    }
   | { type: 'bad-token'; method: string }
   /** The inert link of a test send or preview: answered, nothing changed. */
   | { type: 'test-link'; method: string; newsletterId: number }
@@ -46,9 +61,24 @@ export type ServeEvent =
   | { type: 'client-gone'; method: string }
   | { type: 'failed'; message: string };
 
+/** One opt-out as the server asks for it: leave the newsletter's lists, or all mail. */
+export interface OptOutRequest extends UnsubscribeTarget {
+  scope: 'newsletter' | 'all';
+  source: OptOutSource;
+}
+
 export interface UnsubscribeServerOptions {
-  /** Unsubscribes the token's subscriber; null when no such subscriber exists (any more). */
-  unsubscribe(target: UnsubscribeTarget): Promise<{ changed: boolean } | null>;
+  /**
+   * Records the opt-out (the store's `optOut`); null when no such subscriber exists (any more).
+   * `lists` are the lists left (empty: all mail).
+   */
+  unsubscribe(
+    request: OptOutRequest,
+  ): Promise<{ changed: boolean; all: boolean; lists: string[]; address: string } | null>;
+  /** What the page (GET) of a link shows: the address and the newsletter's lists; null: nobody. */
+  describe(target: UnsubscribeTarget): Promise<OptOutPageFacts | null>;
+  /** The pages' template (./unsubscribe-page.ts); the built-in one by default. */
+  page?: PageTemplate;
   /** The keys a token may be signed with now: the current one, and the previous during a rotation. */
   keys(): readonly string[];
   onEvent?(event: ServeEvent): void;
@@ -89,7 +119,7 @@ export function createUnsubscribeServer(options: UnsubscribeServerOptions): Serv
           type: 'failed',
           message: error instanceof Error ? error.message : String(error),
         });
-        if (!response.headersSent) send(response, 500, PAGES.failed);
+        if (!response.headersSent) send(response, 500, PAGES.failed, options.page);
         else response.destroy();
       });
     },
@@ -140,46 +170,63 @@ async function handle(
   const match = PATH.exec(pathname);
   if (!match) {
     drain(request);
-    send(response, 404, PAGES.notFound);
+    send(response, 404, PAGES.notFound, options.page);
     return;
   }
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') {
     drain(request);
-    send(response, 405, PAGES.notAllowed, { Allow: 'GET, HEAD, POST' });
+    send(response, 405, PAGES.notAllowed, options.page, { Allow: 'GET, HEAD, POST' });
     return;
   }
 
   const body = method === 'POST' ? await readBody(request, maxBody) : '';
   if (body === null) {
-    send(response, 413, PAGES.tooLarge, { Connection: 'close' });
+    send(response, 413, PAGES.tooLarge, options.page, { Connection: 'close' });
     return;
   }
   if (method !== 'POST') drain(request);
 
   const target = verifyUnsubscribeToken(options.keys(), decode(match[1] ?? ''));
+  const page = options.page ?? builtInPage;
   if (!target) {
     options.onEvent?.({ type: 'bad-token', method });
-    send(response, 400, PAGES.badToken);
+    send(response, 400, PAGES.badToken, page);
     return;
   }
   if (target.kind === 'test') {
     // A test copy was personalised as a real subscriber; its link must never act on them.
     options.onEvent?.({ type: 'test-link', method, newsletterId: target.newsletterId });
-    send(response, 200, method === 'POST' ? PAGES.testDone : PAGES.testConfirm);
+    send(response, 200, method === 'POST' ? PAGES.testDone : PAGES.testConfirm, page);
     return;
   }
   if (method !== 'POST') {
-    send(response, 200, PAGES.confirm);
+    // The page without names if the database cannot say (restarting): its button still works.
+    const facts = await options.describe(target).catch((error: unknown) => {
+      options.onEvent?.({ type: 'failed', message: `the unsubscribe page: ${messageOf(error)}` });
+      return null;
+    });
+    send(response, 200, confirmPage(target.scope, facts), page);
     return;
   }
   if (!isOneClick(body)) {
-    send(response, 400, PAGES.notOneClick);
+    send(response, 400, PAGES.notOneClick, page);
     return;
   }
-  let result: { changed: boolean } | null;
+  const form = formFields(body);
+  // A v1 link always meant all mail; a v2 link its newsletter's lists, unless "all mail" was pressed.
+  const scope = target.scope === 'all' || form.get('scope') === 'all' ? 'all' : 'newsletter';
+  const source: OptOutSource =
+    form.get('via') === 'page' ? (scope === 'all' ? 'page-all' : 'page') : 'one-click';
+  const optOut: OptOutRequest = {
+    subscriberId: target.subscriberId,
+    newsletterId: target.newsletterId,
+    scope,
+    source,
+  };
+  let result: { changed: boolean; all: boolean; lists: string[]; address: string } | null;
   try {
     const giveUpAt = Date.now() + (options.maxBusyWaitMs ?? DEFAULT_MAX_BUSY_WAIT_MS);
-    result = await waitOutBusy(() => options.unsubscribe(target), {
+    result = await waitOutBusy(() => options.unsubscribe(optOut), {
       isTransient: options.isTransient ?? isTransientDatabaseError,
       until: () => giveUpAt,
       onBusy: (busy) =>
@@ -199,7 +246,7 @@ async function handle(
       waitedMs: Math.round(error.waitedMs),
       message: messageOf(error.cause),
     });
-    send(response, 503, PAGES.busy, { 'Retry-After': RETRY_AFTER_SECONDS });
+    send(response, 503, PAGES.busy, page, { 'Retry-After': RETRY_AFTER_SECONDS });
     return;
   }
   options.onEvent?.({
@@ -209,8 +256,57 @@ async function handle(
     changed: result?.changed ?? false,
     // A removed subscriber (or the 0 of a test send) has nobody left to mail: that is done too.
     known: result !== null,
+    source,
+    lists: result?.lists ?? [],
   });
-  send(response, 200, PAGES.done);
+  send(response, 200, donePage(result), page);
+}
+
+/** The page of a valid link: the address, the lists, a button for them and one for all mail. */
+function confirmPage(scope: 'lists' | 'all', facts: OptOutPageFacts | null): PageContent {
+  const allButton = { label: 'Unsubscribe from all mail from us', fields: { via: 'page', scope: 'all' } };
+  if (facts === null)
+    return { ...PAGES.confirm, buttons: [{ label: 'Unsubscribe', fields: { via: 'page' } }] };
+  if (scope === 'all' || facts.lists.length === 0)
+    return {
+      title: 'Unsubscribe',
+      text: `Do you want ${facts.address} to stop receiving all mail from us?`,
+      email: facts.address,
+      lists: facts.lists,
+      buttons: [allButton],
+    };
+  return {
+    title: 'Unsubscribe',
+    text: `${facts.address} receives this email as a member of: ${facts.lists.join(', ')}. Leave ${facts.lists.length === 1 ? 'that list' : 'those lists'}, or stop all mail from us.`,
+    email: facts.address,
+    lists: facts.lists,
+    buttons: [{ label: `Unsubscribe from ${facts.lists.join(', ')}`, fields: { via: 'page' } }, allButton],
+  };
+}
+
+function donePage(result: { all: boolean; lists: string[]; address: string } | null): PageContent {
+  if (result === null) return PAGES.done;
+  if (result.all)
+    return {
+      title: 'Unsubscribed',
+      text: `You are unsubscribed: ${result.address} will not receive any mail from us.`,
+      email: result.address,
+    };
+  return {
+    title: 'Unsubscribed',
+    text: `You are unsubscribed: ${result.address} will not receive mail from ${result.lists.join(', ')} any more.`,
+    email: result.address,
+    lists: result.lists,
+  };
+}
+
+/** The form's fields (our own page adds `via` and `scope` to the one-click body). */
+function formFields(body: string): URLSearchParams {
+  try {
+    return new URLSearchParams(body.trim());
+  } catch {
+    return new URLSearchParams();
+  }
 }
 
 function messageOf(error: unknown): string {
@@ -267,23 +363,18 @@ function drain(request: IncomingMessage, already = 0): void {
   request.resume();
 }
 
-interface Page {
-  title: string;
-  text: string;
-  button?: boolean;
-}
+type Page = PageContent;
 
 const PAGES = {
   confirm: {
     title: 'Unsubscribe',
     text: 'Do you want to stop receiving these emails?',
-    button: true,
   },
   done: { title: 'Unsubscribed', text: 'You are unsubscribed. You will not receive these emails any more.' },
   testConfirm: {
     title: 'Test link',
     text: 'This link comes from a test copy or a preview of a newsletter. Pressing the button changes nothing: nobody is unsubscribed.',
-    button: true,
+    buttons: [{ label: 'Unsubscribe', fields: {} }],
   },
   testDone: {
     title: 'Test link: nothing changed',
@@ -307,40 +398,22 @@ const PAGES = {
   },
 } satisfies Record<string, Page>;
 
-/** A page of fixed text: nothing from the request is ever written into it. */
-function render(page: Page): string {
-  // The form posts to the page's own URL (no action): correct behind any proxy prefix.
-  const form = page.button
-    ? `<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`
-    : '';
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex"><title>${page.title}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}button{font:inherit;padding:.5rem 1.25rem;cursor:pointer}</style>
-</head><body><h1>${page.title}</h1><p>${page.text}</p>${form}</body></html>
-`;
-}
-
-const RENDERED = new Map<Page, Buffer>();
-
 function send(
   response: ServerResponse,
   status: number,
-  page: Page,
+  content: Page,
+  page: PageTemplate = builtInPage,
   headers: Record<string, string> = {},
 ): void {
-  let body = RENDERED.get(page);
-  if (!body) {
-    body = Buffer.from(render(page), 'utf8');
-    RENDERED.set(page, body);
-  }
+  // Escaped by the template (./unsubscribe-page.ts): only a verified token's facts are written in.
+  const body = Buffer.from(page(content), 'utf8');
   response.writeHead(status, {
     'Content-Type': 'text/html; charset=utf-8',
     'Content-Length': String(body.length),
     'Cache-Control': 'no-store',
     // Nothing but the inline style may load, the form may only post back here, no framing.
     'Content-Security-Policy':
-      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     'Referrer-Policy': 'no-referrer',
     'X-Content-Type-Options': 'nosniff',
     'X-Frame-Options': 'DENY',

@@ -13,8 +13,21 @@ import { AUDIENCE_CLOSED_STATUSES, REOPENED_STATUS } from '../domain/audience.js
  */
 export function inAudience(param: string, afterParam?: string): string {
   const bound = afterParam ? ` AND m.subscriber_id > ${afterParam}` : '';
+  // A member who left one of the lists (list_opt_outs, migrations/*/list_opt_outs) is in the
+  // audience only through another list of the newsletter they have not left.
   return `EXISTS (SELECT 1 FROM newsletter_lists nl JOIN memberships m ON m.list_id = nl.list_id
-                  WHERE nl.newsletter_id = ${param} AND m.subscriber_id = s.id${bound})`;
+                  JOIN lists l ON l.id = nl.list_id
+                  WHERE nl.newsletter_id = ${param} AND m.subscriber_id = s.id${bound}
+                    AND ${notOptedOut('l.name', 's.address')})`;
+}
+
+/**
+ * The address in `address` has not left the list named by `listName` (a per-list unsubscribe,
+ * kept in list_opt_outs by list name and address so that it outlives remove, --sync and a list
+ * deleted and made again). Every audience condition joins this to its memberships.
+ */
+export function notOptedOut(listName: string, address: string): string {
+  return `NOT EXISTS (SELECT 1 FROM list_opt_outs o WHERE o.list_name = ${listName} AND o.address = ${address})`;
 }
 
 /**

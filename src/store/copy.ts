@@ -56,6 +56,8 @@ const TABLES: TableSpec[] = [
       ['unsubscribed_at', 'bigint'],
       ['created_at', 'bigint'],
       ['updated_at', 'bigint'],
+      // SQLite's 007 and PostgreSQL's 008: how a global opt-out was made.
+      ['unsubscribe_source', 'text'],
     ],
   },
   {
@@ -69,6 +71,17 @@ const TABLES: TableSpec[] = [
   },
   { name: 'field_names', identity: false, columns: [['name', 'text']] },
   {
+    // SQLite's 007 and PostgreSQL's 008: per-list opt-outs, by list name and address.
+    name: 'list_opt_outs',
+    identity: false,
+    columns: [
+      ['list_name', 'text'],
+      ['address', 'text'],
+      ['source', 'text'],
+      ['created_at', 'bigint'],
+    ],
+  },
+  {
     name: 'suppressions',
     identity: false,
     columns: [
@@ -76,6 +89,8 @@ const TABLES: TableSpec[] = [
       ['reason', 'text'],
       ['source', 'text'],
       ['created_at', 'bigint'],
+      // SQLite's 009 and PostgreSQL's 010: the report that suppressed it.
+      ['report_id', 'text'],
     ],
   },
   {
@@ -96,6 +111,7 @@ const TABLES: TableSpec[] = [
       ['unknown', 'integer'],
       ['skipped', 'integer'],
       ['error', 'text'],
+      ['pid_scope', 'text'],
     ],
   },
   {
@@ -118,6 +134,12 @@ const TABLES: TableSpec[] = [
       // SQLite's 005 and PostgreSQL's 006: a pruned newsletter's counts.
       ['pruned_counts', 'jsonb'],
       ['pruned_at', 'bigint'],
+      // SQLite's 008 and PostgreSQL's 009: the stored template and the zone of the send time.
+      ['template_source', 'text'],
+      ['template_stored_at', 'bigint'],
+      ['scheduled_zone', 'text'],
+      // SQLite's 006 and PostgreSQL's 007: the segment (src/domain/segment.ts), JSON.
+      ['segment', 'jsonb'],
     ],
   },
   {
@@ -178,6 +200,9 @@ const TABLES: TableSpec[] = [
       ['reason', 'text'],
       ['at', 'bigint'],
       ['cleared_at', 'bigint'],
+      // SQLite's 009 and PostgreSQL's 010: the delivery an authenticated report was about.
+      ['delivery_id', 'bigint'],
+      ['newsletter_id', 'bigint'],
     ],
   },
   {

@@ -10,7 +10,9 @@ export function footprintCounts(columnSize: 'length' | 'pg_column_size'): string
           (SELECT count(*) FROM deliveries) AS "ledgerRows",
           (SELECT count(*) FROM suppressions) + (SELECT count(*) FROM bounce_events)
             + (SELECT count(*) FROM runs) + (SELECT count(*) FROM events)
-            + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM quota_usage) AS "otherRows",
-          (SELECT coalesce(sum(coalesce(${columnSize}(body), 0) + length(template_path)), 0) FROM newsletters)
+            + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM quota_usage)
+            + (SELECT count(*) FROM list_opt_outs) AS "otherRows",
+          (SELECT coalesce(sum(coalesce(${columnSize}(body), 0) + length(template_path)
+            + coalesce(${columnSize}(template_source), 0)), 0) FROM newsletters)
             AS "newsletterBytes"`;
 }

@@ -16,6 +16,8 @@ import type {
   Subscriber,
   VerifiedBody,
 } from '../domain/types.js';
+import { segmentFromColumn } from '../domain/segment.js';
+import { readStoredTemplate } from '../domain/stored-template.js';
 import type { ClaimRequest, ClaimResult } from '../engine/store.js';
 import type { Suppression } from './store.js';
 
@@ -39,6 +41,12 @@ export interface NewsletterRow {
   updated_at: number;
   /** Its list names, a JSON array (NEWSLETTER_SELECT of each dialect). */
   lists: JsonColumn | null;
+  /** Text in both dialects (a JSON array of files): src/domain/stored-template.ts. */
+  template_source: string | null;
+  template_stored_at: number | null;
+  scheduled_zone: string | null;
+  /** JSON, NULL for the whole lists: src/domain/segment.ts. */
+  segment: JsonColumn | null;
 }
 
 export interface SubscriberRow {
@@ -58,6 +66,8 @@ export interface RunRow {
   host_id: string;
   hostname: string;
   pid: number;
+  /** Absent on a database migrated before 010 (SQLite) / 011 (PostgreSQL): read as null. */
+  pid_scope?: string | null;
   started_at: number;
   lease_until: number;
   ended_at: number | null;
@@ -124,6 +134,7 @@ export interface SuppressionRow {
   reason: string;
   source: string;
   created_at: number;
+  report_id: string | null;
 }
 
 export function toRun(row: RunRow): RunInfo {
@@ -132,6 +143,7 @@ export function toRun(row: RunRow): RunInfo {
     hostId: row.host_id,
     hostname: row.hostname,
     pid: row.pid,
+    pidScope: row.pid_scope ?? null,
     startedAt: row.started_at,
     leaseUntil: row.lease_until,
     endedAt: row.ended_at,
@@ -165,7 +177,13 @@ export function toDelivery(row: DeliveryRow): Delivery {
 }
 
 export function toSuppression(row: SuppressionRow): Suppression {
-  return { address: row.address, reason: row.reason, source: row.source, createdAt: row.created_at };
+  return {
+    address: row.address,
+    reason: row.reason,
+    source: row.source,
+    createdAt: row.created_at,
+    reportId: row.report_id ?? null,
+  };
 }
 
 /** What a claim returns when it takes nothing: the newsletter is no longer sending, or the run ended. */
@@ -219,6 +237,9 @@ export function rowsOf(json: 'text' | 'parsed'): RowReaders {
       startedByRun: row.started_by_run,
       prunedAt: row.pruned_at,
       updatedAt: row.updated_at,
+      template: readStoredTemplate(row.template_source, row.template_stored_at),
+      scheduledZone: row.scheduled_zone,
+      segment: segmentFromColumn(row.segment ?? null),
     }),
     toSubscriber: (row) => ({
       id: row.id,

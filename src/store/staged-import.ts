@@ -20,6 +20,9 @@
  * what its first row created (email and name of the last row, fields merged, new over old); an
  * existing subscriber's fields are merged with the new ones; an import never re-subscribes
  * someone who left; new subscribers get their ids in file order.
+ *
+ * `--sync` (issue 14) happens in the same publish transaction: the list's members whose address
+ * was not staged leave it. `--dry-run` stages the same way and counts instead of publishing.
  */
 import type { FailpointHook } from '../engine/failpoints.js';
 import type { ImportSummary, SubscriberInput } from './store.js';
@@ -34,6 +37,8 @@ export interface StagedRow {
   fields: Record<string, string>;
   /** How many rows of the stream had this address: every one but a new subscriber's first is an update. */
   occurrences: number;
+  /** The lists its rows name (a `lists` column), every row's together; absent without one. */
+  lists?: string[];
 }
 
 export interface StagingArea {
@@ -45,16 +50,25 @@ export interface StagingArea {
    * (removed as stale, or an UNLOGGED table after a server crash) must refuse, not publish part.
    */
   publish(occurrences: number): Promise<ImportSummary>;
+  /**
+   * `--dry-run`: what `publish` would report (new, updated, joining, leaving with --sync, staying
+   * out), counted from the staged rows; writes nothing outside the staging area.
+   */
+  preview(occurrences: number): Promise<ImportSummary>;
   /** Removes the staging area. Called on every path, after the publish or instead of it. */
   discard(): Promise<void>;
 }
 
-/** Stages `rows` in batches of at most `batchSize` addresses, then publishes them, or nothing. */
+/**
+ * Stages `rows` in batches of at most `batchSize` addresses, then publishes them, or nothing; with
+ * `dryRun`, only counts what the publish would do.
+ */
 export async function importThroughStaging(
   rows: AsyncIterable<SubscriberInput>,
   area: StagingArea,
   batchSize: number,
   at?: FailpointHook,
+  dryRun = false,
 ): Promise<ImportSummary> {
   let summary: ImportSummary;
   try {
@@ -65,7 +79,7 @@ export async function importThroughStaging(
       await at?.('import-batch-staged');
     }
     await at?.('import-staged');
-    summary = await area.publish(staged);
+    summary = dryRun ? await area.preview(staged) : await area.publish(staged);
   } catch (error) {
     // The import failed; a staging area left behind would only be removed later, never published.
     await area.discard().catch(() => undefined);
@@ -94,6 +108,7 @@ export async function* stagingBatches(
       earlier.name = row.name;
       earlier.fields = { ...earlier.fields, ...row.fields };
       earlier.occurrences += 1;
+      if (row.lists) earlier.lists = [...new Set([...(earlier.lists ?? []), ...row.lists])];
       continue;
     }
     batch.set(row.address, {
@@ -103,6 +118,7 @@ export async function* stagingBatches(
       name: row.name,
       fields: { ...row.fields },
       occurrences: 1,
+      ...(row.lists ? { lists: [...new Set(row.lists)] } : {}),
     });
     if (batch.size >= size) {
       yield [...batch.values()];

@@ -8,8 +8,11 @@
  * promises, checked by the same contract suite; README.md says which file does what.
  */
 import type { ForgetResult, ForgottenAddresses } from '../domain/forgotten.js';
+import type { DeleteOutcome } from '../domain/newsletter-life.js';
 import type { PruneCandidate, PruneKeptReason } from '../domain/prune.js';
+import type { Segment } from '../domain/segment.js';
 import type { ReconcileAction, ReconcileResult } from '../domain/reconcile.js';
+import type { StoredTemplate } from '../domain/stored-template.js';
 import type {
   Delivery,
   DeliveryState,
@@ -21,6 +24,8 @@ import type {
 } from '../domain/types.js';
 import type { FailpointHook } from '../engine/failpoints.js';
 import type { SendStore } from '../engine/store.js';
+import type { ListManagement } from './list-store.js';
+import type { ReportStore } from './report-store.js';
 
 export type Store = SendStore & CatalogStore;
 
@@ -41,6 +46,8 @@ export interface SubscriberInput {
   address: string;
   name: string;
   fields: Record<string, string>;
+  /** Lists this row joins (an import's `lists` column, as `recipients export` writes it). */
+  lists?: string[];
 }
 
 /** Where an import's rows go: the list they join (if any), the CSV's field names, the time written. */
@@ -50,6 +57,15 @@ export interface ImportTarget {
   now: Millis;
   /** The import's failpoints (src/engine/failpoints.ts); none: it never stops at one. */
   at?: FailpointHook | undefined;
+  /**
+   * `--sync`: `list`'s membership becomes exactly the imported addresses; the others leave it
+   * (in the same publish transaction). Nobody is deleted, and no opt-out is touched.
+   */
+  sync?: boolean | undefined;
+  /** `--dry-run`: stage, count what the publish would change, publish nothing. */
+  dryRun?: boolean | undefined;
+  /** Some row carries `lists` (a `lists` column): the publish joins them too. */
+  rowLists?: boolean | undefined;
 }
 
 export interface ImportSummary {
@@ -57,6 +73,13 @@ export interface ImportSummary {
   updated: number;
   /** Memberships added to the list (0 without --list). */
   addedToList: number;
+  /** With `sync` or `dryRun` and a list: members of the list not in the file, who left it (or would). */
+  leftList?: number;
+  /**
+   * With `sync` or `dryRun` and a list: addresses of the file that opted out (of the list, or of
+   * all mail, or are suppressed) and so stay out whatever their membership says.
+   */
+  stayedOut?: number;
 }
 
 export interface NewNewsletter {
@@ -65,6 +88,26 @@ export interface NewNewsletter {
   from: string | null;
   lists: string[];
   scheduledAt: Millis | null;
+  /** The part of the lists it goes to (src/domain/segment.ts); absent or null: the whole lists. */
+  segment?: Segment | null | undefined;
+  /** The template and its includes as read now (src/domain/stored-template.ts); none: read at build. */
+  template?: StoredTemplate | null | undefined;
+  /** The zone `--at` was typed in (src/domain/zone.ts); none: TZ. */
+  scheduledZone?: string | null | undefined;
+}
+
+/**
+ * What `edit` changes: each field given replaces the stored one; one left out stays. `lists`
+ * replaces the whole set. A new template comes with its source (`template`), never a path alone.
+ * (Engineer A's segment options add their field here.)
+ */
+export interface NewsletterPatch {
+  subject?: string | undefined;
+  template?: { path: string; source: StoredTemplate } | undefined;
+  from?: string | undefined;
+  lists?: string[] | undefined;
+  /** The new segment (src/domain/segment.ts): null removes it (the whole lists); undefined keeps it. */
+  segment?: Segment | null | undefined;
 }
 
 /** One newsletter's count of stranded claims (`CatalogStore.strandedClaims`). */
@@ -85,6 +128,8 @@ export interface Suppression {
   reason: string;
   source: string;
   createdAt: Millis;
+  /** The Message-ID of the report (bounce or complaint) that suppressed it; null for the others. */
+  reportId: string | null;
 }
 
 /** One recipient of one delivery status notification (RFC 3464), as `bounces import` read it. */
@@ -135,9 +180,9 @@ export interface StorageFootprint {
   subscribers: number;
   /** Deliveries: one per (newsletter, recipient) until pruned. */
   ledgerRows: number;
-  /** Suppressions, bounce events, runs, events, memberships, quota hours. */
+  /** Suppressions, bounce events, runs, events, memberships, quota hours, per-list opt-outs. */
   otherRows: number;
-  /** The stored bodies and template paths of every newsletter. */
+  /** The stored bodies, templates (with their includes) and template paths of every newsletter. */
   newsletterBytes: number;
   /** The database's size as the database reports it (SQLite: pages in use and free). */
   databaseBytes: number;
@@ -145,7 +190,7 @@ export interface StorageFootprint {
   freeBytes: number;
 }
 
-export interface CatalogStore {
+export interface CatalogStore extends ListManagement, ReportStore {
   readonly kind: 'sqlite' | 'postgres';
   close(): Promise<void>;
 
@@ -166,7 +211,8 @@ export interface CatalogStore {
   /**
    * Deletes the subscriber (and their memberships). Someone who had opted out (unsubscribed, or
    * suppressed) keeps a suppression, source "removed": a later re-import from a CRM must not make
-   * them `active` and mailed again. False when there was no such subscriber.
+   * them `active` and mailed again. Per-list opt-outs (list_opt_outs) are kept by address and stay
+   * as they are. False when there was no such subscriber.
    */
   removeSubscriber(address: string, now: Millis): Promise<boolean>;
   /**
@@ -192,8 +238,23 @@ export interface CatalogStore {
   // newsletters: sqlite/newsletters.ts, postgres/newsletters.ts
   createNewsletter(input: NewNewsletter, now: Millis): Promise<Newsletter>;
   listNewsletters(): Promise<Newsletter[]>;
-  /** draft|scheduled → scheduled at `at`. Returns the status it found when it refused. */
-  scheduleNewsletter(id: number, at: Millis, now: Millis): Promise<Transition>;
+  /**
+   * draft|scheduled|failed → scheduled at `at` (src/domain/newsletter-life.ts, SCHEDULABLE), with
+   * the zone it was typed in (null: TZ); a failed one's failure is cleared. Returns the status it
+   * found when it refused.
+   */
+  scheduleNewsletter(id: number, at: Millis, now: Millis, zone?: string | null): Promise<Transition>;
+  /**
+   * draft|scheduled|failed (EDITABLE): applies `patch` and moves `updated_at`, so that a run which built the old
+   * content cannot begin sending it (beginSending compares it). sqlite/newsletter-life.ts,
+   * postgres/newsletter-life.ts. Returns the status it found when it refused.
+   */
+  editNewsletter(id: number, patch: NewsletterPatch, now: Millis): Promise<Transition>;
+  /**
+   * Deletes a draft, failed or cancelled newsletter with its ledger rows and lists, unless a row
+   * is `sent`, `unknown` or `claimed` (src/domain/newsletter-life.ts). One transaction.
+   */
+  deleteNewsletter(id: number): Promise<DeleteOutcome>;
   /**
    * draft|scheduled|sending → cancelled; its `retry` rows become `skipped`, "cancelled". Rows a
    * live run holds are left for that run, which writes them final.

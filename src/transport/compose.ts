@@ -105,9 +105,13 @@ async function signDkim(bytes: Buffer, dkim: DkimOptions, from: string): Promise
   return signed;
 }
 
-/** MAIL FROM is the address of the From header; RCPT TO is the one recipient. */
+/**
+ * MAIL FROM is the message's VERP return path (a bare ASCII address built by render/return-path.ts),
+ * else the address of the From header; RCPT TO is the one recipient.
+ */
 export function envelopeOf(message: OutgoingMessage): Envelope {
-  return { from: envelopeFrom(message.from), to: [envelopeAddress(message.to)] };
+  const from = message.returnPath ?? envelopeFrom(message.from);
+  return { from, to: [envelopeAddress(message.to)] };
 }
 
 // A bare ASCII address, as the ledger stores recipients: nothing to parse.

@@ -2,7 +2,8 @@
  * `file:./outbox`: one `.eml` per message, the exact bytes the SMTP transport would send, named
  * by its Message-ID. Written to a hidden temporary name, flushed to disk, then renamed: a crash
  * leaves at most a stray `.tmp`, never half a message under a real name. The same Message-ID
- * written again replaces its file, so a resend never makes a second copy.
+ * written again replaces its file, so a resend never makes a second copy. A message with a VERP
+ * return path starts with `Return-Path: <…>`, the envelope sender a delivering MTA records.
  *
  * Files are 0600 and a folder we create is 0700, whatever the umask: each .eml holds a subscriber's
  * address, name and live unsubscribe link. They used to be 0644 so that a local MTA or a pickup
@@ -52,6 +53,10 @@ export function createFileOutbox(spec: FileSpec, options: ComposeOptions = {}): 
       let raw: Buffer;
       try {
         raw = await composeMessage(message, options);
+        // The envelope sender, as a delivering MTA records it: whatever picks the file up (or a
+        // test) sees the VERP return path that names this delivery. Not covered by DKIM.
+        if (message.returnPath)
+          raw = Buffer.concat([Buffer.from(`Return-Path: <${message.returnPath}>\r\n`, 'latin1'), raw]);
       } catch (error) {
         return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
       }

@@ -75,6 +75,7 @@ describe('doctor', () => {
     expect(report.checks.map((c) => c.name)).toEqual([
       'configuration',
       'variables',
+      'return-path',
       'database',
       'schema',
       'integrity',
@@ -99,7 +100,7 @@ describe('doctor', () => {
     const text = await ws.run(['doctor', '--crontab', cron]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^ok\s+integrity\s+PRAGMA integrity_check: ok\.$/m);
-    expect(text.stdout).toContain('doctor: all 16 checks are ok.');
+    expect(text.stdout).toContain('doctor: all 17 checks are ok.');
   });
 
   it('finds a send-due line for the same database duplicated in a given crontab (and across cron.d)', async () => {

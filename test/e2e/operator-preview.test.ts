@@ -67,7 +67,9 @@ describe('preview --png', () => {
 
     const desktop = await ws.run(['preview', String(id), '--png', 'desktop.png'], { timeoutMs: 60_000 });
     expect(desktop.code, describeRun(['preview', '--png'], desktop)).toBe(0);
-    expect(desktop.stdout).toMatch(/^Wrote .*desktop\.png \(600×\d+ px, for reader1@example\.net\)\.$/m);
+    expect(desktop.stdout).toMatch(
+      /^Wrote .*desktop\.png \(600×\d+ px, for reader1@example\.net; template sha256 [0-9a-f]{12}, stored .+\)\.$/m,
+    );
     expect(pngSize(ws.path('desktop.png')).width).toBe(600);
     // The HTML preview was not written: --png replaces it.
     expect(existsSync(ws.path('preview.html'))).toBe(false);

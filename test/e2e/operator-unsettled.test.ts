@@ -56,6 +56,7 @@ async function strandedWorkspace(options: { live?: boolean } = {}) {
         hostId: 'old-version',
         hostname: 'old',
         pid: 999_999,
+        pidScope: null,
         now: Date.now(),
         leaseMs: 3_600_000,
       });

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
+import { asCreatedBeforeStoredTemplates } from '../helpers/legacy-newsletter.js';
 
 let ws: Workspace;
 
@@ -37,6 +38,8 @@ describe('wording', () => {
   it('a failed newsletter "failed to build"; one problem is not "a problem."', async () => {
     const template = path.join(ws.copyTemplates(), 'welcome.mjml');
     const id = await ws.createDue();
+    // Only a newsletter from before templates were stored reads its file at send time (issue 14).
+    asCreatedBeforeStoredTemplates(ws.db, id);
     writeFileSync(
       template,
       readFileSync(template, 'utf8').replace('<mj-button ', '<mj-button colour-of-sky="blue" '),
@@ -47,7 +50,7 @@ describe('wording', () => {
     expect(sent.stderr.split('\n').filter((line) => line.startsWith('{'))).toEqual([]);
     expect(sent.stderr).toContain('error: send-due finished, but a newsletter failed to build.');
     expect(sent.stderr).toContain(
-      `Fix the template, then create the newsletter again (\`newsletter show ${id}\``,
+      `Fix the template and store it (\`newsletter edit ${id} --template FILE\`), then \`newsletter schedule ${id} --now\``,
     );
 
     // Schedule would rebuild it first and report the build; cancel meets the status itself.

@@ -37,6 +37,8 @@ export interface RunOptions {
   /** Arguments for node itself, before the script (e.g. `--import` of a tracer). */
   nodeArgs?: string[];
   timeoutMs?: number;
+  /** Written to the child's stdin, which is then closed (`bounces receive`); none: no stdin. */
+  input?: string | Buffer;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -54,14 +56,19 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
     const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--', BIN, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       // Its own process group, so that the timeout also kills whatever it started (the demo does).
       detached: true,
     });
+    if (options.input !== undefined && child.stdin) {
+      // A child that exits before reading it all must not fail the test with EPIPE.
+      child.stdin.on('error', () => {});
+      child.stdin.end(options.input);
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.push(chunk));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

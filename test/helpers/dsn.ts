@@ -22,6 +22,12 @@ export interface DsnOptions {
   date?: string;
   reportingMta?: string;
   boundary?: string;
+  /** The DSN's To (where Postfix sends it: the bounced message's envelope sender, our VERP address). */
+  to?: string;
+  /** Further header lines of the DSN, e.g. `X-Original-To: …`, `Delivered-To: …`. */
+  extraHeaders?: string[];
+  /** The returned message's Return-Path header, when the reporting MTA kept it. */
+  returnedReturnPath?: string;
 }
 
 export function postfixDsn(options: DsnOptions): string {
@@ -35,7 +41,8 @@ export function postfixDsn(options: DsnOptions): string {
     `Date: ${date}`,
     `From: MAILER-DAEMON@${mta} (Mail Delivery System)`,
     `Subject: ${failed ? 'Undelivered Mail Returned to Sender' : 'Delayed Mail (still being retried)'}`,
-    'To: news@example.org',
+    `To: ${options.to ?? 'news@example.org'}`,
+    ...(options.extraHeaders ?? []),
     'Auto-Submitted: auto-replied',
     'MIME-Version: 1.0',
     `Content-Type: multipart/report; report-type=delivery-status;\n\tboundary="${boundary}"`,
@@ -80,6 +87,7 @@ export function postfixDsn(options: DsnOptions): string {
     'Content-Description: Undelivered Message Headers',
     'Content-Type: text/rfc822-headers',
     '',
+    ...(options.returnedReturnPath ? [`Return-Path: <${options.returnedReturnPath}>`] : []),
     'From: Example News <news@example.org>',
     `To: ${options.recipients[0]?.address ?? 'someone@example.net'}`,
     'Subject: December news',
@@ -129,4 +137,71 @@ export function mbox(messages: readonly string[]): string {
       return `From MAILER-DAEMON  Fri Nov 27 03:40:00 2026\n${body.endsWith('\n') ? body : `${body}\n`}\n`;
     })
     .join('');
+}
+
+/**
+ * RFC 5965's sample feedback report (Appendix B.1, abuse), byte for byte apart from LF line ends;
+ * `adapt` replaces the reported recipient and the reported message's Message-ID (and may add a
+ * Message-ID of the report itself), to make it about one of our deliveries.
+ */
+export function rfc5965Sample(
+  adapt: { originalRcptTo?: string; messageId?: string; reportMessageId?: string; to?: string } = {},
+): string {
+  return [
+    'From: <abusedesk@example.com>',
+    'Date: Thu, 8 Mar 2005 17:40:36 EDT',
+    'Subject: FW: Earn money',
+    `To: ${adapt.to ?? '<abuse@example.net>'}`,
+    ...(adapt.reportMessageId ? [`Message-ID: ${adapt.reportMessageId}`] : []),
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=feedback-report;',
+    '     boundary="part1_13d.2e68ed54_boundary"',
+    '',
+    '--part1_13d.2e68ed54_boundary',
+    'Content-Type: text/plain; charset="US-ASCII"',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    'This is an email abuse report for an email message received from IP',
+    '192.0.2.1 on Thu, 8 Mar 2005 14:00:00 EDT.  For more information',
+    'about this format please see http://www.mipassoc.org/arf/.',
+    '',
+    '--part1_13d.2e68ed54_boundary',
+    'Content-Type: message/feedback-report',
+    '',
+    'Feedback-Type: abuse',
+    'User-Agent: SomeGenerator/1.0',
+    'Version: 1',
+    'Original-Mail-From: <somespammer@example.net>',
+    `Original-Rcpt-To: <${adapt.originalRcptTo ?? 'user@example.com'}>`,
+    'Received-Date: Thu, 8 Mar 2005 14:00:00 EDT',
+    'Source-IP: 192.0.2.1',
+    'Authentication-Results: mail.example.com;',
+    '               spf=fail smtp.mail=somespammer@example.com',
+    'Reported-Domain: example.net',
+    'Reported-Uri: http://example.net/earn_money.html',
+    'Reported-Uri: mailto:user@example.com',
+    'Removal-Recipient: user@example.com',
+    '',
+    '--part1_13d.2e68ed54_boundary',
+    'Content-Type: message/rfc822',
+    'Content-Disposition: inline',
+    '',
+    'From: <somespammer@example.net>',
+    'Received: from mailserver.example.net (mailserver.example.net',
+    '        [192.0.2.1]) by example.com with ESMTP id M63d4137594e46;',
+    '        Thu, 08 Mar 2005 14:00:00 -0400',
+    'To: <Undisclosed Recipients>',
+    'Subject: Earn money',
+    'MIME-Version: 1.0',
+    'Content-type: text/plain',
+    `Message-ID: ${adapt.messageId ?? '8787KJKJ3K4J3K4J3K4J3.mail@example.net'}`,
+    'Date: Thu, 02 Sep 2004 12:31:03 -0500',
+    '',
+    'Spam Spam Spam',
+    'Spam Spam Spam',
+    'Spam Spam Spam',
+    'Spam Spam Spam',
+    '--part1_13d.2e68ed54_boundary--',
+    '',
+  ].join('\n');
 }

@@ -101,6 +101,7 @@ export function engineDeps(options: {
     hostId: options.hostId,
     hostname: options.hostname ?? 'test',
     pid: process.pid,
+    pidScope: 'test-boot test-pid-namespace',
     now: options.now ?? Date.now,
     stop: options.stop ?? new StopController(),
     events: options.events ?? (() => undefined),

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normaliseAddress } from '../../src/domain/address.js';
 import type { ClaimedDelivery, Millis, Newsletter, RunInfo, VerifiedBody } from '../../src/domain/types.js';
-import type { ClaimResult } from '../../src/engine/store.js';
+import type { ClaimResult, RegisteredRun } from '../../src/engine/store.js';
 import type { ImportSummary, Store, SubscriberInput } from '../../src/store/store.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
@@ -124,6 +124,9 @@ export function newsletterFixture(overrides: Partial<Newsletter> = {}): Newslett
     startedByRun: null,
     prunedAt: null,
     updatedAt: 0,
+    template: null,
+    scheduledZone: null,
+    segment: null,
     ...overrides,
   };
 }
@@ -159,11 +162,12 @@ export async function registerTestRun(
   store: Store,
   now: Millis,
   options: { leaseMs?: number; pid?: number; hostId?: string } = {},
-): Promise<RunInfo> {
+): Promise<RegisteredRun> {
   return store.registerRun({
     hostId: options.hostId ?? 'test-host',
     hostname: 'test',
     pid: options.pid ?? process.pid,
+    pidScope: 'test-boot test-pid-namespace',
     now,
     leaseMs: options.leaseMs ?? LEASE_MS,
   });

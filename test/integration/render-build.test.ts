@@ -380,16 +380,43 @@ describe('personalising a built body', () => {
       newsletterId: 3,
     });
     expect(message.headers).toEqual({
-      'List-Unsubscribe': `<https://news.example.org/u/${token}>, <mailto:unsubscribe@example.org?subject=unsubscribe-${token}>`,
+      // No mailto without a return path that is read (NEWSLETTER_RETURN_PATH): issue 18.
+      'List-Unsubscribe': `<https://news.example.org/u/${token}>`,
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
       'List-Id': '<monthly-news.example.org>',
     });
+    expect(message.returnPath).toBeUndefined();
     expect(message.html).toContain(`href="https://news.example.org/u/${token}"`);
     expect(message.html).toContain('Leith &amp; Edinburgh');
     expect(message.html).not.toContain('{{');
     expect(message.text).toContain(`<https://news.example.org/u/${token}>`);
     expect(message.text).toContain('Leith & Edinburgh');
     expect(message.text).not.toContain('{{');
+  });
+
+  it('with a return path: a VERP envelope sender and a mailto per delivery; test copies carry neither token', async () => {
+    const body = await buildBody(newsletter(path.join(SHIPPED, 'welcome.mjml')), context(SHIPPED));
+    const returnPath = { address: 'bounces@example.org', delimiter: '+' as const };
+    const base = {
+      newsletterId: 3,
+      baseUrl: 'https://news.example.org',
+      secret: SECRET,
+      listNames: ['news'],
+    };
+    const message = preparePersonaliser(body, { ...base, returnPath })(recipient());
+    expect(message.returnPath).toMatch(/^bounces\+b[a-z2-7]{26}@example\.org$/);
+    expect(message.headers['List-Unsubscribe']).toMatch(
+      /^<https:\/\/news\.example\.org\/u\/[^>]+>, <mailto:bounces\+u[a-z2-7]{26}@example\.org\?subject=unsubscribe>$/,
+    );
+    // Another delivery, another token; the From local part when no return path is set.
+    const other = preparePersonaliser(body, { ...base, returnPath: { address: null, delimiter: '-' } })(
+      recipient({ deliveryId: 2 }),
+    );
+    expect(other.returnPath).toMatch(/^news-b[a-z2-7]{26}@example\.org$/);
+    expect(other.headers['List-Unsubscribe']).not.toContain('mailto:');
+    const test = preparePersonaliser(body, { ...base, returnPath, testToken: true })(recipient());
+    expect(test.returnPath).toBe('bounces@example.org');
+    expect(test.headers['List-Unsubscribe']).not.toContain('mailto:');
   });
 
   it('escapes a hostile name in the HTML and keeps it verbatim in the text', async () => {
@@ -430,6 +457,6 @@ describe('personalising a built body', () => {
     expect(message.html).toContain('meet-ups near .');
     expect(message.html).not.toContain('javascript:');
     expect(message.html).not.toContain('x@evil.example');
-    expect(message.html).toContain('href="https://news.example.org/u/v1.42.3.');
+    expect(message.html).toContain('href="https://news.example.org/u/v2.42.3.');
   });
 });

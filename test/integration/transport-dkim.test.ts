@@ -62,7 +62,7 @@ function message(to: string, replyTo: string | null = null): OutgoingMessage {
     address: to,
     name: 'Ann',
     fields: {},
-    messageId: messageIdFor(7, to, 'example.org'),
+    messageId: messageIdFor(null, 7, to, 'example.org'),
     attempts: 0,
   });
 }
@@ -185,10 +185,10 @@ describe('structure, read back with mailparser', () => {
     const { simpleParser } = await import('mailparser');
     const parsed = await simpleParser(withReplyTo!.raw);
     expect(parsed.replyTo?.value).toEqual([{ name: 'Help Desk', address: 'help@example.org' }]);
-    expect(parsed.messageId).toBe(messageIdFor(7, 'eve@example.net', 'example.org'));
+    expect(parsed.messageId).toBe(messageIdFor(null, 7, 'eve@example.net', 'example.org'));
     expect(parsed.date?.getTime()).toBeGreaterThan(Date.now() - 60_000);
-    expect(parsed.text).toContain('https://news.example.org/u/v1.42.7.');
-    expect(parsed.html).toContain('https://news.example.org/u/v1.42.7.');
+    expect(parsed.text).toContain('https://news.example.org/u/v2.42.7.');
+    expect(parsed.html).toContain('https://news.example.org/u/v2.42.7.');
     expect(parsed.headerLines.find((h) => h.key === 'list-id')?.line).toMatch(
       /^List-Id: <monthly-news\.example\.org>$/i,
     );

@@ -11,7 +11,7 @@ import { createSendmailTransport } from '../../src/transport/sendmail.js';
 
 function message(to: string, newsletterId = 3): OutgoingMessage {
   return {
-    messageId: messageIdFor(newsletterId, to, 'example.org'),
+    messageId: messageIdFor(null, newsletterId, to, 'example.org'),
     from: '"Example News" <news@example.org>',
     to,
     subject: `Hello ${to}`,

@@ -9,7 +9,7 @@ import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
 function message(to: string, newsletterId: number): OutgoingMessage {
   return {
-    messageId: messageIdFor(newsletterId, to, 'example.org'),
+    messageId: messageIdFor(null, newsletterId, to, 'example.org'),
     from: 'news@example.org',
     to,
     subject: 'Héllo',

@@ -75,7 +75,7 @@ describe('prepared MIME, read back by mailparser', () => {
           address: to,
           name,
           fields: { city },
-          messageId: messageIdFor(3, to, 'example.org'),
+          messageId: messageIdFor(null, 3, to, 'example.org'),
           attempts: 0,
         });
         const chunks = messageChunks(message);
@@ -107,7 +107,7 @@ describe('prepared MIME, read back by mailparser', () => {
       address: 'ann@example.net',
       name: 'Ann',
       fields: { city: 'Leith' },
-      messageId: messageIdFor(3, 'ann@example.net', 'example.org'),
+      messageId: messageIdFor(null, 3, 'ann@example.net', 'example.org'),
       attempts: 0,
     });
     const raw = messageBytes(message);

@@ -24,7 +24,7 @@ afterEach(async () => {
 
 function message(to: string): OutgoingMessage {
   return {
-    messageId: messageIdFor(9, to, 'example.org'),
+    messageId: messageIdFor(null, 9, to, 'example.org'),
     from: 'News <news@example.org>',
     to,
     subject: `Hello ${to}`,

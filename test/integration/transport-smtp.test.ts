@@ -13,7 +13,7 @@ const FROM = '"Example News" <news@example.org>';
 
 function message(to: string, extra: Partial<OutgoingMessage> = {}): OutgoingMessage {
   return {
-    messageId: messageIdFor(7, to, 'example.org'),
+    messageId: messageIdFor(null, 7, to, 'example.org'),
     from: FROM,
     to,
     subject: `Hello ${to}`,
@@ -70,7 +70,7 @@ describe('smtp transport against a real server', () => {
     expect(sink.total).toBe(20);
     for (const to of recipients) expect(sink.count(to)).toBe(1);
     expect(new Set(sink.messages.map((m) => m.messageId))).toEqual(
-      new Set(recipients.map((to) => messageIdFor(7, to, 'example.org'))),
+      new Set(recipients.map((to) => messageIdFor(null, 7, to, 'example.org'))),
     );
     expect(sink.messages.every((m) => m.from === 'news@example.org' && m.to.length === 1)).toBe(true);
     expect(sink.connections).toBeLessThanOrEqual(3);

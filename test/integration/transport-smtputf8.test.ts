@@ -20,7 +20,7 @@ afterEach(async () => {
 
 function message(to: string, from = '"Example News" <news@example.org>'): OutgoingMessage {
   return {
-    messageId: messageIdFor(3, to, 'example.org'),
+    messageId: messageIdFor(null, 3, to, 'example.org'),
     from,
     to,
     subject: 'Grüße',

@@ -57,7 +57,16 @@ afterEach(async () => {
 async function start(options: Partial<UnsubscribeServerOptions> = {}): Promise<string> {
   server = createUnsubscribeServer({
     keys: () => [SECRET],
-    unsubscribe: (target) => store.unsubscribeById(target.subscriberId, Date.now()),
+    unsubscribe: (request) =>
+      store.optOut(
+        { subscriberId: request.subscriberId },
+        request.scope === 'all'
+          ? { kind: 'all' }
+          : { kind: 'newsletter', newsletterId: request.newsletterId },
+        request.source,
+        Date.now(),
+      ),
+    describe: (target) => store.optOutPage(target.subscriberId, target.newsletterId),
     onEvent: (event) => events.push(event),
     ...options,
   });

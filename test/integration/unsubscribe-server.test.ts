@@ -7,7 +7,11 @@ import type { Server } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, unsubscribeKeys } from '../../src/config.js';
 import type { Store } from '../../src/store/store.js';
-import { createTestUnsubscribeToken, createUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
+// v1 links (all mail, as before per-list unsubscribes): test/integration/unsubscribe-per-list.test.ts has v2.
+import {
+  createAllMailUnsubscribeToken as createUnsubscribeToken,
+  createTestUnsubscribeToken,
+} from '../../src/render/unsubscribe-token.js';
 import {
   closeServer,
   createUnsubscribeServer,
@@ -36,7 +40,16 @@ let events: ServeEvent[];
 async function start(): Promise<void> {
   server = createUnsubscribeServer({
     keys: () => keys,
-    unsubscribe: (target) => store.unsubscribeById(target.subscriberId, Date.now()),
+    unsubscribe: (request) =>
+      store.optOut(
+        { subscriberId: request.subscriberId },
+        request.scope === 'all'
+          ? { kind: 'all' }
+          : { kind: 'newsletter', newsletterId: request.newsletterId },
+        request.source,
+        Date.now(),
+      ),
+    describe: (target) => store.optOutPage(target.subscriberId, target.newsletterId),
     onEvent: (event) => events.push(event),
   });
   base = (await listen(server, 0, '127.0.0.1')).url;
@@ -191,7 +204,8 @@ describe('GET /u/TOKEN: the confirmation page', () => {
     const fields = [...form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]+)">/g)];
     expect(/<form[^>]*action=/.test(html)).toBe(false);
     const body = new URLSearchParams(fields.map((f): [string, string] => [f[1]!, f[2]!])).toString();
-    expect(body).toBe(ONE_CLICK);
+    // The one-click body, and what the page adds: this was the page's "all mail" button.
+    expect(body).toBe(`${ONE_CLICK}&via=page&scope=all`);
     expect((await post(`/u/${token}`, body)).status).toBe(200);
     expect((await store.getSubscriber(recipients[0]!))?.status).toBe('unsubscribed');
   });

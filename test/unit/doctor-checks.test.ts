@@ -22,6 +22,7 @@ function run(partial: Partial<RunInfo>): RunInfo {
     hostId: 'h-a',
     hostname: 'mail1',
     pid: 100,
+    pidScope: null,
     startedAt: NOW - 60_000,
     leaseUntil: NOW + 30_000,
     endedAt: null,

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  createAllMailUnsubscribeToken,
   createUnsubscribeToken,
   parseUnsubscribeInput,
   verifyUnsubscribeToken,
@@ -10,13 +11,32 @@ const SECRET = 'a test secret that is long enough';
 
 describe('unsubscribe tokens', () => {
   it('round-trips', () => {
+    // v2 (issue 14): the lists of newsletter 7.
     const token = createUnsubscribeToken(SECRET, { subscriberId: 42, newsletterId: 7 });
-    expect(token).toMatch(/^v1\.42\.7\.[A-Za-z0-9_-]{43}$/);
+    expect(token).toMatch(/^v2\.42\.7\.[A-Za-z0-9_-]{43}$/);
     expect(verifyUnsubscribeToken(SECRET, token)).toEqual({
       kind: 'subscriber',
+      scope: 'lists',
       subscriberId: 42,
       newsletterId: 7,
     });
+  });
+
+  it('keeps the v1 links of messages sent before as they were: all mail', () => {
+    const token = createAllMailUnsubscribeToken(SECRET, { subscriberId: 42, newsletterId: 7 });
+    expect(token).toMatch(/^v1\.42\.7\.[A-Za-z0-9_-]{43}$/);
+    expect(verifyUnsubscribeToken(SECRET, token)).toEqual({
+      kind: 'subscriber',
+      scope: 'all',
+      subscriberId: 42,
+      newsletterId: 7,
+    });
+    expect(parseUnsubscribeInput(`https://news.example.org/u/${token}`)).toBe(token);
+    const v2 = createUnsubscribeToken(SECRET, { subscriberId: 42, newsletterId: 7 });
+    expect(parseUnsubscribeInput(`https://news.example.org/u/${v2}`)).toBe(v2);
+    // The two sign different purposes: neither mac makes the other version valid.
+    expect(verifyUnsubscribeToken(SECRET, `v2.${token.slice(3)}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `v1.${v2.slice(3)}`)).toBeNull();
   });
 
   it('round-trips any pair of ids (property)', () => {
@@ -25,6 +45,7 @@ describe('unsubscribe tokens', () => {
         const token = createUnsubscribeToken(SECRET, { subscriberId, newsletterId });
         expect(verifyUnsubscribeToken(SECRET, token)).toEqual({
           kind: 'subscriber',
+          scope: 'lists',
           subscriberId,
           newsletterId,
         });
@@ -45,10 +66,11 @@ describe('unsubscribe tokens', () => {
     const token = createUnsubscribeToken(SECRET, { subscriberId: 42, newsletterId: 7 });
     const [, , , mac] = token.split('.') as [string, string, string, string];
     const flipped = (mac[0] === 'A' ? 'B' : 'A') + mac.slice(1);
-    expect(verifyUnsubscribeToken(SECRET, `v1.43.7.${mac}`)).toBeNull();
-    expect(verifyUnsubscribeToken(SECRET, `v1.42.8.${mac}`)).toBeNull();
-    expect(verifyUnsubscribeToken(SECRET, `v1.42.7.${flipped}`)).toBeNull();
-    expect(verifyUnsubscribeToken(SECRET, `v2.42.7.${mac}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `v2.43.7.${mac}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `v2.42.8.${mac}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `v2.42.7.${flipped}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `v1.42.7.${mac}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `v3.42.7.${mac}`)).toBeNull();
     expect(verifyUnsubscribeToken('another secret', token)).toBeNull();
     expect(verifyUnsubscribeToken('', token)).toBeNull();
   });

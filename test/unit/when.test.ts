@@ -56,7 +56,9 @@ describe('parseWhen', () => {
       '2026-02-30',
       '2027-02-29 10:00',
       '2026-04-31T09:00Z',
-      '2026-12-01 09:00 UTC',
+      // A zone name must be one Intl knows ("09:00 UTC" and "09:00 Europe/Paris" are times now).
+      '2026-12-01 09:00 Nowhere/Atall',
+      '2026-12-01 09:00 CEST',
       '1764579600000',
     ]) {
       expect(parseWhen(value, NOW), JSON.stringify(value)).toBeNull();

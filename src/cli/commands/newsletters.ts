@@ -1,14 +1,20 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
+import { NO_REPORTS } from '../../store/report-store.js';
 import path from 'node:path';
 import { BuildError, InputError, UsageError } from '../../domain/errors.js';
 import { fromAddressProblem } from '../../domain/from-address.js';
 import { noSuchNewsletter } from '../../domain/not-found.js';
-import type { Delivery, DeliveryCounts, Newsletter, NewsletterStatus } from '../../domain/types.js';
-import { parseWhen } from '../../domain/when.js';
+import type { Delivery, DeliveryCounts, Newsletter, VerifiedBody } from '../../domain/types.js';
+import { notSchedulable, statusInWords } from '../../domain/newsletter-life.js';
+import { type StoredTemplate, shortDigest } from '../../domain/stored-template.js';
+import { parseWhenWithZone } from '../../domain/when.js';
+import { formatInZone } from '../../domain/zone.js';
 import type { Store } from '../../store/store.js';
 import type { Context } from '../context.js';
 import { templatesRootOf, withStore } from '../context.js';
-import { printJson, println, table, time, warn } from '../output.js';
+import { checkAudience, segmentOf } from '../audience-check.js';
+import { describeSegment } from '../../domain/segment.js';
+import { printJson, println, table, warn } from '../output.js';
 import { missingTemplateHints } from '../template-hints.js';
 
 const HEADER_BREAK = /[\r\n\0\u2028\u2029]/;
@@ -21,12 +27,20 @@ interface CreateOptions {
   at?: string;
   now?: boolean;
   json?: boolean;
+  /** The segment (src/domain/segment.ts): `--where FIELD=VALUE|FIELD!=VALUE`, `--exclude-list L`. */
+  where?: string[];
+  excludeList?: string[];
 }
 
 /** `--at` in the past would go out at the next cron minute: refused, naming the time (exit 4). */
-function pastTimeProblem(value: string, at: number, now: number): string | null {
+export function pastTimeProblem(
+  value: string,
+  at: number,
+  now: number,
+  zone: string | null = null,
+): string | null {
   if (at >= now) return null;
-  return `--at "${value}" is ${time(at)}, which is in the past; use --now to send at once, or a time in the future.`;
+  return `--at "${value}" is ${formatInZone(at, zone)}, which is in the past; use --now to send at once, or a time in the future.`;
 }
 
 /**
@@ -47,28 +61,34 @@ export async function createCommand(context: Context, options: CreateOptions): P
   }
   if (options.at !== undefined && options.now)
     throw new UsageError('Give at most one of --at WHEN or --now.');
-  const scheduledAt = options.now ? now : options.at === undefined ? null : parseWhen(options.at, now);
+  const when = options.now
+    ? { at: now, zone: null }
+    : options.at === undefined
+      ? null
+      : parseWhenWithZone(options.at, now);
+  const scheduledAt = when?.at ?? null;
   if (options.at !== undefined && scheduledAt === null) {
-    problems.push(
-      `--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "2026-12-01T09:00Z", "now" or "+2h".`,
-    );
+    problems.push(notATime(options.at));
   } else if (options.at !== undefined && scheduledAt !== null) {
-    const past = pastTimeProblem(options.at, scheduledAt, now);
+    const past = pastTimeProblem(options.at, scheduledAt, now, when?.zone ?? null);
     if (past) problems.push(past);
   }
   const lists = [...new Set(options.list ?? [])];
   if (lists.length === 0) problems.push('No --list given: a newsletter needs at least one list to go to.');
   const templatePath = resolveTemplate(options.template, context.cwd, problems);
+  // The template and its includes are read once, here; every later build compiles this copy.
+  const template = templatePath ? await readTemplateOnce(templatePath, now) : null;
+  // The From is kept too: a send uses the one tested now, not whatever cron's environment says.
+  const from = options.from ?? context.config.from;
 
   const newsletter = await withStore(context, {}, async (store) => {
     await checkLists(store, lists, problems);
-    if (templatePath)
-      await checkBuild(
-        context,
-        store,
-        { subject: options.subject, templatePath, from: options.from ?? null, lists },
-        problems,
-      );
+    const segment = await segmentOf(store, options, lists, problems);
+    const draft = { subject: options.subject, from, lists, template };
+    const body = templatePath ? await checkBuild(context, store, { ...draft, templatePath }, problems) : null;
+    // The audience check needs a body and lists that exist: only once everything else is right.
+    const warnings =
+      problems.length > 0 ? [] : await checkAudience(store, { lists, segment }, body, problems);
     if (problems.length > 0) {
       throw new InputError(
         countProblems(problems) === 1
@@ -77,16 +97,21 @@ export async function createCommand(context: Context, options: CreateOptions): P
         problems,
       );
     }
-    return store.createNewsletter(
+    const created = await store.createNewsletter(
       {
         subject: options.subject,
         templatePath: templatePath as string,
-        from: options.from ?? null,
+        from,
         lists,
         scheduledAt,
+        template,
+        scheduledZone: when?.zone ?? null,
+        segment,
       },
       now,
     );
+    for (const warning of warnings) warn(warning);
+    return created;
   });
   if (options.json) printJson(summarise(newsletter));
   else println(String(newsletter.id));
@@ -101,27 +126,28 @@ export async function scheduleCommand(
   if ((options.at === undefined) === !options.now)
     throw new UsageError('Give exactly one of --at WHEN or --now.');
   const now = Date.now();
-  const at = options.now ? now : parseWhen(options.at as string, now);
-  if (at === null)
-    throw new InputError(`--at "${options.at}" is not a time; use e.g. "2026-12-01 09:00", "now" or "+2h".`);
-  const past = options.now ? null : pastTimeProblem(options.at as string, at, now);
+  const when = options.now ? { at: now, zone: null } : parseWhenWithZone(options.at as string, now);
+  if (when === null) throw new InputError(notATime(options.at as string));
+  const at = when.at;
+  const past = options.now ? null : pastTimeProblem(options.at as string, at, now, when.zone);
   if (past) throw new InputError(`Cannot schedule newsletter ${newsletterId}: ${past}`);
   const newsletter = await withStore(context, {}, async (store) => {
     const existing = await requireNewsletter(store, newsletterId);
     const problems: string[] = [];
     await checkLists(store, existing.lists, problems);
-    await checkBuild(context, store, existing, problems);
+    const body = await checkBuild(context, store, existing, problems);
+    // Its audience may have changed since `create`: the same check again (audience-check.ts).
+    const audience = { lists: existing.lists, segment: existing.segment };
+    const warnings = problems.length > 0 ? [] : await checkAudience(store, audience, body, problems);
     if (problems.length > 0) throw new InputError(`Cannot schedule newsletter ${newsletterId}.`, problems);
-    const result = await store.scheduleNewsletter(newsletterId, at, now);
-    if (!result.ok) {
-      throw new InputError(
-        `Newsletter ${newsletterId} ${statusInWords(result.status)}; only a draft or a scheduled newsletter can be scheduled.`,
-      );
-    }
+    for (const warning of warnings) warn(warning);
+    // A failed newsletter is checked above with its stored template (fixed by `edit --template`).
+    const result = await store.scheduleNewsletter(newsletterId, at, now, when.zone);
+    if (!result.ok) throw new InputError(notSchedulable(newsletterId, result.status));
     return requireNewsletter(store, newsletterId);
   });
   if (options.json) printJson(summarise(newsletter));
-  else println(`Newsletter ${newsletterId} is scheduled for ${time(at)}.`);
+  else println(`Newsletter ${newsletterId} is scheduled for ${formatInZone(at, when.zone)}.`);
 }
 
 export async function cancelCommand(context: Context, id: string): Promise<void> {
@@ -155,7 +181,7 @@ export async function listCommand(context: Context, options: { json?: boolean })
       rows.map((n) => [
         n.id,
         n.status,
-        n.scheduledAt ?? '-',
+        n.scheduledAt === null ? '-' : formatInZone(Date.parse(n.scheduledAt), n.scheduledZone),
         n.subject,
         n.lists.join(','),
         n.counts.sent,
@@ -182,9 +208,11 @@ export async function showCommand(context: Context, id: string, options: { json?
     // Failed and suppressed (a 5.1.x reply): list hygiene, said as such, not an alarm.
     const hardBounces =
       counts.failed === 0 ? { count: 0, addresses: [] } : await store.hardBounces(newsletterId, 50);
-    return { newsletter, counts, attention, hardBounces };
+    // Authenticated bounces and complaints (`bounces receive|import|fetch`, issue 18).
+    const reports = (await store.reportCounts([newsletterId])).get(newsletterId) ?? NO_REPORTS;
+    return { newsletter, counts, attention, hardBounces, reports };
   });
-  const { newsletter, counts, attention, hardBounces } = shown;
+  const { newsletter, counts, attention, hardBounces, reports } = shown;
   const suppressed = new Set(hardBounces.addresses);
   const isHardBounce = (d: Delivery) => d.state === 'failed' && suppressed.has(d.address);
   if (options.json) {
@@ -192,6 +220,9 @@ export async function showCommand(context: Context, id: string, options: { json?
       ...summarise(newsletter),
       counts: pickCounts(counts),
       hardBounces: hardBounces.count,
+      bounced: reports.bounced,
+      complained: reports.complained,
+      reports,
       attention: attention.map((d) => ({
         address: d.address,
         state: d.state,
@@ -206,10 +237,14 @@ export async function showCommand(context: Context, id: string, options: { json?
   println(
     `  status     ${newsletter.status}${newsletter.failureReason ? ` (${newsletter.failureReason.split('\n')[0]})` : ''}`,
   );
-  println(`  template   ${newsletter.templatePath}`);
-  println(`  lists      ${newsletter.lists.join(', ')}`);
+  println(`  template   ${templateLine(newsletter)}`);
   println(
-    `  scheduled  ${time(newsletter.scheduledAt)}   started ${time(newsletter.startedAt)}   finished ${time(newsletter.finishedAt)}`,
+    `  from       ${newsletter.from ?? '(NEWSLETTER_FROM at send time: created before the From was stored)'}`,
+  );
+  println(`  lists      ${newsletter.lists.join(', ')}`);
+  if (newsletter.segment !== null) println(`  segment    ${describeSegment(newsletter.segment)}`);
+  println(
+    `  scheduled  ${zoned(newsletter.scheduledAt, newsletter.scheduledZone)}   started ${zoned(newsletter.startedAt)}   finished ${zoned(newsletter.finishedAt)}`,
   );
   println(
     `  audience   ${counts.audience}: ${counts.sent} sent, ${counts.failed} failed, ${counts.skipped} skipped, ` +
@@ -217,9 +252,12 @@ export async function showCommand(context: Context, id: string, options: { json?
   );
   if (newsletter.failureReason)
     for (const line of newsletter.failureReason.split('\n').slice(1)) println(`    ${line}`);
+  println(
+    `  reports    ${reports.bounced} bounced (${reports.hard} hard, ${reports.soft} soft), ${reports.complained} complained`,
+  );
   // The counts above were kept by `prune`; the rows behind them (and their details) are gone.
   if (newsletter.prunedAt !== null)
-    println(`  pruned     ${time(newsletter.prunedAt)}: ledger rows deleted, counts kept`);
+    println(`  pruned     ${zoned(newsletter.prunedAt)}: ledger rows deleted, counts kept`);
   for (const d of attention) println(attentionLine(d, isHardBounce(d)));
   if (hardBounces.count > 0)
     println(
@@ -231,6 +269,22 @@ export async function showCommand(context: Context, id: string, options: { json?
         `\`newsletter reconcile ${newsletter.id} --mark-sent EMAIL…\` or \`--resend\`.`,
     );
   }
+}
+
+/** A time in `zone` (null: TZ) with its offset, or "-" (src/domain/zone.ts). */
+function zoned(ms: number | null, zone: string | null = null): string {
+  return ms === null ? '-' : formatInZone(ms, zone);
+}
+
+/**
+ * Which template a build compiles: the stored copy (its short sha256, when it was stored, how many
+ * files), or, for a newsletter created before templates were stored, the file read at each build.
+ */
+export function templateLine(n: Newsletter): string {
+  if (n.template === null)
+    return `${n.templatePath} (read from the file at each build: created before templates were stored; \`newsletter edit ${n.id} --template FILE\` stores it)`;
+  const files = n.template.files.length;
+  return `${n.templatePath}, stored ${formatInZone(n.template.storedAt, null)}, sha256 ${shortDigest(n.template.sha256)}${files > 1 ? ` (${files} files with its includes)` : ''}`;
 }
 
 /**
@@ -251,7 +305,20 @@ export function summarise(n: Newsletter) {
     template: n.templatePath,
     from: n.from,
     lists: n.lists,
+    /** The part of the lists it goes to (src/domain/segment.ts); null: the whole lists. */
+    segment: n.segment,
     scheduledAt: n.scheduledAt === null ? null : new Date(n.scheduledAt).toISOString(),
+    /** The zone the time was typed in (IANA name or offset); null: TZ. Times above stay UTC ISO 8601. */
+    scheduledZone: n.scheduledZone,
+    /** Which version of the template every build compiles (null: read from `template` at build). */
+    templateVersion:
+      n.template === null
+        ? null
+        : {
+            sha256: n.template.sha256,
+            storedAt: new Date(n.template.storedAt).toISOString(),
+            files: n.template.files.map((f) => f.path),
+          },
     startedAt: n.startedAt === null ? null : new Date(n.startedAt).toISOString(),
     finishedAt: n.finishedAt === null ? null : new Date(n.finishedAt).toISOString(),
     failureReason: n.failureReason,
@@ -285,7 +352,7 @@ export async function requireNewsletter(store: Store, id: number): Promise<Newsl
   return newsletter;
 }
 
-function resolveTemplate(template: string, cwd: string, problems: string[]): string | null {
+export function resolveTemplate(template: string, cwd: string, problems: string[]): string | null {
   const absolute = path.resolve(cwd, template);
   if (!existsSync(absolute) || !statSync(absolute).isFile()) {
     problems.push(`--template ${template}: no such file.`, ...missingTemplateHints(template));
@@ -294,7 +361,7 @@ function resolveTemplate(template: string, cwd: string, problems: string[]): str
   return realpathSync(absolute);
 }
 
-async function checkLists(store: Store, lists: string[], problems: string[]): Promise<void> {
+export async function checkLists(store: Store, lists: string[], problems: string[]): Promise<void> {
   const known = new Map((await store.lists()).map((l) => [l.name, l.members]));
   for (const list of lists) {
     if (!known.has(list))
@@ -305,16 +372,16 @@ async function checkLists(store: Store, lists: string[], problems: string[]): Pr
   }
 }
 
-async function checkBuild(
+export async function checkBuild(
   context: Context,
   store: Store,
-  newsletter: Pick<Newsletter, 'subject' | 'templatePath' | 'from' | 'lists'>,
+  newsletter: Pick<Newsletter, 'subject' | 'templatePath' | 'from' | 'lists' | 'template'>,
   problems: string[],
-): Promise<void> {
+): Promise<VerifiedBody | null> {
   const { buildBody } = await import('../../render/build.js');
   const knownFields = ['email', 'name', 'unsubscribe_url', ...(await store.knownFieldNames())];
   try {
-    await buildBody(
+    return await buildBody(
       {
         ...newsletter,
         id: 0,
@@ -328,6 +395,8 @@ async function checkBuild(
         startedByRun: null,
         prunedAt: null,
         updatedAt: 0,
+        scheduledZone: null,
+        segment: null,
       },
       {
         templatesRoot: templatesRootOf(newsletter.templatePath),
@@ -338,24 +407,25 @@ async function checkBuild(
   } catch (error) {
     if (!(error instanceof BuildError)) throw error;
     problems.push(error.message, ...error.details.map((d) => `  ${d}`));
-  }
-}
-
-/** A status as a sentence says it: "newsletter 3 failed to build", never "is failed". */
-function statusInWords(status: NewsletterStatus): string {
-  switch (status) {
-    case 'draft':
-      return 'is a draft';
-    case 'failed':
-      return 'failed to build';
-    case 'sent':
-      return 'was sent already';
-    default:
-      return `is ${status}`;
+    return null;
   }
 }
 
 /** Indented lines are details of the problem above them, not problems of their own. */
-function countProblems(problems: string[]): number {
+export function countProblems(problems: string[]): number {
   return problems.filter((line) => !line.startsWith('  ')).length;
+}
+
+/** `--at` that is not a time: the forms it takes, the zone form included. */
+export function notATime(value: string): string {
+  return `--at "${value}" is not a time; use e.g. "2026-12-01 09:00", "2026-12-24 09:00 Europe/Paris", "2026-12-01T09:00+01:00", "now" or "+2h".`;
+}
+
+/**
+ * The template and its includes as they are now (src/render/stored-template.ts), or null when
+ * they cannot be read: checkBuild then reads the file itself and reports why, once.
+ */
+export async function readTemplateOnce(templatePath: string, now: number): Promise<StoredTemplate | null> {
+  const { snapshotTemplate } = await import('../../render/stored-template.js');
+  return (await snapshotTemplate(templatePath, templatesRootOf(templatePath), now)).template;
 }

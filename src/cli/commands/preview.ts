@@ -6,7 +6,9 @@ import { normaliseAddress } from '../../domain/address.js';
 import { ConfigError, InputError } from '../../domain/errors.js';
 import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { domainOf, messageIdFor } from '../../domain/message-id.js';
+import { shortDigest } from '../../domain/stored-template.js';
 import type { ClaimedDelivery, Newsletter, VerifiedBody } from '../../domain/types.js';
+import { formatInZone } from '../../domain/zone.js';
 import type { OutgoingMessage } from '../../engine/ports.js';
 import type { Store } from '../../store/store.js';
 import type { Context } from '../context.js';
@@ -47,6 +49,25 @@ async function bodyOf(context: Context, store: Store, newsletter: Newsletter): P
   });
 }
 
+/**
+ * Which template this preview compiled (issue 14): the digest of what was built, which is the
+ * stored copy's (src/domain/stored-template.ts) and what a send will use, with when it was stored.
+ */
+function templateVersion(newsletter: Newsletter, body: VerifiedBody) {
+  return {
+    sha256: body.templateHash,
+    storedAt: newsletter.template === null ? null : new Date(newsletter.template.storedAt).toISOString(),
+    /** False: a newsletter created before templates were stored, built from its file on disk. */
+    stored: newsletter.template !== null,
+  };
+}
+
+function versionWords(version: ReturnType<typeof templateVersion>): string {
+  const sha = `template sha256 ${shortDigest(version.sha256)}`;
+  if (version.storedAt === null) return `${sha}, read from the file: not stored`;
+  return `${sha}, stored ${formatInZone(Date.parse(version.storedAt), null)}`;
+}
+
 async function chooseRecipient(
   store: Store,
   newsletter: Newsletter,
@@ -59,10 +80,9 @@ async function chooseRecipient(
     subscriber = await store.getSubscriber(parsed.address);
     if (!subscriber) throw new InputError(`There is no subscriber ${parsed.address}.`);
   } else {
-    for (const list of newsletter.lists) {
-      subscriber = (await store.listSubscribers({ list, afterId: 0, limit: 1 }))[0] ?? null;
-      if (subscriber) break;
-    }
+    // The first of its audience (its lists, within its segment), as the send's first claim takes.
+    const [first] = await store.pendingRecipients(null, newsletter.lists, 0, 1, newsletter.segment);
+    if (first) subscriber = { ...first, id: first.subscriberId ?? 0 };
   }
   const fallback = {
     id: 0,
@@ -81,6 +101,7 @@ async function chooseRecipient(
     name: s.name,
     fields: s.fields,
     messageId: messageIdFor(
+      null,
       newsletter.id,
       s.address,
       domainOf(newsletter.body?.from ?? newsletter.from ?? 'localhost'),
@@ -106,9 +127,11 @@ export async function previewCommand(
   const screenshot = options.png === undefined ? null : await import('../../render/screenshot.js');
   const chromium =
     screenshot?.requireChromium(options.chromium === undefined ? undefined : [options.chromium]) ?? null;
-  const { message } = await withStore(context, { readonly: true }, async (store) =>
-    personaliseFor(context, store, await requireNewsletter(store, newsletterId), options.recipient),
-  );
+  const { message, version } = await withStore(context, { readonly: true }, async (store) => {
+    const newsletter = await requireNewsletter(store, newsletterId);
+    const personalised = await personaliseFor(context, store, newsletter, options.recipient);
+    return { ...personalised, version: templateVersion(newsletter, personalised.body) };
+  });
   if (screenshot && chromium !== null && options.png !== undefined) {
     // Instead of the HTML file, not beside it: --to-file has a default, so it cannot tell.
     const png = await screenshot.screenshotHtml(message.html, {
@@ -116,8 +139,11 @@ export async function previewCommand(
       width: Number(options.width ?? 600),
       executablePath: chromium,
     });
-    if (options.json) printJson({ ...png, to: message.to, subject: message.subject });
-    else println(`Wrote ${png.file} (${png.width}×${png.height} px, for ${message.to}).`);
+    if (options.json) printJson({ ...png, to: message.to, subject: message.subject, template: version });
+    else
+      println(
+        `Wrote ${png.file} (${png.width}×${png.height} px, for ${message.to}; ${versionWords(version)}).`,
+      );
     return;
   }
   const file = path.resolve(context.cwd, options.toFile);
@@ -126,8 +152,14 @@ export async function previewCommand(
   writeFileSync(file, message.html, { mode: 0o600 });
   chmodSync(file, 0o600);
   if (options.json)
-    printJson({ file, to: message.to, subject: message.subject, textLength: message.text.length });
-  else println(`Wrote ${file} (for ${message.to}, subject "${message.subject}").`);
+    printJson({
+      file,
+      to: message.to,
+      subject: message.subject,
+      textLength: message.text.length,
+      template: version,
+    });
+  else println(`Wrote ${file} (for ${message.to}, subject "${message.subject}"; ${versionWords(version)}).`);
 }
 
 /**

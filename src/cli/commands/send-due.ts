@@ -7,10 +7,13 @@ import { problemsForRealSend } from '../../config.js';
 import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
 import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { FAILURE_RATE_LIMIT, type FailureAlarm, failureAlarm } from '../../domain/failure-alarm.js';
+import { shortDigest } from '../../domain/stored-template.js';
 import { describeTransport } from '../../domain/transport-spec.js';
+import { formatInZone } from '../../domain/zone.js';
 import { dryRun } from '../../engine/dry-run.js';
 import { type SendDueResult, sendDue } from '../../engine/send-due.js';
 import { StopController } from '../../engine/stop.js';
+import { pidScope } from '../../host/pid-scope.js';
 import { isProcessAlive } from '../../host/process.js';
 import { lockLocationOf } from '../../host/lock-location.js';
 import { acquireRunLock } from '../../host/run-lock.js';
@@ -96,7 +99,9 @@ export async function sendDueCommand(
         hostId: host.hostId,
         hostname: hostname(),
         pid: process.pid,
+        pidScope: pidScope(),
         now: Date.now,
+        monotonic: () => performance.now(),
         stop,
         events: (event) => {
           log.event(event);
@@ -202,7 +207,7 @@ export async function sendDueCommand(
         return [
           `newsletter ${n.id} (${n.subject}) failed to build and was sent to nobody: ${first}`,
           ...more.map((line) => `  ${line}`),
-          `Fix the template, then create the newsletter again (\`newsletter show ${n.id}\` has the whole reason).`,
+          `Fix the template and store it (\`newsletter edit ${n.id} --template FILE\`), then \`newsletter schedule ${n.id} --now\` (\`newsletter show ${n.id}\` has the whole reason).`,
         ];
       }),
     ...(result.expired.unknown > 0
@@ -316,12 +321,17 @@ async function dryRunCommand(context: Context, options: SendDueOptions): Promise
     return exitCode;
   }
   for (const n of result.newsletters) {
-    const line = `newsletter ${n.id} (${n.subject}, ${n.status}): would send ${n.wouldSend}, skip ${n.wouldSkip}${n.retry ? `, retry ${n.retry}` : ''}${n.unknown ? `, ${n.unknown} unknown` : ''}`;
+    const due =
+      n.scheduledAt === null ? '' : `; due ${formatInZone(Date.parse(n.scheduledAt), n.scheduledZone)}`;
+    const version = n.templateSha256 === null ? '' : `; template sha256 ${shortDigest(n.templateSha256)}`;
+    const line = `newsletter ${n.id} (${n.subject}, ${n.status}): audience ${n.audience}, would send ${n.wouldSend}, skip ${n.wouldSkip}${n.retry ? `, retry ${n.retry}` : ''}${n.unknown ? `, ${n.unknown} unknown` : ''}${due}${version}`;
     if (n.ok) {
       println(`ok  ${line}`);
     } else {
       printError(`dry run: ${line}`, n.problems);
     }
+    // Fields some recipients lack (src/domain/audience-fields.ts): worth a default, not a failure.
+    for (const warning of n.warnings) warn(`newsletter ${n.id}: ${warning}`);
   }
   const missing = problemsForRealSend(context.config);
   if (missing.length > 0) {

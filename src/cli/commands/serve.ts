@@ -6,6 +6,7 @@
 import { unsubscribeKeys } from '../../config.js';
 import { ConfigError, UsageError } from '../../domain/errors.js';
 import { closeServer, createUnsubscribeServer, listen } from '../../server/unsubscribe-server.js';
+import { loadPageTemplate } from '../../server/unsubscribe-page.js';
 import type { Context } from '../context.js';
 import { openStore } from '../context.js';
 import { createLogger } from '../log.js';
@@ -27,11 +28,25 @@ export async function serveCommand(context: Context, options: ServeOptions): Pro
       'Use the same NEWSLETTER_SECRET as send-due, or no link in any sent message will work.',
     ]);
   }
+  // Read and checked before listening: a broken template is a start-up error, not a broken page.
+  const page = loadPageTemplate(process.env.NEWSLETTER_UNSUBSCRIBE_PAGE);
   const log = createLogger(context.global);
   const store = await openStore(context);
   const server = createUnsubscribeServer({
     keys: () => unsubscribeKeys(config, Date.now()),
-    unsubscribe: (target) => store.unsubscribeById(target.subscriberId, Date.now()),
+    // THE opt-out (src/store/list-store.ts): a v2 link leaves its newsletter's lists, recorded
+    // with how it came (one-click, page, page-all).
+    unsubscribe: (request) =>
+      store.optOut(
+        { subscriberId: request.subscriberId },
+        request.scope === 'all'
+          ? { kind: 'all' }
+          : { kind: 'newsletter', newsletterId: request.newsletterId },
+        request.source,
+        Date.now(),
+      ),
+    describe: (target) => store.optOutPage(target.subscriberId, target.newsletterId),
+    page,
     onEvent(event) {
       switch (event.type) {
         case 'unsubscribed':
@@ -39,9 +54,15 @@ export async function serveCommand(context: Context, options: ServeOptions): Pro
             'info',
             'unsubscribed',
             event.known
-              ? `subscriber ${event.subscriberId} ${event.changed ? 'unsubscribed' : 'was already unsubscribed'} (newsletter ${event.newsletterId})`
+              ? `subscriber ${event.subscriberId} ${event.changed ? 'unsubscribed' : 'was already unsubscribed'} from ${event.lists.length > 0 ? `lists ${event.lists.join(', ')}` : 'all mail'} (newsletter ${event.newsletterId}, ${event.source})`
               : `subscriber ${event.subscriberId} does not exist; nothing to do (newsletter ${event.newsletterId})`,
-            { subscriberId: event.subscriberId, newsletterId: event.newsletterId, changed: event.changed },
+            {
+              subscriberId: event.subscriberId,
+              newsletterId: event.newsletterId,
+              changed: event.changed,
+              source: event.source,
+              lists: event.lists,
+            },
           );
           return;
         case 'test-link':

@@ -1,15 +1,17 @@
 import chalk from 'chalk';
+import { NO_REPORTS, type ReportCounts } from '../../store/report-store.js';
 import { describeDatabase } from '../../domain/database-location.js';
 import { UsageError } from '../../domain/errors.js';
 import { quotaWindow } from '../../domain/quota.js';
 import type { DeliveryCounts, Millis, Newsletter, RunInfo } from '../../domain/types.js';
 import { describeUnsettled, findUnsettled } from '../../domain/unsettled.js';
+import { formatInZone } from '../../domain/zone.js';
 import { isProcessAlive } from '../../host/process.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { currentHost } from '../host-identity.js';
 import { hardBouncesNote } from '../log.js';
-import { printJson, println, table, time, warn } from '../output.js';
+import { printJson, println, table, warn } from '../output.js';
 import { parseId, pickCounts, requireNewsletter, summarise } from './newsletters.js';
 
 /**
@@ -28,6 +30,8 @@ export async function statusCommand(
     const all =
       id === undefined ? await store.listNewsletters() : [await requireNewsletter(store, parseId(id))];
     const stranded = new Map((await store.strandedClaims()).map((s) => [s.newsletterId, s.count]));
+    // Authenticated bounces and complaints (issue 18), for every newsletter in one query.
+    const reports = await store.reportCounts(all.map((newsletter) => newsletter.id));
     const states = await Promise.all(
       all.map(async (newsletter) => {
         const counts = await store.counts(newsletter.id);
@@ -35,6 +39,7 @@ export async function statusCommand(
           newsletter,
           counts,
           stranded: stranded.get(newsletter.id) ?? 0,
+          reports: reports.get(newsletter.id) ?? NO_REPORTS,
           hardBounces: counts.failed === 0 ? 0 : (await store.hardBounces(newsletter.id, 0)).count,
         };
       }),
@@ -70,8 +75,8 @@ export async function statusCommand(
   for (const run of report.liveRuns)
     println(
       run.processGone
-        ? `not running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${run.startedAt}: its process is gone; the next send-due ends it and holds what it had handed over as unknown`
-        : `running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${run.startedAt}`,
+        ? `not running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${shown(run.startedAt)}: its process is gone; the next send-due ends it and holds what it had handed over as unknown`
+        : `running: run ${run.id} on ${run.hostname} (pid ${run.pid}) since ${shown(run.startedAt)}`,
     );
   for (const line of report.attention) warn(line);
 }
@@ -83,6 +88,8 @@ export interface NewsletterState {
   stranded?: number;
   /** Failed rows whose address is suppressed (Store.hardBounces): list hygiene; 0 when not looked at. */
   hardBounces?: number;
+  /** Deliveries that bounced or were complained about, by authenticated reports; none when not looked at. */
+  reports?: ReportCounts;
 }
 
 /**
@@ -152,6 +159,8 @@ export function buildStatus(
     subject: s.newsletter.subject,
     lists: s.newsletter.lists,
     scheduledAt: isoOrNull(s.newsletter.scheduledAt),
+    /** The zone the time was typed in; null: TZ (src/domain/zone.ts). */
+    scheduledZone: s.newsletter.scheduledZone,
     audience: s.counts.audience,
   });
   const due = of('scheduled')
@@ -181,6 +190,8 @@ export function buildStatus(
       startedAt: isoOrNull(s.newsletter.startedAt),
       counts: pickCounts(c),
       hardBounces: s.hardBounces ?? 0,
+      bounced: s.reports?.bounced ?? 0,
+      complained: s.reports?.complained ?? 0,
       progress: {
         done,
         total: c.audience,
@@ -206,6 +217,8 @@ export function buildStatus(
       finishedAt: isoOrNull(s.newsletter.finishedAt),
       counts: pickCounts(s.counts),
       hardBounces: s.hardBounces ?? 0,
+      bounced: s.reports?.bounced ?? 0,
+      complained: s.reports?.complained ?? 0,
     }));
 
   // States no run will move on its own, each with the command that settles it (domain/unsettled.ts).
@@ -222,7 +235,9 @@ export function buildStatus(
       );
     }
     if (n.status === 'failed')
-      attention.push(`newsletter ${n.id} failed to build: ${(n.failureReason ?? '').split('\n')[0]}`);
+      attention.push(
+        `newsletter ${n.id} failed to build: ${(n.failureReason ?? '').split('\n')[0]}; fix it (\`newsletter edit ${n.id} --template FILE\`), then \`newsletter schedule ${n.id} --at WHEN|--now\` (or \`newsletter delete ${n.id}\`)`,
+      );
     if (n.status === 'sending' && liveRuns.length === 0 && !idle.has(n.id)) {
       attention.push(
         `newsletter ${n.id} is sending but no run is live: is the cron line for send-due in place?`,
@@ -292,6 +307,14 @@ export function buildStatus(
 
 type StatusReport = ReturnType<typeof buildStatus>;
 
+/**
+ * A report's ISO time as people read it: in the zone it was typed in (a send time), else TZ, with
+ * the offset (src/domain/zone.ts). The JSON report keeps UTC ISO 8601.
+ */
+function shown(iso: string | null, zone: string | null = null): string {
+  return iso === null ? '-' : formatInZone(Date.parse(iso), zone);
+}
+
 function printScreen(report: StatusReport, now: Millis): void {
   const lines: string[] = [];
   const section = (title: string, items: string[]) => {
@@ -303,7 +326,7 @@ function printScreen(report: StatusReport, now: Millis): void {
     `Due now (${report.due.length})`,
     report.due.map(
       (n) =>
-        `#${n.id} ${n.subject} · due ${n.scheduledAt} · ${n.audience} recipients (${n.lists.join(', ')})`,
+        `#${n.id} ${n.subject} · due ${shown(n.scheduledAt, n.scheduledZone)} · ${n.audience} recipients (${n.lists.join(', ')})`,
     ),
   );
   section(
@@ -316,7 +339,7 @@ function printScreen(report: StatusReport, now: Millis): void {
       const end =
         n.estimatedEnd === null
           ? ''
-          : ` · ends about ${n.estimatedEnd} (${inWords(Date.parse(n.estimatedEnd) - now)})`;
+          : ` · ends about ${shown(n.estimatedEnd)} (${inWords(Date.parse(n.estimatedEnd) - now)})`;
       return `#${n.id} ${n.subject} · ${n.progress.done}/${n.progress.total} (${n.progress.percent}%) · ${rate}${end}`;
     }),
   );
@@ -324,27 +347,29 @@ function printScreen(report: StatusReport, now: Millis): void {
     'Recently sent',
     report.recent.map((n) =>
       n.status === 'cancelled'
-        ? `#${n.id} ${n.subject} · cancelled ${n.finishedAt} · ${n.counts.sent} sent before the cancel, ${n.counts.failed} failed${hardBouncesNote(n.hardBounces)}, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown, ${n.counts.pending} never sent`
-        : `#${n.id} ${n.subject} · finished ${n.finishedAt} · ${n.counts.sent} sent, ${n.counts.failed} failed${hardBouncesNote(n.hardBounces)}, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown`,
+        ? `#${n.id} ${n.subject} · cancelled ${shown(n.finishedAt)} · ${n.counts.sent} sent before the cancel, ${n.counts.failed} failed${hardBouncesNote(n.hardBounces)}, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown, ${n.counts.pending} never sent${reportsNote(n)}`
+        : `#${n.id} ${n.subject} · finished ${shown(n.finishedAt)} · ${n.counts.sent} sent, ${n.counts.failed} failed${hardBouncesNote(n.hardBounces)}, ${n.counts.skipped} skipped, ${n.counts.unknown} unknown${reportsNote(n)}`,
     ),
   );
   section(
     'Scheduled',
-    report.upcoming.map((n) => `#${n.id} ${n.subject} · at ${n.scheduledAt} · ${n.audience} recipients`),
+    report.upcoming.map(
+      (n) => `#${n.id} ${n.subject} · at ${shown(n.scheduledAt, n.scheduledZone)} · ${n.audience} recipients`,
+    ),
   );
   section(
     `Drafts (${report.drafts.length}; not sent until \`newsletter schedule ID --at WHEN|--now\`)`,
-    report.drafts.map((n) => `#${n.id} ${n.subject} · created ${n.createdAt} · ${n.lists.join(', ')}`),
+    report.drafts.map((n) => `#${n.id} ${n.subject} · created ${shown(n.createdAt)} · ${n.lists.join(', ')}`),
   );
   if (lines.length === 0) lines.push('Nothing is due, sending or scheduled, and nothing was sent yet.');
   for (const line of lines) println(line);
   if (report.quota)
     println(
-      `\nhourly quota of ${report.quota.account}: ${report.quota.usedThisHour} of ${report.quota.hourlyLimit} used this hour (until ${report.quota.hourEnd})`,
+      `\nhourly quota of ${report.quota.account}: ${report.quota.usedThisHour} of ${report.quota.hourlyLimit} used this hour (until ${shown(report.quota.hourEnd)})`,
     );
   if (report.lastRun)
     println(
-      `\nlast run: ${report.lastRun.id} on ${report.lastRun.hostname}, started ${report.lastRun.startedAt}, ${report.lastRun.outcome ?? (report.lastRun.processGone ? 'not running (its process is gone)' : 'running')}`,
+      `\nlast run: ${report.lastRun.id} on ${report.lastRun.hostname}, started ${shown(report.lastRun.startedAt)}, ${report.lastRun.outcome ?? (report.lastRun.processGone ? 'not running (its process is gone)' : 'running')}`,
     );
 }
 
@@ -367,7 +392,7 @@ function printNewsletterTable(newsletters: StatusReport['newsletters']): void {
       newsletters.map((n) => [
         n.id,
         n.status,
-        n.scheduledAt ?? '-',
+        shown(n.scheduledAt, n.scheduledZone),
         n.subject,
         n.counts.audience,
         n.counts.sent,
@@ -433,8 +458,8 @@ export async function runsCommand(
         r.hostId,
         r.hostname,
         r.pid,
-        time(r.startedAt),
-        time(r.endedAt),
+        formatInZone(r.startedAt, null),
+        r.endedAt === null ? '-' : formatInZone(r.endedAt, null),
         r.outcome ?? (goneOpen(r) ? 'gone' : 'running'),
         r.counts.sent,
         r.counts.failed,
@@ -444,4 +469,12 @@ export async function runsCommand(
       ]),
     ),
   );
+}
+
+/** `, 3 bounced, 1 complained` from authenticated reports (`bounces receive|import|fetch`); '' when none. */
+function reportsNote(n: { bounced: number; complained: number }): string {
+  const parts = [];
+  if (n.bounced > 0) parts.push(`${n.bounced} bounced`);
+  if (n.complained > 0) parts.push(`${n.complained} complained`);
+  return parts.length === 0 ? '' : `, ${parts.join(', ')}`;
 }

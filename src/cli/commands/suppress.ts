@@ -3,6 +3,7 @@
  * are on. send-due records a suppressed recipient as `skipped`, with the reason. A 5.1.x reply
  * (source `smtp`) and `bounces import` (source `bounce`) add to the same list.
  */
+import { printable } from '../../domain/printable.js';
 import { normaliseAddress } from '../../domain/address.js';
 import { InputError, UsageError } from '../../domain/errors.js';
 import type { Suppression } from '../../store/store.js';
@@ -77,8 +78,15 @@ export async function listCommand(
   }
   println(
     table(
-      ['address', 'source', 'since', 'reason'],
-      rows.map((row) => [row.address, row.source, time(row.createdAt), row.reason]),
+      ['address', 'source', 'since', 'report', 'reason'],
+      // A bounce's or complaint's reason and Message-ID come from a stranger's report: escaped.
+      rows.map((row) => [
+        printable(row.address),
+        row.source,
+        time(row.createdAt),
+        row.reportId === null ? '-' : printable(row.reportId),
+        printable(row.reason),
+      ]),
     ),
   );
   if (rows.length === limit && isTerminal())

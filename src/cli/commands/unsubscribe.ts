@@ -27,14 +27,26 @@ export async function unsubscribeCommand(
     else println(`This is the test link of newsletter ${target.newsletterId}: nothing changed.`);
     return;
   }
+  // A v2 link leaves the lists of its newsletter; a v1 link (sent before) all mail, as it did.
   const result = await withStore(context, {}, (store) =>
-    store.unsubscribeById(target.subscriberId, Date.now()),
+    store.optOut(
+      { subscriberId: target.subscriberId },
+      target.scope === 'all' ? { kind: 'all' } : { kind: 'newsletter', newsletterId: target.newsletterId },
+      'command',
+      Date.now(),
+    ),
   );
   if (!result)
     throw new InputError('This unsubscribe token is not valid.', ['Its subscriber no longer exists.']);
-  if (options.json) printJson({ address: result.address, changed: result.changed });
+  const from = result.all
+    ? 'all mail'
+    : `list${result.lists.length === 1 ? '' : 's'} ${result.lists.join(', ')}`;
+  if (options.json)
+    printJson({ address: result.address, changed: result.changed, all: result.all, lists: result.lists });
   else
     println(
-      result.changed ? `Unsubscribed ${result.address}.` : `${result.address} was already unsubscribed.`,
+      result.changed
+        ? `Unsubscribed ${result.address} from ${from}.`
+        : `${result.address} was already unsubscribed from ${from}.`,
     );
 }

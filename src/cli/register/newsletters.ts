@@ -13,24 +13,35 @@ export function registerNewsletters(program: Command, actions: CommandActions): 
     .option('--from <from>', 'From header, e.g. "News <news@example.org>" (default NEWSLETTER_FROM)')
     .option(
       '--at <when>',
-      'schedule it: ISO date-time ("2026-12-01 09:00"), "now" or "+2h" (default: a draft); a past time is refused',
+      'schedule it: "2026-12-01 09:00" (TZ), "2026-12-24 09:00 Europe/Paris", "2026-12-01T09:00+01:00", "now" or "+2h" (default: a draft); a past time is refused',
     )
     .option('--now', 'schedule it due at once')
+    .option(
+      '--where <FIELD=VALUE>',
+      'send only to recipients whose field equals VALUE (or FIELD!=VALUE: differs); repeatable, all must hold',
+      collect,
+    )
+    .option('--exclude-list <name>', 'leave out the members of this list (repeatable)', collect)
     .option('--json', 'print the new newsletter as JSON')
     .addHelpText(
       'after',
-      '\nExample:\n  newsletter create --subject "Hello {{name}}" --template templates/welcome.mjml --list customers --at "+1h" --json',
+      '\nExamples:\n  newsletter create --subject "Hello {{name}}" --template templates/welcome.mjml --list customers --at "+1h" --json' +
+        '\n  newsletter create --subject "Meet-ups in Paris" --template templates/monthly-digest.mjml --list customers \\\n' +
+        '      --where city=Paris --where "plan!=free" --exclude-list staff',
     )
     .action(actions.configured(async () => (await import('../commands/newsletters.js')).createCommand));
   program
     .command('schedule <id>')
-    .description('schedule a draft (or move a scheduled newsletter)')
-    .option('--at <when>', 'ISO date-time, "now" or "+2h"')
+    .description('schedule a draft, move a scheduled newsletter, or schedule a failed one again once fixed')
+    .option(
+      '--at <when>',
+      '"2026-12-01 09:00", "2026-12-24 09:00 Europe/Paris", ISO with an offset, "now" or "+2h"',
+    )
     .option('--now', 'due at once')
     .option('--json', 'print the newsletter as JSON')
     .addHelpText(
       'after',
-      '\nExamples:\n  newsletter schedule 3 --at "2026-12-01 09:00"\n  newsletter schedule 3 --now',
+      '\nThe build is checked again first (a failed newsletter: fix it with edit --template, then schedule).\n\nExamples:\n  newsletter schedule 3 --at "2026-12-24 09:00 Europe/Paris"\n  newsletter schedule 3 --now',
     )
     .action(actions.configured(async () => (await import('../commands/newsletters.js')).scheduleCommand));
   program

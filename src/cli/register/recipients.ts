@@ -1,4 +1,4 @@
-/** `newsletter recipients import|add|remove|forget|unsubscribe|list`: the subscribers. */
+/** `newsletter recipients import|add|remove|forget|unsubscribe|resubscribe|export|list`: the subscribers. */
 import type { Command } from 'commander';
 import type { CommandActions } from '../command-actions.js';
 import { collect } from './option-values.js';
@@ -22,8 +22,19 @@ export function registerRecipients(program: Command, actions: CommandActions): v
       '--skip-invalid',
       'import the valid rows and report the invalid ones (default: import nothing if any row is invalid)',
     )
+    .option(
+      '--sync',
+      "with --list: the list's members become exactly the file's addresses; the others leave it (nobody is deleted, opt-outs stay)",
+    )
+    .option(
+      '--dry-run',
+      'show what would change (new, updated, joining, leaving, refused) and change nothing',
+    )
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  newsletter recipients import subscribers.csv --list customers')
+    .addHelpText(
+      'after',
+      '\nA "lists" column (as `recipients export` writes it) names lists each row joins, separated by ";".\n\nExamples:\n  newsletter recipients import subscribers.csv --list customers\n  newsletter recipients import crm.csv --list customers --sync --dry-run',
+    )
     .action(actions.configured(async () => (await import('../commands/recipients.js')).importCommand));
   recipients
     .command('add <email>')
@@ -38,14 +49,59 @@ export function registerRecipients(program: Command, actions: CommandActions): v
     .action(actions.configured(async () => (await import('../commands/recipients.js')).addCommand));
   recipients
     .command('remove <email>')
-    .description('delete a subscriber (past deliveries stay in the ledger; an opt-out stays a suppression)')
-    .addHelpText('after', '\nExample:\n  newsletter recipients remove ada@example.org')
+    .description(
+      'delete a subscriber (past deliveries stay in the ledger; an opt-out stays a suppression); with --list, only take them off that list',
+    )
+    .option('--list <name>', 'remove from this list only: the subscriber and their other lists stay')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter recipients remove ada@example.org\n  newsletter recipients remove ada@example.org --list partners',
+    )
     .action(actions.configured(async () => (await import('../commands/recipients.js')).removeCommand));
   recipients
     .command('unsubscribe <email>')
-    .description('mark a subscriber unsubscribed: later sends record them as skipped')
-    .addHelpText('after', '\nExample:\n  newsletter recipients unsubscribe ada@example.org')
+    .description(
+      'unsubscribe from all mail (later sends record them as skipped), or with --list from those lists only',
+    )
+    .option(
+      '--list <name>',
+      'leave this list only (repeatable); kept even if they are removed and re-imported',
+      collect,
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  newsletter recipients unsubscribe ada@example.org\n  newsletter recipients unsubscribe ada@example.org --list partners',
+    )
     .action(actions.configured(async () => (await import('../commands/recipients.js')).unsubscribeCommand));
+  recipients
+    .command('resubscribe <email>')
+    .description(
+      'clear an opt-out the person took back (all of them, or with --list those lists); records who and why',
+    )
+    .requiredOption('--reason <text>', 'why, for the record (e.g. "asked by phone, ticket 4411")')
+    .option('--list <name>', 'only the opt-out of this list (repeatable)', collect)
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nRecorded in the events table with $SUDO_USER or $USER. A bounced or suppressed address is refused: see `suppress remove`.\n\nExample:\n  newsletter recipients resubscribe ada@example.org --reason "asked by phone, ticket 4411"',
+    )
+    .action(
+      actions.configured(
+        async () => (await import('../commands/recipients-resubscribe.js')).resubscribeCommand,
+      ),
+    );
+  recipients
+    .command('export')
+    .description(
+      'write the subscribers as CSV (email, name, every field, lists) that `recipients import` reads back unchanged',
+    )
+    .option('--list <name>', 'only members of this list')
+    .option('--output <file>', 'write to this new file (owner-only) instead of stdout')
+    .addHelpText(
+      'after',
+      '\nOpt-outs and suppressions are not in the file: they stay in the database.\n\nExample:\n  newsletter recipients export --list customers --output customers.csv',
+    )
+    .action(actions.configured(async () => (await import('../commands/recipients-export.js')).exportCommand));
   recipients
     .command('forget <email>')
     .description(

@@ -65,7 +65,7 @@ export async function listSuppressions(
   filter: { afterAddress: string | null; limit: number },
 ): Promise<Suppression[]> {
   const found = await pg.rows<SuppressionRow>(
-    `SELECT address, reason, source, created_at FROM suppressions
+    `SELECT address, reason, source, created_at, report_id FROM suppressions
      WHERE address COLLATE "C" > $1 ORDER BY address COLLATE "C" LIMIT $2`,
     [filter.afterAddress ?? '', filter.limit],
   );

@@ -17,8 +17,10 @@
  *    SKIP LOCKED before turning the run's claims into `unknown`, so a run cannot be ended halfway
  *    through a claim and leave rows `claimed` by a dead run for ever.
  * 3. Due retries FOR UPDATE SKIP LOCKED: each retry row goes to one claimer; the others skip it.
- * 4. New recipients: their subscriber rows FOR NO KEY UPDATE SKIP LOCKED, so concurrent claimers
- *    get disjoint candidates without waiting, then one INSERT … ON CONFLICT DO NOTHING RETURNING.
+ * 4. New recipients (the audience, narrowed by the newsletter's segment, ../segment-sql.ts:
+ *    someone outside it never gets a row, and audience.ts counts the same way): their subscriber
+ *    rows FOR NO KEY UPDATE SKIP LOCKED, so concurrent claimers get disjoint candidates without
+ *    waiting, then one INSERT … ON CONFLICT DO NOTHING RETURNING.
  *    The UNIQUE (newsletter_id, address) key is what keeps promise 1; the row locks only make
  *    collisions rare. A candidate whose row was claimed by a run that committed after this
  *    statement's snapshot is dropped by ON CONFLICT, and the batch is just smaller.
@@ -33,9 +35,11 @@ import { audienceClosed } from '../../domain/audience.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
+import { type Segment, segmentFromColumn } from '../../domain/segment.js';
 import { inAudience } from '../conditions.js';
 import type { CandidateRow, RetryRow } from '../rows.js';
 import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
+import { andInSegment, pgBinder } from '../segment-sql.js';
 import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
 import { rows } from './selects.js';
@@ -48,8 +52,8 @@ async function claimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
   const { newsletterId: nl, runId, now } = request;
 
   const [newsletter] = (
-    await sql.query<{ status: string; finished_at: string | null }>(
-      'SELECT status, finished_at FROM newsletters WHERE id = $1 FOR SHARE',
+    await sql.query<{ status: string; finished_at: string | null; segment: unknown }>(
+      'SELECT status, finished_at, segment FROM newsletters WHERE id = $1 FOR SHARE',
       [nl],
     )
   ).rows;
@@ -106,8 +110,9 @@ async function claimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
   // back empty; a new statement sees those rows, so try again rather than report "none left".
   // finished_at set on a `sending` newsletter: reopened by reconcile --resend, its audience is closed.
   const closed = audienceClosed({ status: newsletter.status, finishedAt: newsletter.finished_at });
+  const segment = segmentFromColumn(newsletter.segment);
   for (let attempt = 0; room > 0 && !closed && attempt < 3; attempt++) {
-    const fresh = await claimFresh(sql, request, lastSubscriberId, room);
+    const fresh = await claimFresh(sql, request, lastSubscriberId, room, segment);
     lastSubscriberId = fresh.lastSubscriberId;
     claimed.push(...fresh.claimed);
     skipped += fresh.skipped;
@@ -121,17 +126,21 @@ async function claimFresh(
   request: ClaimRequest,
   afterSubscriberId: number,
   room: number,
+  segment: Segment | null,
 ): Promise<{ claimed: ClaimedDelivery[]; skipped: number; lastSubscriberId: number; candidates: number }> {
   const { newsletterId: nl, runId, now } = request;
+  // Only the newsletter's segment is its audience: someone outside it gets no row at all.
+  const params: unknown[] = [nl, afterSubscriberId, room];
+  const inSegment = andInSegment('postgres', segment, 's', pgBinder(params));
   const fresh = (
     await sql.query<CandidateRow>(
       `${SELECT_CANDIDATES}
-       WHERE s.id > $2 AND ${inAudience('$1', '$2')}
+       WHERE s.id > $2 AND ${inAudience('$1', '$2')}${inSegment}
          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address)
        ORDER BY s.id
        LIMIT $3
        FOR NO KEY UPDATE OF s SKIP LOCKED`,
-      [nl, afterSubscriberId, room],
+      params,
     )
   ).rows;
   let lastSubscriberId = afterSubscriberId;

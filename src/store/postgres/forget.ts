@@ -26,6 +26,8 @@ export function forgetAddress(pg: PgDb, address: string, now: Millis): Promise<f
       (await sql.query('DELETE FROM subscribers WHERE address = $1', [address])).rowCount === 1;
     await sql.query('DELETE FROM suppressions WHERE address = $1', [address]);
     await sql.query('DELETE FROM bounce_events WHERE address = $1', [address]);
+    // Per-list opt-outs name the address; the forgotten hash keeps them out of every list now.
+    await sql.query('DELETE FROM list_opt_outs WHERE address = $1', [address]);
     // The rows stay (each newsletter's counts must still add up to its audience), naming nobody:
     // a reply or reason that quoted the address (a 5.1.1 usually does) is replaced as a whole.
     const { rowCount: deliveries } = await sql.query(

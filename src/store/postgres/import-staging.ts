@@ -57,12 +57,14 @@ export class PostgresStagingArea implements StagingArea {
       if (touched.rowCount !== 1) throw abandoned();
       // No address twice in a batch (stagingBatches merged them): ON CONFLICT may update a row once.
       await sql.query(
-        `INSERT INTO import_staging AS st (import_id, seq, address, email, name, fields, occurrences)
-         SELECT $1, u.seq, u.address, u.email, u.name, u.fields::jsonb, u.occurrences
-         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[])
-           AS u(seq, address, email, name, fields, occurrences)
+        `INSERT INTO import_staging AS st (import_id, seq, address, email, name, fields, occurrences, lists)
+         SELECT $1, u.seq, u.address, u.email, u.name, u.fields::jsonb, u.occurrences,
+                ARRAY(SELECT jsonb_array_elements_text(u.lists::jsonb))
+         FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::text[])
+           AS u(seq, address, email, name, fields, occurrences, lists)
          ON CONFLICT (import_id, address) DO UPDATE SET email = excluded.email, name = excluded.name,
-           fields = st.fields || excluded.fields, occurrences = st.occurrences + excluded.occurrences`,
+           fields = st.fields || excluded.fields, occurrences = st.occurrences + excluded.occurrences,
+           lists = ARRAY(SELECT DISTINCT unnest(st.lists || excluded.lists))`,
         [
           this.id,
           batch.map((row) => row.seq),
@@ -71,6 +73,7 @@ export class PostgresStagingArea implements StagingArea {
           batch.map((row) => row.name),
           batch.map((row) => JSON.stringify(row.fields)),
           batch.map((row) => row.occurrences),
+          batch.map((row) => JSON.stringify(row.lists ?? [])),
         ],
       );
     });
@@ -100,6 +103,8 @@ export class PostgresStagingArea implements StagingArea {
         )
       ).rows;
       const created = upserted?.created ?? 0;
+      // Counted before any membership changes: who stays out is who had opted out before.
+      const stayedOut = this.target.sync && list !== null ? await this.stayingOut(sql, list) : 0;
       let addedToList = 0;
       if (list !== null) {
         const listId = await ensureList(sql, list, now);
@@ -113,8 +118,101 @@ export class PostgresStagingArea implements StagingArea {
           )
         ).rowCount;
       }
-      return { created, updated: occurrences - created, addedToList };
+      if (this.target.rowLists) await this.addRowLists(sql, now);
+      const summary: ImportSummary = { created, updated: occurrences - created, addedToList };
+      if (this.target.sync && list !== null) {
+        // --sync: the members whose address was not staged leave the list (they stay subscribers).
+        summary.leftList = (
+          await sql.query(
+            `DELETE FROM memberships m USING lists l
+             WHERE l.id = m.list_id AND l.name = $1
+               AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN import_staging st ON st.address = s.address
+                               WHERE st.import_id = $2 AND s.id = m.subscriber_id)`,
+            [list, this.id],
+          )
+        ).rowCount;
+        summary.stayedOut = stayedOut;
+      }
+      return summary;
     });
+  }
+
+  async preview(occurrences: number): Promise<ImportSummary> {
+    const { list } = this.target;
+    return this.tx(async (sql) => {
+      const staged = this.registered ? await this.lockStaged(sql) : 0;
+      if (staged !== occurrences) throw abandoned();
+      const [fresh] = (
+        await sql.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM import_staging st
+           WHERE st.import_id = $1 AND NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.address = st.address)`,
+          [this.id],
+        )
+      ).rows;
+      const created = fresh?.n ?? 0;
+      const summary: ImportSummary = { created, updated: occurrences - created, addedToList: 0 };
+      if (list === null) return summary;
+      const [joining] = (
+        await sql.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM import_staging st
+           WHERE st.import_id = $1
+             AND NOT EXISTS (SELECT 1 FROM subscribers s JOIN memberships m ON m.subscriber_id = s.id
+                             JOIN lists l ON l.id = m.list_id WHERE s.address = st.address AND l.name = $2)`,
+          [this.id, list],
+        )
+      ).rows;
+      summary.addedToList = joining?.n ?? 0;
+      summary.leftList = 0;
+      if (this.target.sync) {
+        const [leaving] = (
+          await sql.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM memberships m JOIN lists l ON l.id = m.list_id
+             JOIN subscribers s ON s.id = m.subscriber_id
+             WHERE l.name = $2
+               AND NOT EXISTS (SELECT 1 FROM import_staging st WHERE st.import_id = $1 AND st.address = s.address)`,
+            [this.id, list],
+          )
+        ).rows;
+        summary.leftList = leaving?.n ?? 0;
+      }
+      summary.stayedOut = await this.stayingOut(sql, list);
+      return summary;
+    });
+  }
+
+  /** Staged addresses that opted out of `list` or of all mail, or are suppressed. */
+  private async stayingOut(sql: Sql, list: string): Promise<number> {
+    const [row] = (
+      await sql.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM import_staging st
+         WHERE st.import_id = $1
+           AND (EXISTS (SELECT 1 FROM subscribers s WHERE s.address = st.address AND s.status = 'unsubscribed')
+                OR EXISTS (SELECT 1 FROM suppressions sup WHERE sup.address = st.address)
+                OR EXISTS (SELECT 1 FROM list_opt_outs o WHERE o.list_name = $2 AND o.address = st.address))`,
+        [this.id, list],
+      )
+    ).rows;
+    return row?.n ?? 0;
+  }
+
+  /** The lists each row names (a `lists` column), created if needed. */
+  private async addRowLists(sql: Sql, now: number): Promise<void> {
+    await sql.query(
+      `INSERT INTO lists (name, created_at)
+       SELECT DISTINCT x.name, $2::bigint FROM import_staging st CROSS JOIN LATERAL unnest(st.lists) AS x(name)
+       WHERE st.import_id = $1
+       ON CONFLICT (name) DO NOTHING`,
+      [this.id, now],
+    );
+    // A new statement, so a new snapshot: it sees lists another import created meanwhile.
+    await sql.query(
+      `INSERT INTO memberships (list_id, subscriber_id, created_at)
+       SELECT l.id, s.id, $2::bigint FROM import_staging st CROSS JOIN LATERAL unnest(st.lists) AS x(name)
+         JOIN lists l ON l.name = x.name JOIN subscribers s ON s.address = st.address
+       WHERE st.import_id = $1 ORDER BY st.seq
+       ON CONFLICT DO NOTHING`,
+      [this.id, now],
+    );
   }
 
   async discard(): Promise<void> {

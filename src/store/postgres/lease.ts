@@ -16,87 +16,91 @@
  * two hosts expiring at once cannot deadlock. renewLease is one UPDATE of the run's row: whichever
  * of a renewal and an expiry commits first wins, and the other sees its result.
  *
- * Time. The SendStore passes `now` in, and this store compares only such caller times, as the
- * SQLite one does: the contract suite (which moves time by passing a later `now`) holds unchanged,
- * and a run's local view of its lease (the engine's LeaseKeeper) is measured on the same clock as
- * the lease in the database. Between hosts that is only safe if their clocks agree, so
- * `registerRun` measures this host's clock against the database's (`clock_timestamp()`) and refuses
- * a run whose clock is off by more than a fraction of the lease (`clockTolerance`). A skewed host
- * therefore cannot end another host's live run early.
+ * Time. Every lease time is the database server's clock (lease-clock.ts: `clock_timestamp()`,
+ * shifted only by how far the caller's `now` is from this process's clock, which is how the
+ * contract suite moves time): `lease_until` is set and renewed from it, and expiry compares with
+ * it. Hosts whose clocks disagree therefore agree on every lease: a host minutes ahead cannot end
+ * a live run, a host minutes behind cannot keep a lease that has passed. The engine's local view
+ * of its own lease (LeaseKeeper) is a countdown of `leaseMs` from the moment it asked, on its
+ * monotonic clock: the database started the same lease no earlier, and both clocks tick at the
+ * same rate, so the local view never outlives the database's. `registerRun` still measures this
+ * host's clock against the server's, and reports a skew beyond `clockTolerance` as a warning: a
+ * run still reads send times, retry times and quota hours from its own clock.
  *
- * Why not the obvious alternative: the database's own clock (`now()`) in every lease comparison
- * would make hosts agree without checking them, but the contract suite could no longer move time,
- * and the engine's local view of its lease, which it checks before every hand-over, would be on
- * another clock than the lease it guards.
+ * Why not the obvious alternative: comparing each caller's own `now` (as SQLite, one host, does)
+ * is only as safe as the hosts' clocks are close, and a host with a stepped clock would end live
+ * runs or keep dead ones; refusing such a host at registration (what this store did before) still
+ * trusts the clock not to move during the run.
  */
-import { DatabaseError } from '../../domain/errors.js';
 import { emptyTally, runTotals } from '../../domain/ledger.js';
 import { LEDGER_REASON } from '../../domain/ledger-reasons.js';
 import type { Millis, RunInfo } from '../../domain/types.js';
-import type { ExpiredRuns, RunEnd, RunRegistration, RunSettlement } from '../../engine/store.js';
+import type {
+  ExpiredRuns,
+  RegisteredRun,
+  RunEnd,
+  RunRegistration,
+  RunSettlement,
+} from '../../engine/store.js';
 import { strandedClaim } from '../conditions.js';
 import { type RunRow, toRun } from '../rows.js';
 import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
 import { recordOutcomesIn, releaseIn } from './fence.js';
+import { dbNow, shiftOf } from './lease-clock.js';
 
 /**
- * How far this host's clock may be from the database's. The engine stops handing messages over
- * `min(5 s, lease/4)` before its lease ends (LeaseKeeper's margin); two hosts each within half of
- * that from the database are within the margin of each other, so no host can see another's lease
- * as expired while that run may still send.
+ * How far this host's clock may be from the database's before a run warns. Leases no longer
+ * depend on it (they are on the database's clock); it is the old refusal threshold, half of the
+ * engine's hand-over margin `min(5 s, lease/4)`, kept as the point where a skew is worth fixing.
  */
 export function clockTolerance(leaseMs: number): number {
   return Math.floor(Math.min(5000, leaseMs / 4) / 2);
 }
 
-export function registerRun(pg: PgDb, registration: RunRegistration): Promise<RunInfo> {
-  const { hostId, hostname, pid, now, leaseMs } = registration;
+export function registerRun(pg: PgDb, registration: RunRegistration): Promise<RegisteredRun> {
+  const { hostId, hostname, pid, pidScope, now, leaseMs } = registration;
   return pg.tx(async (sql) => {
-    await checkClock(sql, leaseMs);
+    const skew = await measureSkew(sql, leaseMs);
+    // started_at is the caller's time (what `runs` shows beside the host's other times); the
+    // lease is the database's (the comment at the top).
     const [row] = (
       await sql.query<RunRow>(
-        `INSERT INTO runs (host_id, hostname, pid, started_at, lease_until) VALUES ($1, $2, $3, $4, $5)
-         RETURNING *`,
-        [hostId, hostname, pid, now, now + leaseMs],
+        `INSERT INTO runs (host_id, hostname, pid, pid_scope, started_at, lease_until)
+         VALUES ($1, $2, $3, $4, $5, ${dbNow('$6')} + $7) RETURNING *`,
+        [hostId, hostname, pid, pidScope ?? null, now, shiftOf(now), leaseMs],
       )
     ).rows;
-    return toRun(row!);
+    const run: RegisteredRun = toRun(row!);
+    if (skew !== null) run.clockSkewMs = skew;
+    return run;
   });
 }
 
 /**
- * Refuses a run on a host whose wall clock is too far from the database server's (see the
- * comment at the top and `clockTolerance`). Measured with this host's real clock, never with the
- * `now` the caller passes (tests move that on purpose).
+ * How far this host's wall clock is from the database server's (positive: this host is behind),
+ * when that is beyond `clockTolerance`; null otherwise. Measured with this host's real clock,
+ * never with the `now` the caller passes (tests move that on purpose).
  */
-async function checkClock(sql: Sql, leaseMs: number): Promise<void> {
+async function measureSkew(sql: Sql, leaseMs: number): Promise<number | null> {
   const before = Date.now();
   const [row] = (
     await sql.query<{ ms: number }>('SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms')
   ).rows;
   const after = Date.now();
   const skew = row!.ms - (before + after) / 2;
-  const tolerance = clockTolerance(leaseMs);
-  if (Math.abs(skew) - (after - before) / 2 <= tolerance) return;
-  const seconds = (Math.abs(skew) / 1000).toFixed(1);
-  throw new DatabaseError(
-    `This host's clock is ${seconds} s ${skew > 0 ? 'behind' : 'ahead of'} the database server's: refusing to start a run.`,
-    [
-      `Runs on several hosts share leases in wall-clock time; their clocks must agree within ${(tolerance / 1000).toFixed(1)} s (a fraction of NEWSLETTER_LEASE).`,
-      'Synchronise the clock of this host (and of the database server) with NTP, e.g. chrony or systemd-timesyncd.',
-    ],
-  );
+  if (Math.abs(skew) - (after - before) / 2 <= clockTolerance(leaseMs)) return null;
+  return Math.round(skew);
 }
 
 export async function renewLease(pg: PgDb, runId: number, now: Millis, leaseMs: number): Promise<boolean> {
   // A run that another run has ended (its lease had expired) cannot bring itself back: the
   // `ended_at IS NULL` condition is what makes a lost lease final. The row lock orders this
   // against expireRuns: whichever commits first wins, the other sees its result.
-  const result = await pg.one('UPDATE runs SET lease_until = $1 WHERE id = $2 AND ended_at IS NULL', [
-    now + leaseMs,
-    runId,
-  ]);
+  const result = await pg.one(
+    `UPDATE runs SET lease_until = ${dbNow('$1')} + $2 WHERE id = $3 AND ended_at IS NULL`,
+    [shiftOf(now), leaseMs, runId],
+  );
   return result.rowCount === 1;
 }
 
@@ -117,9 +121,9 @@ export function expireRuns(pg: PgDb, now: Millis, deadRunIds: number[]): Promise
     // its deliveries), so two hosts expiring at once cannot deadlock.
     const expired = (
       await sql.query<{ id: number }>(
-        `SELECT id FROM runs WHERE ended_at IS NULL AND (lease_until < $1 OR id = ANY($2::bigint[]))
+        `SELECT id FROM runs WHERE ended_at IS NULL AND (lease_until < ${dbNow('$1')} OR id = ANY($2::bigint[]))
          ORDER BY id FOR UPDATE SKIP LOCKED`,
-        [now, deadRunIds],
+        [shiftOf(now), deadRunIds],
       )
     ).rows.map((row) => row.id);
     if (expired.length === 0) return { runs: 0, unknown: 0, ...(await heal(sql, now)) };

@@ -4,12 +4,15 @@
  * (claim.ts), so a cancel is never overtaken by a claim that read `sending` before it.
  */
 import { LEDGER_REASON } from '../../domain/ledger-reasons.js';
+import { SCHEDULABLE } from '../../domain/newsletter-life.js';
 import { noSuchList, noSuchNewsletter } from '../../domain/not-found.js';
+import { segmentToColumn } from '../../domain/segment.js';
 import type { Delivery, DeliveryState, Millis, Newsletter, NewsletterStatus } from '../../domain/types.js';
 import { type DeliveryRow, type NewsletterRow, toDelivery } from '../rows.js';
 import type { NewNewsletter, Transition } from '../store.js';
 import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
+import { storeTemplateAndZone } from './newsletter-life.js';
 import { NEWSLETTER_SELECT, rows } from './selects.js';
 
 export async function createNewsletter(pg: PgDb, input: NewNewsletter, now: Millis): Promise<Newsletter> {
@@ -35,6 +38,10 @@ export async function createNewsletter(pg: PgDb, input: NewNewsletter, now: Mill
       )
     ).rows;
     const newsletterId = created!.id;
+    const segment = segmentToColumn(input.segment ?? null);
+    if (segment !== null)
+      await sql.query('UPDATE newsletters SET segment = $1::jsonb WHERE id = $2', [segment, newsletterId]);
+    await storeTemplateAndZone(sql, newsletterId, input);
     await sql.query(
       `INSERT INTO newsletter_lists (newsletter_id, list_id)
        SELECT $1, list_id FROM unnest($2::bigint[]) AS list_id ON CONFLICT DO NOTHING`,
@@ -54,11 +61,20 @@ export async function listNewsletters(pg: PgDb): Promise<Newsletter[]> {
   return (await pg.rows<NewsletterRow>(`${NEWSLETTER_SELECT} ORDER BY n.id`)).map(rows.toNewsletter);
 }
 
-export function scheduleNewsletter(pg: PgDb, id: number, at: Millis, now: Millis): Promise<Transition> {
-  return transition(pg, id, ['draft', 'scheduled'], async (sql) => {
+export function scheduleNewsletter(
+  pg: PgDb,
+  id: number,
+  at: Millis,
+  now: Millis,
+  zone: string | null = null,
+): Promise<Transition> {
+  // A failed newsletter scheduled again (after `edit --template`) loses its failure: `status`
+  // stops warning about it, and the run that sends it builds and checks it again.
+  return transition(pg, id, SCHEDULABLE, async (sql) => {
     await sql.query(
-      "UPDATE newsletters SET status = 'scheduled', scheduled_at = $1, updated_at = $2 WHERE id = $3",
-      [at, now, id],
+      `UPDATE newsletters SET status = 'scheduled', scheduled_at = $1, scheduled_zone = $2, failure_reason = NULL,
+         finished_at = NULL, updated_at = $3 WHERE id = $4`,
+      [at, zone, now, id],
     );
   });
 }
@@ -87,10 +103,10 @@ export function cancelNewsletter(pg: PgDb, id: number, now: Millis): Promise<Tra
  * (they hold the newsletter FOR SHARE), so a cancel is never overtaken by a claim that read
  * `sending` before it.
  */
-function transition(
+export function transition(
   pg: PgDb,
   id: number,
-  from: NewsletterStatus[],
+  from: readonly NewsletterStatus[],
   apply: (sql: Sql) => Promise<void>,
 ): Promise<Transition> {
   return pg.tx(async (sql): Promise<Transition> => {

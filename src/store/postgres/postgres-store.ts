@@ -10,8 +10,8 @@
  *   candidates with `SKIP LOCKED` (claim.ts): runs on several hosts take disjoint batches of
  *   one newsletter at once and never wait on each other.
  * - Every outcome is fenced by run id and state `claimed` (fence.ts); a run whose lease passed
- *   finds its rows `unknown` and changes nothing. Leases compare caller times, and a host whose
- *   clock is off is refused (lease.ts).
+ *   finds its rows `unknown` and changes nothing. Leases are on the database server's clock, so
+ *   a host whose clock is off cannot misjudge them; it is only warned (lease.ts, lease-clock.ts).
  * - The sending account's hourly quota is one row per (account, hour) that every host reserves
  *   from under its row lock (quota.ts): together they never exceed the limit.
  *
@@ -23,8 +23,17 @@ import { describeDatabase } from '../../domain/database-location.js';
 import type { ReconcileAction } from '../../domain/reconcile.js';
 import type { DeliveryState, Millis, VerifiedBody } from '../../domain/types.js';
 import type { ClaimRequest, NewsletterAsRead, RunEnd, RunRegistration } from '../../engine/store.js';
-import type { BounceEvent, ImportTarget, NewNewsletter, Store, SubscriberInput } from '../store.js';
+import type {
+  BounceEvent,
+  ImportTarget,
+  NewNewsletter,
+  NewsletterPatch,
+  Store,
+  SubscriberInput,
+} from '../store.js';
+import type { Audience, Segment } from '../../domain/segment.js';
 import * as audience from './audience.js';
+import * as fieldGaps from './field-gaps.js';
 import * as bounces from './bounces.js';
 import * as claim from './claim.js';
 import { createPool, poolSql } from './connection.js';
@@ -34,13 +43,19 @@ import { storageFootprint } from './footprint.js';
 import { hardBounces } from './hard-bounces.js';
 import * as lease from './lease.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
+import * as newsletterLife from './newsletter-life.js';
 import * as newsletters from './newsletters.js';
 import * as quota from './quota.js';
+import * as reports from './reports.js';
+import type { ReportEvent } from '../report-store.js';
 import * as prune from './prune.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
 import * as forget from './forget.js';
 import * as subscribers from './subscribers.js';
+import * as listsAndOptOuts from './lists.js';
+import type { SubscriberRef } from '../list-store.js';
+import type { OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 
 export interface PostgresOpenOptions {
   /** --dry-run and read-only views: every statement runs in a READ ONLY transaction. */
@@ -147,6 +162,30 @@ export class PostgresStore implements Store {
     return subscribers.lists(this.pg);
   }
 
+  // ---- lists and opt-outs: lists.ts (issue 14) ----------------------------------------------------
+
+  async optOut(who: SubscriberRef, scope: OptOutScope, source: OptOutSource, now: Millis) {
+    return listsAndOptOuts.optOut(this.pg, who, scope, source, now);
+  }
+  async optOutPage(subscriberId: number, newsletterId: number) {
+    return listsAndOptOuts.optOutPage(this.pg, subscriberId, newsletterId);
+  }
+  async listOptOuts(address: string) {
+    return listsAndOptOuts.listOptOuts(this.pg, address);
+  }
+  async resubscribe(address: string, lists: string[] | null, by: string, reason: string, now: Millis) {
+    return listsAndOptOuts.resubscribe(this.pg, address, lists, by, reason, now);
+  }
+  async removeFromList(address: string, list: string, now: Millis) {
+    return listsAndOptOuts.removeFromList(this.pg, address, list, now);
+  }
+  async renameList(from: string, to: string, now: Millis) {
+    return listsAndOptOuts.renameList(this.pg, from, to, now);
+  }
+  async deleteList(name: string, now: Millis) {
+    return listsAndOptOuts.deleteList(this.pg, name, now);
+  }
+
   // ---- newsletters: newsletters.ts -------------------------------------------------------------
 
   async createNewsletter(input: NewNewsletter, now: Millis) {
@@ -158,8 +197,15 @@ export class PostgresStore implements Store {
   async listNewsletters() {
     return newsletters.listNewsletters(this.pg);
   }
-  async scheduleNewsletter(id: number, at: Millis, now: Millis) {
-    return newsletters.scheduleNewsletter(this.pg, id, at, now);
+  async scheduleNewsletter(id: number, at: Millis, now: Millis, zone: string | null = null) {
+    return newsletters.scheduleNewsletter(this.pg, id, at, now, zone);
+  }
+  // edit and delete: newsletter-life.ts
+  async editNewsletter(id: number, patch: NewsletterPatch, now: Millis) {
+    return newsletterLife.editNewsletter(this.pg, id, patch, now);
+  }
+  async deleteNewsletter(id: number) {
+    return newsletterLife.deleteNewsletter(this.pg, id);
   }
   async cancelNewsletter(id: number, now: Millis) {
     return newsletters.cancelNewsletter(this.pg, id, now);
@@ -173,8 +219,11 @@ export class PostgresStore implements Store {
   async knownFieldNames() {
     return audience.knownFieldNames(this.pg);
   }
-  async audienceSize(lists: string[]) {
-    return audience.audienceSize(this.pg, lists);
+  async audienceSize(lists: string[], segment: Segment | null = null) {
+    return audience.audienceSize(this.pg, lists, segment);
+  }
+  async fieldGaps(target: Audience, fields: readonly string[]) {
+    return fieldGaps.fieldGaps(this.pg, target, fields);
   }
   async counts(newsletterId: number) {
     return audience.counts(this.pg, newsletterId);
@@ -184,8 +233,9 @@ export class PostgresStore implements Store {
     lists: string[],
     afterSubscriberId: number,
     limit: number,
+    segment: Segment | null = null,
   ) {
-    return audience.pendingRecipients(this.pg, newsletterId, lists, afterSubscriberId, limit);
+    return audience.pendingRecipients(this.pg, newsletterId, lists, afterSubscriberId, limit, segment);
   }
 
   // ---- runs and leases: lease.ts ---------------------------------------------------------------
@@ -292,5 +342,20 @@ export class PostgresStore implements Store {
   }
   async recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }) {
     return bounces.recordBounce(this.pg, event, options);
+  }
+
+  // ---- authenticated reports (issue 18): reports.ts --------------------------------------------
+
+  async deliveryById(deliveryId: number) {
+    return reports.deliveryById(this.pg, deliveryId);
+  }
+  async deliveriesByMessageId(messageId: string) {
+    return reports.deliveriesByMessageId(this.pg, messageId);
+  }
+  async recordReport(event: ReportEvent, options: { softLimit: number; now: Millis }) {
+    return reports.recordReport(this.pg, event, options);
+  }
+  async reportCounts(newsletterIds: readonly number[]) {
+    return reports.reportCounts(this.pg, newsletterIds);
   }
 }

@@ -6,7 +6,9 @@
  */
 import type { Millis, Newsletter, VerifiedBody } from '../../domain/types.js';
 import type { NewsletterAsRead } from '../../engine/store.js';
+import { segmentFromColumn } from '../../domain/segment.js';
 import { audienceClosedSql, inAudience } from '../conditions.js';
+import { andInSegment, pgBinder } from '../segment-sql.js';
 import type { NewsletterRow } from '../rows.js';
 import type { PgDb } from './db.js';
 import { NEWSLETTER_SELECT, rows } from './selects.js';
@@ -64,16 +66,27 @@ export async function completeIfDone(pg: PgDb, newsletterId: number, now: Millis
   // still claimed or waiting for a retry. One statement, one snapshot: a claim committed by
   // another host is either visible as `claimed` or its recipients are still pending, never
   // neither. (Two statements could see the pending recipients already claimed, but not the
-  // claims.)
+  // claims.) The segment narrows "nobody left" as it narrows the claim; it is fixed once the
+  // newsletter is sending, so reading it first does not split the snapshot that matters.
+  const [newsletter] = await pg.rows<{ segment: unknown }>('SELECT segment FROM newsletters WHERE id = $1', [
+    newsletterId,
+  ]);
+  const params: unknown[] = [newsletterId, now];
+  const inSegment = andInSegment(
+    'postgres',
+    segmentFromColumn(newsletter?.segment ?? null),
+    's',
+    pgBinder(params),
+  );
   const result = await pg.one(
     `UPDATE newsletters SET status = 'sent', finished_at = $2, updated_at = $2
      WHERE id = $1 AND status = 'sending'
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.state IN ('claimed', 'retry'))
        -- finished_at set: reopened by reconcile --resend, its audience is closed (src/domain/audience.ts)
        AND (${audienceClosedSql('newsletters')}
-            OR NOT EXISTS (SELECT 1 FROM subscribers s WHERE ${inAudience('$1')}
+            OR NOT EXISTS (SELECT 1 FROM subscribers s WHERE ${inAudience('$1')}${inSegment}
                              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address)))`,
-    [newsletterId, now],
+    params,
   );
   return result.rowCount === 1;
 }

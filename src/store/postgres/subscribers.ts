@@ -5,7 +5,7 @@
 import { REMOVED_OPT_OUT } from '../../domain/ledger-reasons.js';
 import type { Millis, Subscriber } from '../../domain/types.js';
 import type { SubscriberRow } from '../rows.js';
-import { reachable } from '../conditions.js';
+import { notOptedOut, reachable } from '../conditions.js';
 import { importThroughStaging } from '../staged-import.js';
 import type { ImportSummary, ImportTarget, ListSummary, SubscriberInput } from '../store.js';
 import type { Sql } from './connection.js';
@@ -22,7 +22,7 @@ export function importSubscribers(
   // Staged in short transactions, then published in one short one: src/store/staged-import.ts,
   // ./import-staging.ts.
   const area = new PostgresStagingArea((fn) => pg.tx(fn), options);
-  return importThroughStaging(input, area, POSTGRES_STAGE_BATCH, options.at);
+  return importThroughStaging(input, area, POSTGRES_STAGE_BATCH, options.at, options.dryRun === true);
 }
 
 export function addSubscriber(
@@ -99,7 +99,7 @@ export function lists(pg: PgDb): Promise<ListSummary[]> {
   return pg.rows<ListSummary>(
     `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members,
             (SELECT count(*) FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
-              WHERE m.list_id = l.id AND ${reachable('s')}) AS reachable
+              WHERE m.list_id = l.id AND ${reachable('s')} AND ${notOptedOut('l.name', 's.address')}) AS reachable
      FROM lists l ORDER BY l.name COLLATE "C"`,
   );
 }

@@ -7,9 +7,11 @@ import { audienceClosed } from '../../domain/audience.js';
 import { deliveryCounts } from '../../domain/ledger.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
 import { storedCounts } from '../../domain/prune.js';
+import { type Segment, segmentFromColumn } from '../../domain/segment.js';
 import type { DeliveryCounts, DeliveryState, PendingRecipient } from '../../domain/types.js';
-import { inAudience } from '../conditions.js';
+import { inAudience, notOptedOut } from '../conditions.js';
 import { type CandidateRow, SELECT_CANDIDATES } from '../rows.js';
+import { andInSegment, sqliteBinder } from '../segment-sql.js';
 import type { SqliteDb } from './db.js';
 import { rows } from './selects.js';
 
@@ -17,14 +19,16 @@ export function knownFieldNames(c: SqliteDb): string[] {
   return (c.sql('SELECT name FROM field_names ORDER BY name').all() as { name: string }[]).map((r) => r.name);
 }
 
-export function audienceSize(c: SqliteDb, lists: string[]): number {
+export function audienceSize(c: SqliteDb, lists: string[], segment: Segment | null = null): number {
   if (lists.length === 0) return 0;
+  const params: Record<string, unknown> = { lists: JSON.stringify(lists) };
   const row = c
     .sql(
       `SELECT count(DISTINCT m.subscriber_id) AS n FROM memberships m JOIN lists l ON l.id = m.list_id
-         WHERE l.name IN (SELECT value FROM json_each(?))`,
+         JOIN subscribers s ON s.id = m.subscriber_id
+         WHERE l.name IN (SELECT value FROM json_each(:lists)) AND ${notOptedOut('l.name', 's.address')}${andInSegment('sqlite', segment, 's', sqliteBinder(params))}`,
     )
-    .get(JSON.stringify(lists)) as { n: number };
+    .get(params) as { n: number };
   return row.n;
 }
 
@@ -56,17 +60,20 @@ export function ledgerCounts(c: SqliteDb, newsletterId: number): DeliveryCounts 
 
 /** Recipients in the audience with no ledger row yet; 0 once the audience is closed. */
 export function pendingCount(c: SqliteDb, newsletterId: number): number {
-  const newsletter = c.sql('SELECT status, finished_at FROM newsletters WHERE id = ?').get(newsletterId) as
-    | { status: string; finished_at: number | null }
-    | undefined;
+  const newsletter = c
+    .sql('SELECT status, finished_at, segment FROM newsletters WHERE id = ?')
+    .get(newsletterId) as { status: string; finished_at: number | null; segment: string | null } | undefined;
   if (!newsletter || audienceClosed({ status: newsletter.status, finishedAt: newsletter.finished_at }))
     return 0;
+  // The segment as the claim applies it (claim.ts): who is outside it is not pending.
+  const params: Record<string, unknown> = { nl: newsletterId };
+  const segment = andInSegment('sqlite', segmentFromColumn(newsletter.segment), 's', sqliteBinder(params));
   const row = c
     .sql(
-      `SELECT count(*) AS n FROM subscribers s WHERE ${inAudience(':nl')}
+      `SELECT count(*) AS n FROM subscribers s WHERE ${inAudience(':nl')}${segment}
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)`,
     )
-    .get({ nl: newsletterId }) as { n: number };
+    .get(params) as { n: number };
   return row.n;
 }
 
@@ -76,21 +83,25 @@ export function pendingRecipients(
   lists: string[],
   afterSubscriberId: number,
   limit: number,
+  segment: Segment | null = null,
 ): PendingRecipient[] {
+  const params: Record<string, unknown> = {
+    after: afterSubscriberId,
+    lists: JSON.stringify(lists),
+    nl: newsletterId ?? -1,
+    limit,
+  };
+  const inSegment = andInSegment('sqlite', segment, 's', sqliteBinder(params));
   const found = c
     .sql(
       `${SELECT_CANDIDATES}
        WHERE s.id > :after
            AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id
-                       WHERE m.subscriber_id = s.id AND l.name IN (SELECT value FROM json_each(:lists)))
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
+                       WHERE m.subscriber_id = s.id AND l.name IN (SELECT value FROM json_each(:lists))
+                         AND ${notOptedOut('l.name', 's.address')})
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)${inSegment}
          ORDER BY s.id LIMIT :limit`,
     )
-    .all({
-      after: afterSubscriberId,
-      lists: JSON.stringify(lists),
-      nl: newsletterId ?? -1,
-      limit,
-    }) as CandidateRow[];
+    .all(params) as CandidateRow[];
   return found.map((row) => rows.toPending(newsletterId ?? 0, row, skipReason(row)));
 }

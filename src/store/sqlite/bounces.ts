@@ -46,7 +46,7 @@ export function listSuppressions(
   // SQLite compares TEXT as bytes (BINARY), the order PostgreSQL gives with COLLATE "C".
   const found = c
     .sql(
-      'SELECT address, reason, source, created_at FROM suppressions WHERE address > ? ORDER BY address LIMIT ?',
+      'SELECT address, reason, source, created_at, report_id FROM suppressions WHERE address > ? ORDER BY address LIMIT ?',
     )
     .all(filter.afterAddress ?? '', filter.limit) as SuppressionRow[];
   return found.map(toSuppression);

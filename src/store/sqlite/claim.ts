@@ -18,7 +18,9 @@
  *
  * The order: due `retry` rows first (the earliest due first), then subscribers of the audience
  * with no ledger row yet, in subscriber-id order after `afterSubscriberId` (a hint within one run:
- * the NOT EXISTS on the ledger is the truth). Rows go one statement each, prepared once per
+ * the NOT EXISTS on the ledger is the truth). A newsletter's segment (src/domain/segment.ts) is
+ * part of "the audience": its condition (../segment-sql.ts) narrows the candidates, so someone
+ * outside it never gets a row, and every count (audience.ts) applies the same condition. Rows go one statement each, prepared once per
  * connection: inside the lock a row costs microseconds.
  *
  * Why not the obvious alternatives:
@@ -35,9 +37,11 @@ import { audienceClosed } from '../../domain/audience.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
+import { segmentFromColumn } from '../../domain/segment.js';
 import { inAudience } from '../conditions.js';
 import type { CandidateRow, RetryRow } from '../rows.js';
 import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
+import { andInSegment, sqliteBinder } from '../segment-sql.js';
 import type { SqliteDb } from './db.js';
 import { rows } from './selects.js';
 
@@ -47,8 +51,8 @@ export function claimBatch(c: SqliteDb, request: ClaimRequest): ClaimResult {
 
 function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
   const { newsletterId: nl, runId, now } = request;
-  const newsletter = c.sql('SELECT status, finished_at FROM newsletters WHERE id = ?').get(nl) as
-    | { status: string; finished_at: number | null }
+  const newsletter = c.sql('SELECT status, finished_at, segment FROM newsletters WHERE id = ?').get(nl) as
+    | { status: string; finished_at: number | null; segment: string | null }
     | undefined;
   if (newsletter?.status !== 'sending') return nothingClaimed(request, false);
   // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
@@ -87,14 +91,17 @@ function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
   const room = request.limit - dueRetries.length;
   // finished_at set on a `sending` newsletter: reopened by reconcile --resend, its audience is closed.
   if (room > 0 && !audienceClosed({ status: newsletter.status, finishedAt: newsletter.finished_at })) {
+    // Only the newsletter's segment is its audience: someone outside it gets no row at all.
+    const params: Record<string, unknown> = { nl, after: request.afterSubscriberId, room };
+    const segment = andInSegment('sqlite', segmentFromColumn(newsletter.segment), 's', sqliteBinder(params));
     const fresh = c
       .sql(
         `${SELECT_CANDIDATES}
-         WHERE s.id > :after AND ${inAudience(':nl')}
+         WHERE s.id > :after AND ${inAudience(':nl')}${segment}
            AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = :nl AND d.address = s.address)
          ORDER BY s.id LIMIT :room`,
       )
-      .all({ nl, after: request.afterSubscriberId, room }) as CandidateRow[];
+      .all(params) as CandidateRow[];
     const insert = c.sql(
       `INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -30,6 +30,8 @@ export function forgetAddress(c: SqliteDb, address: string, now: Millis): Forget
     const subscriber = c.sql('DELETE FROM subscribers WHERE address = ?').run(address).changes === 1;
     c.sql('DELETE FROM suppressions WHERE address = ?').run(address);
     c.sql('DELETE FROM bounce_events WHERE address = ?').run(address);
+    // Per-list opt-outs name the address; the forgotten hash keeps them out of every list now.
+    c.sql('DELETE FROM list_opt_outs WHERE address = ?').run(address);
     // The rows stay (each newsletter's counts must still add up to its audience), naming nobody:
     // a reply or reason that quoted the address (a 5.1.1 usually does) is replaced as a whole.
     const deliveries = c

@@ -45,16 +45,19 @@ export class SqliteStagingArea implements StagingArea {
       email       TEXT NOT NULL,
       name        TEXT NOT NULL,
       fields      TEXT NOT NULL,
-      occurrences INTEGER NOT NULL
+      occurrences INTEGER NOT NULL,
+      lists       TEXT NOT NULL DEFAULT '[]'
     )`);
     // A repeat of an address merges as the one-transaction import did: last email and name win,
     // fields merged, new over old; its seq (where it first appeared) stays.
     this.insert = db.prepare(
-      `INSERT INTO temp.import_staging (seq, address, email, name, fields, occurrences)
-       VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO temp.import_staging (seq, address, email, name, fields, occurrences, lists)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (address) DO UPDATE SET email = excluded.email, name = excluded.name,
          fields = json_patch(import_staging.fields, excluded.fields),
-         occurrences = import_staging.occurrences + excluded.occurrences`,
+         occurrences = import_staging.occurrences + excluded.occurrences,
+         lists = (SELECT json_group_array(value) FROM (SELECT value FROM json_each(import_staging.lists)
+                  UNION SELECT value FROM json_each(excluded.lists)))`,
     );
   }
 
@@ -69,6 +72,7 @@ export class SqliteStagingArea implements StagingArea {
           row.name,
           JSON.stringify(row.fields),
           row.occurrences,
+          JSON.stringify(row.lists ?? []),
         );
       }
     })();
@@ -105,14 +109,117 @@ export class SqliteStagingArea implements StagingArea {
                fields = json_patch(subscribers.fields, excluded.fields), updated_at = excluded.updated_at`,
           )
           .run({ now });
+        // Counted before any membership changes: who stays out is who had opted out before.
+        const stayedOut = this.target.sync && list !== null ? this.stayingOut(list) : undefined;
         const addedToList = list === null ? 0 : this.addMemberships(list, now);
-        return { created: counts.fresh, updated: counts.staged - counts.fresh, addedToList };
+        if (this.target.rowLists) this.addRowLists(now);
+        const summary: ImportSummary = {
+          created: counts.fresh,
+          updated: counts.staged - counts.fresh,
+          addedToList,
+        };
+        if (this.target.sync && list !== null) {
+          summary.leftList = this.leaveList(list);
+          summary.stayedOut = stayedOut ?? 0;
+        }
+        return summary;
       })
       .immediate();
   }
 
+  async preview(occurrences: number): Promise<ImportSummary> {
+    const { list } = this.target;
+    // A read transaction: one snapshot of the database, no lock taken, nothing written.
+    return this.db
+      .transaction((): ImportSummary => {
+        const counts = this.db
+          .prepare(
+            `SELECT coalesce(sum(occurrences), 0) AS staged,
+                    coalesce(sum(NOT EXISTS (SELECT 1 FROM main.subscribers s WHERE s.address = st.address)), 0) AS fresh
+             FROM temp.import_staging st`,
+          )
+          .get() as { staged: number; fresh: number };
+        if (counts.staged !== occurrences) {
+          throw new Error(`the import staged ${occurrences} rows but ${counts.staged} are there`);
+        }
+        const summary: ImportSummary = {
+          created: counts.fresh,
+          updated: counts.staged - counts.fresh,
+          addedToList: 0,
+        };
+        if (list === null) return summary;
+        summary.addedToList = (
+          this.db
+            .prepare(
+              `SELECT count(*) AS n FROM temp.import_staging st
+               WHERE NOT EXISTS (SELECT 1 FROM main.subscribers s JOIN main.memberships m ON m.subscriber_id = s.id
+                                 JOIN main.lists l ON l.id = m.list_id WHERE s.address = st.address AND l.name = ?)`,
+            )
+            .get(list) as { n: number }
+        ).n;
+        summary.leftList = this.target.sync
+          ? (
+              this.db
+                .prepare(
+                  `SELECT count(*) AS n FROM main.memberships m JOIN main.lists l ON l.id = m.list_id
+                   JOIN main.subscribers s ON s.id = m.subscriber_id
+                   WHERE l.name = ? AND NOT EXISTS (SELECT 1 FROM temp.import_staging st WHERE st.address = s.address)`,
+                )
+                .get(list) as { n: number }
+            ).n
+          : 0;
+        summary.stayedOut = this.stayingOut(list);
+        return summary;
+      })
+      .deferred();
+  }
+
   async discard(): Promise<void> {
     this.db.exec('DROP TABLE IF EXISTS temp.import_staging');
+  }
+
+  /** Staged addresses that opted out of `list` or of all mail, or are suppressed. */
+  private stayingOut(list: string): number {
+    return (
+      this.db
+        .prepare(
+          `SELECT count(*) AS n FROM temp.import_staging st
+           WHERE EXISTS (SELECT 1 FROM main.subscribers s WHERE s.address = st.address AND s.status = 'unsubscribed')
+              OR EXISTS (SELECT 1 FROM main.suppressions sup WHERE sup.address = st.address)
+              OR EXISTS (SELECT 1 FROM main.list_opt_outs o WHERE o.list_name = ? AND o.address = st.address)`,
+        )
+        .get(list) as { n: number }
+    ).n;
+  }
+
+  /** --sync: the members of `list` whose address was not staged leave it (they stay subscribers). */
+  private leaveList(list: string): number {
+    return this.db
+      .prepare(
+        `DELETE FROM main.memberships
+         WHERE list_id = (SELECT id FROM main.lists WHERE name = ?)
+           AND NOT EXISTS (SELECT 1 FROM main.subscribers s JOIN temp.import_staging st ON st.address = s.address
+                           WHERE s.id = memberships.subscriber_id)`,
+      )
+      .run(list).changes;
+  }
+
+  /** The lists each row names (a `lists` column), created if needed. */
+  private addRowLists(now: Millis): void {
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO main.lists (name, created_at)
+         SELECT DISTINCT j.value, ? FROM temp.import_staging st, json_each(st.lists) j`,
+      )
+      .run(now);
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO main.memberships (list_id, subscriber_id, created_at)
+         SELECT l.id, s.id, ? FROM temp.import_staging st, json_each(st.lists) j
+           JOIN main.lists l ON l.name = j.value JOIN main.subscribers s ON s.address = st.address
+         ORDER BY st.seq`,
+      )
+      .run(now);
   }
 
   private addMemberships(list: string, now: Millis): number {

@@ -24,17 +24,25 @@
 import { emptyTally, runTotals } from '../../domain/ledger.js';
 import { LEDGER_REASON } from '../../domain/ledger-reasons.js';
 import type { Millis, RunInfo } from '../../domain/types.js';
-import type { ExpiredRuns, RunEnd, RunRegistration, RunSettlement } from '../../engine/store.js';
+import type {
+  ExpiredRuns,
+  RegisteredRun,
+  RunEnd,
+  RunRegistration,
+  RunSettlement,
+} from '../../engine/store.js';
 import { strandedClaim } from '../conditions.js';
 import { type RunRow, toRun } from '../rows.js';
 import type { SqliteDb } from './db.js';
 import { recordOutcomesNow, releaseNow } from './fence.js';
 
-export function registerRun(c: SqliteDb, registration: RunRegistration): RunInfo {
-  const { hostId, hostname, pid, now, leaseMs } = registration;
+export function registerRun(c: SqliteDb, registration: RunRegistration): RegisteredRun {
+  const { hostId, hostname, pid, pidScope, now, leaseMs } = registration;
   const result = c
-    .sql('INSERT INTO runs (host_id, hostname, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?)')
-    .run(hostId, hostname, pid, now, now + leaseMs);
+    .sql(
+      'INSERT INTO runs (host_id, hostname, pid, pid_scope, started_at, lease_until) VALUES (?, ?, ?, ?, ?, ?)',
+    )
+    .run(hostId, hostname, pid, pidScope ?? null, now, now + leaseMs);
   return toRun(c.sql('SELECT * FROM runs WHERE id = ?').get(Number(result.lastInsertRowid)) as RunRow);
 }
 

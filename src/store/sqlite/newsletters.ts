@@ -4,11 +4,14 @@
  * by a run between its check and its write.
  */
 import { LEDGER_REASON } from '../../domain/ledger-reasons.js';
+import { SCHEDULABLE } from '../../domain/newsletter-life.js';
 import { noSuchList, noSuchNewsletter } from '../../domain/not-found.js';
+import { segmentToColumn } from '../../domain/segment.js';
 import type { Delivery, DeliveryState, Millis, Newsletter, NewsletterStatus } from '../../domain/types.js';
 import { type DeliveryRow, type NewsletterRow, toDelivery } from '../rows.js';
 import type { NewNewsletter, Transition } from '../store.js';
 import type { SqliteDb } from './db.js';
+import { storeTemplateAndZone } from './newsletter-life.js';
 import { NEWSLETTER_SELECT, rows } from './selects.js';
 
 export function createNewsletter(c: SqliteDb, input: NewNewsletter, now: Millis): Newsletter {
@@ -32,6 +35,9 @@ export function createNewsletter(c: SqliteDb, input: NewNewsletter, now: Millis)
         now,
       });
     const newsletterId = Number(result.lastInsertRowid);
+    const segment = segmentToColumn(input.segment ?? null);
+    if (segment !== null) c.sql('UPDATE newsletters SET segment = ? WHERE id = ?').run(segment, newsletterId);
+    storeTemplateAndZone(c, newsletterId, input);
     const link = c.sql('INSERT INTO newsletter_lists (newsletter_id, list_id) VALUES (?, ?)');
     for (const listId of listIds) link.run(newsletterId, listId);
     return newsletterId;
@@ -48,11 +54,22 @@ export function listNewsletters(c: SqliteDb): Newsletter[] {
   return (c.sql(`${NEWSLETTER_SELECT} ORDER BY n.id`).all() as NewsletterRow[]).map(rows.toNewsletter);
 }
 
-export function scheduleNewsletter(c: SqliteDb, id: number, at: Millis, now: Millis): Transition {
-  return transition(c, id, ['draft', 'scheduled'], () =>
+export function scheduleNewsletter(
+  c: SqliteDb,
+  id: number,
+  at: Millis,
+  now: Millis,
+  zone: string | null = null,
+): Transition {
+  // A failed newsletter scheduled again (after `edit --template`) loses its failure: `status`
+  // stops warning about it, and the run that sends it builds and checks it again.
+  return transition(c, id, SCHEDULABLE, () =>
     c
-      .sql("UPDATE newsletters SET status = 'scheduled', scheduled_at = ?, updated_at = ? WHERE id = ?")
-      .run(at, now, id),
+      .sql(
+        `UPDATE newsletters SET status = 'scheduled', scheduled_at = ?, scheduled_zone = ?, failure_reason = NULL,
+           finished_at = NULL, updated_at = ? WHERE id = ?`,
+      )
+      .run(at, zone, now, id),
   );
 }
 
@@ -74,7 +91,12 @@ export function cancelNewsletter(c: SqliteDb, id: number, now: Millis): Transiti
 }
 
 /** A status change checked and made in one IMMEDIATE transaction. */
-function transition(c: SqliteDb, id: number, from: NewsletterStatus[], apply: () => void): Transition {
+export function transition(
+  c: SqliteDb,
+  id: number,
+  from: readonly NewsletterStatus[],
+  apply: () => void,
+): Transition {
   return c.immediate((): Transition => {
     const row = c.sql('SELECT status FROM newsletters WHERE id = ?').get(id) as
       | { status: NewsletterStatus }

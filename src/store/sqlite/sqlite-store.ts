@@ -13,8 +13,17 @@ import type { OutcomeWrite } from '../../domain/ledger.js';
 import type { ReconcileAction } from '../../domain/reconcile.js';
 import type { DeliveryState, Millis, VerifiedBody } from '../../domain/types.js';
 import type { ClaimRequest, NewsletterAsRead, RunEnd, RunRegistration } from '../../engine/store.js';
-import type { BounceEvent, ImportTarget, NewNewsletter, Store, SubscriberInput } from '../store.js';
+import type {
+  BounceEvent,
+  ImportTarget,
+  NewNewsletter,
+  NewsletterPatch,
+  Store,
+  SubscriberInput,
+} from '../store.js';
+import type { Audience, Segment } from '../../domain/segment.js';
 import * as audience from './audience.js';
+import * as fieldGaps from './field-gaps.js';
 import { backupSqlite } from './backup.js';
 import * as bounces from './bounces.js';
 import * as claim from './claim.js';
@@ -24,15 +33,21 @@ import { storageFootprint } from './footprint.js';
 import { hardBounces } from './hard-bounces.js';
 import * as lease from './lease.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
+import * as newsletterLife from './newsletter-life.js';
 import * as newsletters from './newsletters.js';
 import { type OpenOptions, openSqlite } from './open.js';
 import { META_VALUE } from './queries.js';
+import type { ReportEvent } from '../report-store.js';
 import * as quota from './quota.js';
+import * as reports from './reports.js';
 import * as prune from './prune.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
 import * as forget from './forget.js';
 import * as subscribers from './subscribers.js';
+import * as listsAndOptOuts from './lists.js';
+import type { SubscriberRef } from '../list-store.js';
+import type { OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -117,6 +132,30 @@ export class SqliteStore implements Store {
     return subscribers.lists(this.c);
   }
 
+  // ---- lists and opt-outs: lists.ts (issue 14) ----------------------------------------------------
+
+  async optOut(who: SubscriberRef, scope: OptOutScope, source: OptOutSource, now: Millis) {
+    return listsAndOptOuts.optOut(this.c, who, scope, source, now);
+  }
+  async optOutPage(subscriberId: number, newsletterId: number) {
+    return listsAndOptOuts.optOutPage(this.c, subscriberId, newsletterId);
+  }
+  async listOptOuts(address: string) {
+    return listsAndOptOuts.listOptOuts(this.c, address);
+  }
+  async resubscribe(address: string, lists: string[] | null, by: string, reason: string, now: Millis) {
+    return listsAndOptOuts.resubscribe(this.c, address, lists, by, reason, now);
+  }
+  async removeFromList(address: string, list: string, now: Millis) {
+    return listsAndOptOuts.removeFromList(this.c, address, list, now);
+  }
+  async renameList(from: string, to: string, now: Millis) {
+    return listsAndOptOuts.renameList(this.c, from, to, now);
+  }
+  async deleteList(name: string, now: Millis) {
+    return listsAndOptOuts.deleteList(this.c, name, now);
+  }
+
   // ---- newsletters: newsletters.ts -------------------------------------------------------------
 
   async createNewsletter(input: NewNewsletter, now: Millis) {
@@ -128,8 +167,15 @@ export class SqliteStore implements Store {
   async listNewsletters() {
     return newsletters.listNewsletters(this.c);
   }
-  async scheduleNewsletter(id: number, at: Millis, now: Millis) {
-    return newsletters.scheduleNewsletter(this.c, id, at, now);
+  async scheduleNewsletter(id: number, at: Millis, now: Millis, zone: string | null = null) {
+    return newsletters.scheduleNewsletter(this.c, id, at, now, zone);
+  }
+  // edit and delete: newsletter-life.ts
+  async editNewsletter(id: number, patch: NewsletterPatch, now: Millis) {
+    return newsletterLife.editNewsletter(this.c, id, patch, now);
+  }
+  async deleteNewsletter(id: number) {
+    return newsletterLife.deleteNewsletter(this.c, id);
   }
   async cancelNewsletter(id: number, now: Millis) {
     return newsletters.cancelNewsletter(this.c, id, now);
@@ -143,8 +189,11 @@ export class SqliteStore implements Store {
   async knownFieldNames() {
     return audience.knownFieldNames(this.c);
   }
-  async audienceSize(lists: string[]) {
-    return audience.audienceSize(this.c, lists);
+  async audienceSize(lists: string[], segment: Segment | null = null) {
+    return audience.audienceSize(this.c, lists, segment);
+  }
+  async fieldGaps(target: Audience, fields: readonly string[]) {
+    return fieldGaps.fieldGaps(this.c, target, fields);
   }
   async counts(newsletterId: number) {
     return audience.counts(this.c, newsletterId);
@@ -154,8 +203,9 @@ export class SqliteStore implements Store {
     lists: string[],
     afterSubscriberId: number,
     limit: number,
+    segment: Segment | null = null,
   ) {
-    return audience.pendingRecipients(this.c, newsletterId, lists, afterSubscriberId, limit);
+    return audience.pendingRecipients(this.c, newsletterId, lists, afterSubscriberId, limit, segment);
   }
 
   // ---- runs and leases: lease.ts ---------------------------------------------------------------
@@ -261,5 +311,20 @@ export class SqliteStore implements Store {
   }
   async recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }) {
     return bounces.recordBounce(this.c, event, options);
+  }
+
+  // ---- authenticated reports (issue 18): reports.ts --------------------------------------------
+
+  async deliveryById(deliveryId: number) {
+    return reports.deliveryById(this.c, deliveryId);
+  }
+  async deliveriesByMessageId(messageId: string) {
+    return reports.deliveriesByMessageId(this.c, messageId);
+  }
+  async recordReport(event: ReportEvent, options: { softLimit: number; now: Millis }) {
+    return reports.recordReport(this.c, event, options);
+  }
+  async reportCounts(newsletterIds: readonly number[]) {
+    return reports.reportCounts(this.c, newsletterIds);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { REMOVED_OPT_OUT } from '../../domain/ledger-reasons.js';
 import type { Millis, Subscriber } from '../../domain/types.js';
-import { reachable } from '../conditions.js';
+import { notOptedOut, reachable } from '../conditions.js';
 import { importThroughStaging } from '../staged-import.js';
 import type { ImportSummary, ImportTarget, ListSummary, SubscriberInput } from '../store.js';
 import type { SqliteDb } from './db.js';
@@ -20,7 +20,7 @@ export function importSubscribers(
   // Staged in a TEMP table (no lock on the database while the CSV streams in), then published
   // in one short transaction: src/store/staged-import.ts, ./import-staging.ts.
   const area = new SqliteStagingArea(c.db, options);
-  return importThroughStaging(input, area, SQLITE_STAGE_BATCH, options.at);
+  return importThroughStaging(input, area, SQLITE_STAGE_BATCH, options.at, options.dryRun === true);
 }
 
 export function addSubscriber(
@@ -95,7 +95,7 @@ export function lists(c: SqliteDb): ListSummary[] {
     .sql(
       `SELECT l.name, (SELECT count(*) FROM memberships m WHERE m.list_id = l.id) AS members,
               (SELECT count(*) FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id
-                WHERE m.list_id = l.id AND ${reachable('s')}) AS reachable
+                WHERE m.list_id = l.id AND ${reachable('s')} AND ${notOptedOut('l.name', 's.address')}) AS reachable
          FROM lists l ORDER BY l.name`,
     )
     .all() as ListSummary[];

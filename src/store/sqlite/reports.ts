@@ -1,0 +1,99 @@
+/**
+ * Authenticated reports on SQLite (src/store/report-store.ts): the ledger rows they name, one
+ * event per (delivery, kind), and the counts per newsletter.
+ */
+import { bounceSuppressionReason, bounceSuppresses } from '../../domain/bounce.js';
+import type { Millis } from '../../domain/types.js';
+import {
+  countsByNewsletter,
+  DELIVERY_COLUMNS,
+  REPORT_COUNTS_COLUMNS,
+  type ReportCounts,
+  type ReportCountsRow,
+  type ReportDelivery,
+  type ReportDeliveryRow,
+  type ReportEvent,
+  type ReportResult,
+  reportSource,
+  toReportDelivery,
+} from '../report-store.js';
+import type { SqliteDb } from './db.js';
+
+export function deliveryById(c: SqliteDb, deliveryId: number): ReportDelivery | null {
+  const row = c.sql(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`).get(deliveryId) as
+    | ReportDeliveryRow
+    | undefined;
+  return row ? toReportDelivery(row) : null;
+}
+
+export function deliveriesByMessageId(c: SqliteDb, messageId: string): ReportDelivery[] {
+  const rows = c
+    .sql(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY id LIMIT 10`)
+    .all(messageId) as ReportDeliveryRow[];
+  return rows.map(toReportDelivery);
+}
+
+export function recordReport(
+  c: SqliteDb,
+  event: ReportEvent,
+  options: { softLimit: number; now: Millis },
+): ReportResult {
+  const { now, softLimit } = options;
+  const { delivery } = event;
+  return c.immediate((): ReportResult => {
+    const inserted = c
+      .sql(
+        `INSERT OR IGNORE INTO bounce_events
+           (dsn_id, address, kind, status, reason, at, delivery_id, newsletter_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        event.reportId,
+        delivery.address,
+        event.kind,
+        event.status,
+        event.reason,
+        now,
+        delivery.deliveryId,
+        delivery.newsletterId,
+      ).changes;
+    if (inserted === 0) return { recorded: false, suppressed: false, softCount: 0 };
+    const softCount =
+      event.kind === 'soft'
+        ? (
+            c
+              .sql(
+                "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
+              )
+              .get(delivery.address) as { n: number }
+          ).n
+        : 0;
+    if (event.kind !== 'complaint' && !bounceSuppresses(event.kind, softCount, softLimit))
+      return { recorded: true, suppressed: false, softCount };
+    const reason =
+      event.kind === 'complaint'
+        ? event.reason
+        : bounceSuppressionReason(
+            { kind: event.kind, status: event.status, reason: event.reason },
+            softCount,
+          );
+    const suppressed =
+      c
+        .sql(
+          'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at, report_id) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run(delivery.address, reason, reportSource(event.kind), now, event.reportId).changes === 1;
+    return { recorded: true, suppressed, softCount };
+  });
+}
+
+export function reportCounts(c: SqliteDb, newsletterIds: readonly number[]): Map<number, ReportCounts> {
+  if (newsletterIds.length === 0) return new Map();
+  const rows = c
+    .sql(
+      `SELECT ${REPORT_COUNTS_COLUMNS} FROM bounce_events
+        WHERE newsletter_id IN (SELECT value FROM json_each(?)) GROUP BY newsletter_id`,
+    )
+    .all(JSON.stringify(newsletterIds)) as ReportCountsRow[];
+  return countsByNewsletter(newsletterIds, rows);
+}
