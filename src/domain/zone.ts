@@ -105,6 +105,8 @@ export function instantIn(
   return same ? at : null;
 }
 
+const UTC_NAMES = new Set(['UTC', 'Etc/UTC', 'GMT', 'Etc/GMT', 'Z']);
+
 /** `+01:00`, `-05:30`, `+00:00`. */
 function formatOffset(minutes: number): string {
   const sign = minutes < 0 ? '-' : '+';
@@ -114,7 +116,8 @@ function formatOffset(minutes: number): string {
 
 /**
  * `2026-12-24 09:00 +01:00 (Europe/Paris)`: the time in `zone` (null: TZ), with its offset, and
- * the zone's name when it is not a bare offset. Seconds only when there are some.
+ * the zone's name when one was typed (not a bare offset, not UTC). Seconds only when there are
+ * some. TZ's name is left out: every time on a screen would repeat it, and the offset says it.
  */
 export function formatInZone(ms: Millis, zone: string | null): string {
   // A zone this host's ICU does not know (a database moved from a newer host) is shown in TZ
@@ -125,6 +128,9 @@ export function formatInZone(ms: Millis, zone: string | null): string {
   const shifted = new Date(Math.floor(ms / 1000) * 1000 + offset * 60_000);
   const iso = shifted.toISOString();
   const seconds = iso.slice(17, 19) === '00' ? '' : iso.slice(16, 19);
-  const label = /^[+-]\d{2}:\d{2}$/.test(name) ? '' : ` (${name})`;
+  const label =
+    zone === null || name !== zone || /^[+-]\d{2}:\d{2}$/.test(name) || UTC_NAMES.has(name)
+      ? ''
+      : ` (${name})`;
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)}${seconds} ${formatOffset(offset)}${label}`;
 }

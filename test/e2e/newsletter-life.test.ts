@@ -385,11 +385,11 @@ describe('send times in the zone typed', () => {
     expect(offset).toMatchObject({ scheduledAt: '2099-07-01T13:00:00.000Z', scheduledZone: '-04:00' });
     expect((await ws.ok(['show', String(created.id)], env)).stdout).toContain('2099-07-01 09:00 -04:00');
 
-    // No zone typed: TZ's, with its offset.
+    // No zone typed: TZ's, with its offset (and not its name, which every time would repeat).
     await ws.ok(['schedule', String(created.id), '--at', '2099-07-01 09:00'], { env: { TZ: 'Asia/Tokyo' } });
-    expect((await ws.ok(['show', String(created.id)], { env: { TZ: 'Asia/Tokyo' } })).stdout).toContain(
-      '2099-07-01 09:00 +09:00 (Asia/Tokyo)',
-    );
+    const inTokyo = (await ws.ok(['show', String(created.id)], { env: { TZ: 'Asia/Tokyo' } })).stdout;
+    expect(inTokyo).toContain('2099-07-01 09:00 +09:00');
+    expect(inTokyo).not.toContain('(Asia/Tokyo)');
 
     const unknownZone = await ws.run([
       'schedule',

@@ -290,7 +290,7 @@ describe('nobody stranded: operators acting during a run', () => {
     // status says what went out before the cancel, not "nothing was sent yet".
     const status = await ws.run(['status']);
     expect(status.stdout).toMatch(
-      /#\d+ .* · cancelled \S+ · 3 sent before the cancel, 0 failed, 2 skipped, 0 unknown, 15 never sent/,
+      /#\d+ .* · cancelled [^·]+ · 3 sent before the cancel, 0 failed, 2 skipped, 0 unknown, 15 never sent/,
     );
     expect(status.stdout).not.toMatch(/nothing was sent yet/);
     // Nothing more goes out, whatever runs next.

@@ -133,7 +133,9 @@ describe('a run killed with SIGKILL', () => {
     );
     const screen = await ws.ok(['status']);
     expect(screen.stdout).toMatch(
-      new RegExp(`not running: run \\d+ on \\S+ \\(pid ${crashed.pid}\\) since \\S+: its process is gone`),
+      new RegExp(
+        `not running: run \\d+ on \\S+ \\(pid ${crashed.pid}\\) since [^:]+:\\d\\d(?::\\d\\d)? [+-]\\d\\d:\\d\\d: its process is gone`,
+      ),
     );
     expect(screen.stdout).not.toMatch(/^running:/m);
     const runs = await json<{ pid: number; outcome: string | null; processGone: boolean }[]>(ws, [

@@ -50,7 +50,7 @@ describe('newsletter prune', () => {
     const shownJson = JSON.parse((await ws.ok(['show', String(ws.newsletterId), '--json'])).stdout);
     expect(shownJson.prunedAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
     expect((await ws.ok(['show', String(ws.newsletterId)])).stdout).toMatch(
-      /\n {2}pruned {5}\S+ \S+: ledger rows deleted, counts kept\n/,
+      /\n {2}pruned {5}\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d: ledger rows deleted, counts kept\n/,
     );
     // The per-row details are gone with the rows; the counts line is the same.
     expect(await countsLine()).toBe(shownBefore);

@@ -378,6 +378,7 @@ describe('personalising a built body', () => {
       kind: 'subscriber',
       subscriberId: 42,
       newsletterId: 3,
+      scope: 'lists',
     });
     expect(message.headers).toEqual({
       // No mailto without a return path that is read (NEWSLETTER_RETURN_PATH): issue 18.
@@ -440,6 +441,7 @@ describe('personalising a built body', () => {
       kind: 'subscriber',
       subscriberId: 0,
       newsletterId: 3,
+      scope: 'lists',
     });
   });
 

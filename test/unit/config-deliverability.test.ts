@@ -119,6 +119,7 @@ describe('unsubscribe key rotation', () => {
       kind: 'subscriber',
       subscriberId: 5,
       newsletterId: 9,
+      scope: 'lists',
     });
     expect(verifyUnsubscribeToken(unsubscribeKeys(dated, until), old)).toBeNull();
     expect(verifyUnsubscribeToken([], old)).toBeNull();

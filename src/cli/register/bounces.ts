@@ -30,7 +30,7 @@ export function registerBounces(program: Command, actions: CommandActions): void
     .option('--json', 'print the counts as JSON')
     .addHelpText(
       'after',
-      '\nExamples (/etc/aliases, with recipient_delimiter = + in Postfix\'s main.cf):\n  bounces: "|newsletter --env-file /etc/newsletter/site.env bounces receive"\n  newsletter bounces receive --recipient bounces+b…@example.org < report.eml',
+      '\nExamples:\n  bounces: "|newsletter --env-file /etc/newsletter/site.env bounces receive"   (a line of /etc/aliases; recipient_delimiter = + in Postfix\'s main.cf)\n  newsletter bounces receive --recipient bounces+b…@example.org < report.eml',
     )
     .action(actions.configured(async () => (await import('../commands/bounces-receive.js')).receiveCommand));
   bounces

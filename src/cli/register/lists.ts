@@ -15,6 +15,7 @@ export function registerLists(program: Command, actions: CommandActions): void {
     .command('show', { isDefault: true })
     .description('the lists: members (everyone on it) and reachable (who a send would mail now)')
     .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  newsletter lists\n  newsletter lists show --json')
     .action(actions.configured(async () => (await import('../commands/lists.js')).listsCommand));
   lists
     .command('rename <old> <new>')
