@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { IncomingSummary as Summary } from '../../src/bounces/summary.js';
 import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
 import { mbox, postfixDsn, rfc5965Sample } from '../helpers/dsn.js';
 import { holdSqliteWriteLock } from '../helpers/sqlite-write-lock.js';
@@ -22,21 +23,6 @@ beforeAll(() => {
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-interface Summary {
-  messages: number;
-  hard: number;
-  soft: number;
-  complaints: number;
-  unsubscribes: number;
-  unmatched: number;
-  notReports: number;
-  alreadyCounted: number;
-  suppressed: string[];
-  unsubscribed: string[];
-  problems: string[];
-  unmatchedReasons: string[];
-}
 
 const FILE = { NEWSLETTER_TRANSPORT: 'file:./outbox' };
 

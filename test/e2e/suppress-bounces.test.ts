@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { IncomingSummary as ImportSummary } from '../../src/bounces/summary.js';
 import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
 import { autoReply, mbox, postfixDsn } from '../helpers/dsn.js';
 import { readOutbox } from '../helpers/outbox.js';
@@ -20,19 +21,6 @@ beforeAll(() => {
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-interface ImportSummary {
-  messages: number;
-  hard: number;
-  soft: number;
-  complaints: number;
-  unsubscribes: number;
-  unmatched: number;
-  notReports: number;
-  alreadyCounted: number;
-  suppressed: string[];
-  problems: string[];
-}
 
 interface Listed {
   address: string;

@@ -199,7 +199,12 @@ export function segmentContract(current: () => { store: Store; handle: StoreHand
     // Still the same three: fay, on the renamed list, stays out.
     expect((await store.counts(created.id)).audience).toBe(3);
 
-    await expect(store.deleteList('team', at(2))).rejects.toThrow(/excludes this list/);
+    // Refused as any list in use (exit 4 at the CLI), naming the newsletter: not a bare constraint error.
+    expect(await store.deleteList('team', at(2))).toMatchObject({
+      ok: false,
+      reason: 'in-use',
+      newsletters: [{ id: created.id, status: 'scheduled' }],
+    });
     expect((await store.lists()).map((list) => list.name)).toContain('team');
     expect((await store.counts(created.id)).audience).toBe(3);
     // Once it is no longer scheduled, the list may go.

@@ -13,6 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
+import { storeOptOuts } from '../../src/server/store-opt-outs.js';
 import {
   closeServer,
   createUnsubscribeServer,
@@ -57,16 +58,7 @@ afterEach(async () => {
 async function start(options: Partial<UnsubscribeServerOptions> = {}): Promise<string> {
   server = createUnsubscribeServer({
     keys: () => [SECRET],
-    unsubscribe: (request) =>
-      store.optOut(
-        { subscriberId: request.subscriberId },
-        request.scope === 'all'
-          ? { kind: 'all' }
-          : { kind: 'newsletter', newsletterId: request.newsletterId },
-        request.source,
-        Date.now(),
-      ),
-    describe: (target) => store.optOutPage(target.subscriberId, target.newsletterId),
+    ...storeOptOuts(store),
     onEvent: (event) => events.push(event),
     ...options,
   });

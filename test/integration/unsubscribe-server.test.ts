@@ -12,6 +12,7 @@ import {
   createAllMailUnsubscribeToken as createUnsubscribeToken,
   createTestUnsubscribeToken,
 } from '../../src/render/unsubscribe-token.js';
+import { storeOptOuts } from '../../src/server/store-opt-outs.js';
 import {
   closeServer,
   createUnsubscribeServer,
@@ -40,16 +41,7 @@ let events: ServeEvent[];
 async function start(): Promise<void> {
   server = createUnsubscribeServer({
     keys: () => keys,
-    unsubscribe: (request) =>
-      store.optOut(
-        { subscriberId: request.subscriberId },
-        request.scope === 'all'
-          ? { kind: 'all' }
-          : { kind: 'newsletter', newsletterId: request.newsletterId },
-        request.source,
-        Date.now(),
-      ),
-    describe: (target) => store.optOutPage(target.subscriberId, target.newsletterId),
+    ...storeOptOuts(store),
     onEvent: (event) => events.push(event),
   });
   base = (await listen(server, 0, '127.0.0.1')).url;

@@ -9,7 +9,7 @@
  * template, subject, From and lists, checked the same way. Each writes an event (events table).
  */
 import { InputError, UsageError } from '../../domain/errors.js';
-import { fromAddressProblem } from '../../domain/from-address.js';
+import { headerOptionProblems } from '../../domain/header-options.js';
 import { EDITABLE, notDeletable, notEditable } from '../../domain/newsletter-life.js';
 import { shortDigest } from '../../domain/stored-template.js';
 import type { Newsletter } from '../../domain/types.js';
@@ -28,8 +28,6 @@ import {
   resolveTemplate,
   summarise,
 } from './newsletters.js';
-
-const HEADER_BREAK = /[\r\n\0\u2028\u2029]/;
 
 /** What `edit` may change; each option left out keeps what is stored. */
 export interface EditOptions {
@@ -65,7 +63,7 @@ export async function editCommand(context: Context, id: string, options: EditOpt
       'Give either --no-segment (the whole lists) or --where/--exclude-list (a new segment), not both.',
     );
   const now = Date.now();
-  const problems = headerProblems(options);
+  const problems = headerOptionProblems(options);
   const lists = options.list === undefined ? undefined : [...new Set(options.list)];
   if (lists !== undefined && lists.length === 0) problems.push('--list needs a list name.');
   const templatePath =
@@ -177,23 +175,6 @@ export async function deleteCommand(
   println(
     `Deleted newsletter ${newsletterId} (${status})${rows > 0 ? ` and its ${rows} ledger ${rows === 1 ? 'row' : 'rows'}, none of them sent` : ''}.`,
   );
-}
-
-/** As `create` checks them: one line each, no line breaks, a From that is one address. */
-function headerProblems(options: EditOptions): string[] {
-  const problems: string[] = [];
-  if (options.subject !== undefined) {
-    if (HEADER_BREAK.test(options.subject))
-      problems.push('--subject contains a line break; a subject is one line.');
-    if (!options.subject.trim()) problems.push('--subject is empty.');
-  }
-  if (options.from !== undefined && HEADER_BREAK.test(options.from))
-    problems.push('--from contains a line break.');
-  else if (options.from !== undefined) {
-    const problem = fromAddressProblem('--from', options.from);
-    if (problem) problems.push(problem);
-  }
-  return problems;
 }
 
 function versionWords(n: Newsletter): string {

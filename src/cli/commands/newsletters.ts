@@ -2,7 +2,7 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { NO_REPORTS } from '../../store/report-store.js';
 import path from 'node:path';
 import { BuildError, InputError, UsageError } from '../../domain/errors.js';
-import { fromAddressProblem } from '../../domain/from-address.js';
+import { headerOptionProblems } from '../../domain/header-options.js';
 import { noSuchNewsletter } from '../../domain/not-found.js';
 import type { Delivery, DeliveryCounts, Newsletter, VerifiedBody } from '../../domain/types.js';
 import { notSchedulable, statusInWords } from '../../domain/newsletter-life.js';
@@ -16,8 +16,6 @@ import { checkAudience, segmentOf } from '../audience-check.js';
 import { describeSegment } from '../../domain/segment.js';
 import { printJson, println, table, warn } from '../output.js';
 import { missingTemplateHints } from '../template-hints.js';
-
-const HEADER_BREAK = /[\r\n\0\u2028\u2029]/;
 
 interface CreateOptions {
   subject: string;
@@ -48,17 +46,8 @@ export function pastTimeProblem(
  * reported at once: the template compiles and verifies, the lists exist and have recipients.
  */
 export async function createCommand(context: Context, options: CreateOptions): Promise<void> {
-  const problems: string[] = [];
+  const problems = headerOptionProblems(options);
   const now = Date.now();
-  if (HEADER_BREAK.test(options.subject))
-    problems.push('--subject contains a line break; a subject is one line.');
-  if (!options.subject.trim()) problems.push('--subject is empty.');
-  if (options.from !== undefined && HEADER_BREAK.test(options.from))
-    problems.push('--from contains a line break.');
-  else if (options.from !== undefined) {
-    const problem = fromAddressProblem('--from', options.from);
-    if (problem) problems.push(problem);
-  }
   if (options.at !== undefined && options.now)
     throw new UsageError('Give at most one of --at WHEN or --now.');
   const when = options.now

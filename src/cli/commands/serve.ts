@@ -6,6 +6,7 @@
 import { unsubscribeKeys } from '../../config.js';
 import { ConfigError, UsageError } from '../../domain/errors.js';
 import { closeServer, createUnsubscribeServer, listen } from '../../server/unsubscribe-server.js';
+import { storeOptOuts } from '../../server/store-opt-outs.js';
 import { loadPageTemplate } from '../../server/unsubscribe-page.js';
 import type { Context } from '../context.js';
 import { openStore } from '../context.js';
@@ -34,18 +35,7 @@ export async function serveCommand(context: Context, options: ServeOptions): Pro
   const store = await openStore(context);
   const server = createUnsubscribeServer({
     keys: () => unsubscribeKeys(config, Date.now()),
-    // THE opt-out (src/store/list-store.ts): a v2 link leaves its newsletter's lists, recorded
-    // with how it came (one-click, page, page-all).
-    unsubscribe: (request) =>
-      store.optOut(
-        { subscriberId: request.subscriberId },
-        request.scope === 'all'
-          ? { kind: 'all' }
-          : { kind: 'newsletter', newsletterId: request.newsletterId },
-        request.source,
-        Date.now(),
-      ),
-    describe: (target) => store.optOutPage(target.subscriberId, target.newsletterId),
+    ...storeOptOuts(store),
     page,
     onEvent(event) {
       switch (event.type) {

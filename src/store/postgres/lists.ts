@@ -7,7 +7,7 @@
 import type { OptOutPageFacts, OptOutResult, OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 import { suppressionIsOptOut } from '../../domain/opt-out.js';
 import type { Millis } from '../../domain/types.js';
-import { listUsers, RESUBSCRIBE_EVENT } from '../list-sql.js';
+import { activeExcluders, listUsers, RESUBSCRIBE_EVENT } from '../list-sql.js';
 import type {
   DeleteListResult,
   ListUser,
@@ -255,6 +255,12 @@ export function deleteList(pg: PgDb, name: string, now: Millis): Promise<DeleteL
       }),
     );
     const active = users.filter((user) => user.status === 'scheduled' || user.status === 'sending');
+    const excluders = (
+      await sql.query<ListUser>(`${activeExcluders("n.segment -> 'excludeLists' ? $1")} FOR UPDATE OF n`, [
+        name,
+      ])
+    ).rows.map((u) => ({ ...u, id: Number(u.id) }));
+    for (const user of excluders) if (!active.some((a) => a.id === user.id)) active.push(user);
     if (active.length > 0) return { ok: false, reason: 'in-use', newsletters: active };
     const drafts = users.filter((user) => user.status === 'draft');
     await sql.query('DELETE FROM newsletter_lists WHERE list_id = $1', [found.id]);

@@ -2,8 +2,9 @@
  * Suppressions and bounces on SQLite: addresses that are never mailed again, and the bounces
  * that put them there (the rules: src/domain/bounce.ts).
  */
-import { bounceSuppressionReason, bounceSuppresses } from '../../domain/bounce.js';
+import { type BounceKind, bounceSuppressionReason, bounceSuppresses } from '../../domain/bounce.js';
 import type { Millis } from '../../domain/types.js';
+import { reportSource } from '../report-store.js';
 import { type SuppressionRow, toSuppression } from '../rows.js';
 import type { BounceEvent, BounceResult, Suppression } from '../store.js';
 import type { SqliteDb } from './db.js';
@@ -57,29 +58,55 @@ export function recordBounce(
   event: BounceEvent,
   options: { softLimit: number; now: Millis },
 ): BounceResult {
-  const { now, softLimit } = options;
   return c.immediate((): BounceResult => {
     const inserted = c
       .sql(
         `INSERT OR IGNORE INTO bounce_events (dsn_id, address, kind, status, reason, at)
            VALUES (?, ?, ?, ?, ?, ?)`,
       )
-      .run(event.dsnId, event.address, event.kind, event.status, event.reason, now).changes;
+      .run(event.dsnId, event.address, event.kind, event.status, event.reason, options.now).changes;
     if (inserted === 0) return { recorded: false, suppressed: false, softCount: 0 };
-    const softCount =
-      event.kind === 'soft'
-        ? (
-            c
-              .sql(
-                "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
-              )
-              .get(event.address) as { n: number }
-          ).n
-        : 0;
-    if (!bounceSuppresses(event.kind, softCount, softLimit))
-      return { recorded: true, suppressed: false, softCount };
-    const reason = bounceSuppressionReason(event, softCount);
-    const suppressed = c.sql(SUPPRESS).run(event.address, reason, 'bounce', now).changes === 1;
-    return { recorded: true, suppressed, softCount };
+    return suppressAfterEvent(c, event, null, options);
   });
+}
+
+/**
+ * What follows a new bounce event, for a bounce from the mailbox (recordBounce) and an
+ * authenticated report (reports.ts) alike, inside the caller's transaction: the address's soft
+ * bounces that still count, and its suppression when the rule says so (src/domain/bounce.ts).
+ * A complaint always suppresses, with its own reason; `reportId` is null for a mailbox bounce.
+ */
+export function suppressAfterEvent(
+  c: SqliteDb,
+  event: { address: string; kind: BounceKind | 'complaint'; status: string; reason: string },
+  reportId: string | null,
+  options: { softLimit: number; now: Millis },
+): BounceResult {
+  const { now, softLimit } = options;
+  const softCount =
+    event.kind === 'soft'
+      ? (
+          c
+            .sql(
+              "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
+            )
+            .get(event.address) as { n: number }
+        ).n
+      : 0;
+  if (event.kind === 'complaint') return suppressFor(event.reason);
+  if (!bounceSuppresses(event.kind, softCount, softLimit))
+    return { recorded: true, suppressed: false, softCount };
+  return suppressFor(
+    bounceSuppressionReason({ kind: event.kind, status: event.status, reason: event.reason }, softCount),
+  );
+
+  function suppressFor(reason: string): BounceResult {
+    const suppressed =
+      c
+        .sql(
+          'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at, report_id) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run(event.address, reason, reportSource(event.kind), now, reportId).changes === 1;
+    return { recorded: true, suppressed, softCount };
+  }
 }

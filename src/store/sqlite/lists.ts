@@ -6,7 +6,7 @@
 import type { OptOutPageFacts, OptOutResult, OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 import { suppressionIsOptOut } from '../../domain/opt-out.js';
 import type { Millis } from '../../domain/types.js';
-import { listUsers, RESUBSCRIBE_EVENT } from '../list-sql.js';
+import { activeExcluders, listUsers, RESUBSCRIBE_EVENT } from '../list-sql.js';
 import type {
   DeleteListResult,
   ListUser,
@@ -194,6 +194,12 @@ export function deleteList(c: SqliteDb, name: string, now: Millis): DeleteListRe
     if (!found) return { ok: false, reason: 'no-list' };
     const users = c.sql(listUsers('?')).all(found.id) as ListUser[];
     const active = users.filter((user) => user.status === 'scheduled' || user.status === 'sending');
+    const excluders = c
+      .sql(
+        activeExcluders(`EXISTS (SELECT 1 FROM json_each(n.segment, '$.excludeLists') x WHERE x.value = ?)`),
+      )
+      .all(name) as ListUser[];
+    for (const user of excluders) if (!active.some((a) => a.id === user.id)) active.push(user);
     if (active.length > 0) return { ok: false, reason: 'in-use', newsletters: active };
     const drafts = users.filter((user) => user.status === 'draft');
     c.sql('DELETE FROM newsletter_lists WHERE list_id = ?').run(found.id);

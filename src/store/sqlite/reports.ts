@@ -2,7 +2,6 @@
  * Authenticated reports on SQLite (src/store/report-store.ts): the ledger rows they name, one
  * event per (delivery, kind), and the counts per newsletter.
  */
-import { bounceSuppressionReason, bounceSuppresses } from '../../domain/bounce.js';
 import type { Millis } from '../../domain/types.js';
 import {
   countsByNewsletter,
@@ -14,9 +13,9 @@ import {
   type ReportDeliveryRow,
   type ReportEvent,
   type ReportResult,
-  reportSource,
   toReportDelivery,
 } from '../report-store.js';
+import { suppressAfterEvent } from './bounces.js';
 import type { SqliteDb } from './db.js';
 
 export function deliveryById(c: SqliteDb, deliveryId: number): ReportDelivery | null {
@@ -38,7 +37,6 @@ export function recordReport(
   event: ReportEvent,
   options: { softLimit: number; now: Millis },
 ): ReportResult {
-  const { now, softLimit } = options;
   const { delivery } = event;
   return c.immediate((): ReportResult => {
     const inserted = c
@@ -53,37 +51,12 @@ export function recordReport(
         event.kind,
         event.status,
         event.reason,
-        now,
+        options.now,
         delivery.deliveryId,
         delivery.newsletterId,
       ).changes;
     if (inserted === 0) return { recorded: false, suppressed: false, softCount: 0 };
-    const softCount =
-      event.kind === 'soft'
-        ? (
-            c
-              .sql(
-                "SELECT count(*) AS n FROM bounce_events WHERE address = ? AND kind = 'soft' AND cleared_at IS NULL",
-              )
-              .get(delivery.address) as { n: number }
-          ).n
-        : 0;
-    if (event.kind !== 'complaint' && !bounceSuppresses(event.kind, softCount, softLimit))
-      return { recorded: true, suppressed: false, softCount };
-    const reason =
-      event.kind === 'complaint'
-        ? event.reason
-        : bounceSuppressionReason(
-            { kind: event.kind, status: event.status, reason: event.reason },
-            softCount,
-          );
-    const suppressed =
-      c
-        .sql(
-          'INSERT OR IGNORE INTO suppressions (address, reason, source, created_at, report_id) VALUES (?, ?, ?, ?, ?)',
-        )
-        .run(delivery.address, reason, reportSource(event.kind), now, event.reportId).changes === 1;
-    return { recorded: true, suppressed, softCount };
+    return suppressAfterEvent(c, { ...event, address: delivery.address }, event.reportId, options);
   });
 }
 
