@@ -14,6 +14,7 @@
  * cron (promise 5), and a run that did not says why, in the format asked for.
  */
 import type { EngineEvent } from '../engine/events.js';
+import { formatInZone } from '../domain/zone.js';
 import { redactText } from './output.js';
 
 export type LogFormat = 'text' | 'json';
@@ -115,7 +116,7 @@ export function eventMessage(event: EngineEvent): string {
     case 'newsletter-taken-by-another-run':
       return `newsletter ${event.newsletterId} was started by another run`;
     case 'newsletter-changed-during-build':
-      return `newsletter ${event.newsletterId} changed while it was being built (now ${event.status}${event.scheduledAt === null ? '' : `, for ${new Date(event.scheduledAt).toISOString()}`}): nothing sent`;
+      return `newsletter ${event.newsletterId} changed while it was being built (now ${event.status}${event.scheduledAt === null ? '' : `, for ${formatInZone(event.scheduledAt, null)}`}): nothing sent`;
     case 'database-busy':
       return `the database is busy (${event.method}): waiting for it, up to the end of the lease (${event.detail})`;
     case 'run-settled':

@@ -3,6 +3,7 @@
  * success. Every text that may carry configuration passes through the redactor first.
  */
 import chalk from 'chalk';
+import { formatInZone } from '../domain/zone.js';
 
 let redact: (text: string) => string = (text) => text;
 
@@ -51,11 +52,7 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   return [chalk.bold(line(headers)), ...cells.slice(1).map(line)].join('\n');
 }
 
+/** A time in a table: in TZ, with its offset, as every time a person reads (src/domain/zone.ts). */
 export function time(ms: number | null): string {
-  return ms === null
-    ? '-'
-    : new Date(ms)
-        .toISOString()
-        .replace('T', ' ')
-        .replace(/\.\d{3}Z$/, 'Z');
+  return ms === null ? '-' : formatInZone(ms, null);
 }

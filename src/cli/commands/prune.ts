@@ -7,6 +7,7 @@
 import { UsageError } from '../../domain/errors.js';
 import { keptBecause, type PruneCandidate, type PruneKeptReason, pruneDecision } from '../../domain/prune.js';
 import { parseWhen } from '../../domain/when.js';
+import { formatInZone } from '../../domain/zone.js';
 import type { Context } from '../context.js';
 import { withStore } from '../context.js';
 import { isTerminal, printJson, println, warn } from '../output.js';
@@ -88,7 +89,7 @@ export async function pruneCommand(context: Context, options: PruneOptions): Pro
       );
     println(
       report.pruned.length === 0
-        ? `Nothing to prune: no final newsletter finished before ${new Date(sentBefore).toISOString()} has ledger rows.`
+        ? `Nothing to prune: no final newsletter finished before ${formatInZone(sentBefore, null)} has ledger rows.`
         : `${dryRun ? 'Would delete' : 'Deleted'} ${total(report.pruned)} ledger rows of ${report.pruned.length} newsletter${report.pruned.length === 1 ? '' : 's'}; their counts, the suppressions and the opt-outs are kept.`,
     );
   }
