@@ -1,4 +1,28 @@
-/** SQL text that both dialects' lists.ts run as it stands (sqlite/lists.ts, postgres/lists.ts). */
+/**
+ * SQL text that both dialects' lists.ts run as it stands (sqlite/lists.ts, postgres/lists.ts), and
+ * what both make of the rows it returns.
+ */
+import type { Millis } from '../domain/types.js';
+import type { ListUser } from './list-store.js';
+
+/** A subscriber as lists.ts finds one (by id or address) before changing its opt-outs. */
+export interface FoundSubscriber {
+  id: number;
+  address: string;
+  status: string;
+}
+
+/** The columns of list_opt_outs that `listOptOuts` reads, in the row's shape. */
+export interface ListOptOutRow {
+  list_name: string;
+  source: string;
+  /** A number from SQLite, a bigint's string from PostgreSQL. */
+  created_at: number | string;
+}
+
+export function toListOptOut(row: ListOptOutRow): { list: string; source: string; createdAt: Millis } {
+  return { list: row.list_name, source: row.source, createdAt: Number(row.created_at) };
+}
 
 /** Every newsletter that names the list `param` holds, with its status: `lists delete` refuses while one is active. */
 export function listUsers(param: string): string {
@@ -14,6 +38,20 @@ export function listUsers(param: string): string {
 export function activeExcluders(excludesName: string): string {
   return `SELECT n.id, n.subject, n.status FROM newsletters n
   WHERE n.status IN ('scheduled', 'sending') AND ${excludesName} ORDER BY n.id`;
+}
+
+/**
+ * What `lists delete` makes of the newsletters that name the list (`listUsers`) and of the active
+ * ones that exclude it (`activeExcluders`): the active ones, each once, refuse the delete; the
+ * drafts lose the list.
+ */
+export function listUsersByRole(
+  users: readonly ListUser[],
+  excluders: readonly ListUser[],
+): { active: ListUser[]; drafts: ListUser[] } {
+  const active = users.filter((user) => user.status === 'scheduled' || user.status === 'sending');
+  for (const user of excluders) if (!active.some((a) => a.id === user.id)) active.push(user);
+  return { active, drafts: users.filter((user) => user.status === 'draft') };
 }
 
 /** The event `recipients resubscribe` records: who, why, what it cleared. */

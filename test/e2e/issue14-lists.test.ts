@@ -17,30 +17,14 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAllMailUnsubscribeToken } from '../../src/render/unsubscribe-token.js';
-import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
-import { type CliProcess, reapChildren, startCli } from '../helpers/cli-process.js';
+import { describeRun, type Workspace } from '../helpers/cli.js';
+import { workspacesReapingChildren } from '../helpers/e2e-workspaces.js';
+import { onServer, startServe, stopServe } from '../helpers/serve-process.js';
 
-const cleanups: Array<() => Promise<void>> = [];
+const workspace = workspacesReapingChildren('newsletter-lists-', { init: true });
 const OUTBOX = { NEWSLETTER_TRANSPORT: 'file:./outbox' };
-
-beforeAll(() => {
-  assertBuilt();
-});
-
-afterEach(async () => {
-  const left = await reapChildren();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  expect(left, 'children left running').toEqual([]);
-});
-
-async function workspace(): Promise<Workspace> {
-  const ws = await makeWorkspace('newsletter-lists-');
-  cleanups.push(() => ws.cleanup());
-  await ws.ok(['init']);
-  return ws;
-}
 
 function query<T>(ws: Workspace, sql: string, ...params: unknown[]): T[] {
   const db = new Database(ws.db, { readonly: true });
@@ -397,36 +381,6 @@ describe('recipients export', () => {
   });
 });
 
-async function serve(
-  ws: Workspace,
-  env: Record<string, string> = {},
-): Promise<{ child: CliProcess; base: string }> {
-  const child = startCli(['serve', '--port', '0'], {
-    cwd: ws.dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: ws.dir, ...ws.env, ...env },
-    timeoutMs: 60_000,
-  });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const match = /listening on (http:\/\/[^\s/]+)\/u\//.exec(child.stdout());
-    if (match?.[1]) return { child, base: match[1] };
-    if (!child.running() || Date.now() > deadline) {
-      child.signal('SIGKILL');
-      const result = await child.exited;
-      throw new Error(`serve did not start: ${result.stdout}\n${result.stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function stop(child: CliProcess): Promise<string> {
-  child.signal('SIGTERM');
-  const result = await child.exited;
-  expect(result, `serve stderr: ${result.stderr}`).toMatchObject({ code: 0, signal: null });
-  return result.stderr;
-}
-
-const onServer = (base: string, link: string) => `${base}${new URL(link).pathname}`;
 const oneClick = (url: string, body = 'List-Unsubscribe=One-Click') =>
   fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body });
 
@@ -447,7 +401,7 @@ describe('per-list unsubscribe (RFC 8058)', () => {
       'page.html',
       '<html><body><h1>{{ title }}</h1><p class="who">{{email}}</p><p class="lists">{{lists}}</p><p>{{text}}</p>{{form}}<footer>Example News</footer></body></html>',
     );
-    const server = await serve(ws, { NEWSLETTER_UNSUBSCRIBE_PAGE: ws.path('page.html') });
+    const server = await startServe(ws, { NEWSLETTER_UNSUBSCRIBE_PAGE: ws.path('page.html') });
     // GET: the page names the address and the list, with both buttons; it changes nothing.
     const page = await fetch(onServer(server.base, links.get('ann@example.net')!));
     expect(page.status).toBe(200);
@@ -486,7 +440,7 @@ describe('per-list unsubscribe (RFC 8058)', () => {
       newsletterId: first.id,
     });
     expect((await oneClick(`${server.base}/u/${v1}`)).status).toBe(200);
-    await stop(server.child);
+    await stopServe(server.child);
 
     expect(query(ws, 'SELECT list_name, address, source FROM list_opt_outs ORDER BY address')).toEqual([
       { list_name: 'customers', address: 'ann@example.net', source: 'one-click' },

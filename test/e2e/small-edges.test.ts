@@ -14,26 +14,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
-import { reapChildren, startCli } from '../helpers/cli-process.js';
+import { describe, expect, it } from 'vitest';
+import { describeRun, type Workspace } from '../helpers/cli.js';
+import { startCli } from '../helpers/cli-process.js';
+import { workspacesReapingChildren } from '../helpers/e2e-workspaces.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(() => {
-  assertBuilt();
-});
-
-afterEach(async () => {
-  const left = await reapChildren();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  expect(left, 'children left running').toEqual([]);
-});
+const initialised = workspacesReapingChildren('newsletter-edges-', { init: true });
 
 async function workspace(csv = 'email,name\nann@example.net,Ann\n'): Promise<Workspace> {
-  const ws = await makeWorkspace('newsletter-edges-');
-  cleanups.push(() => ws.cleanup());
-  await ws.ok(['init']);
+  const ws = await initialised();
   await ws.write('readers.csv', csv);
   await ws.ok(['recipients', 'import', 'readers.csv', '--list', 'readers']);
   return ws;

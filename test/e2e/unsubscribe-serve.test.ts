@@ -7,27 +7,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { simpleParser } from 'mailparser';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
-import { type CliProcess, reapChildren, startCli } from '../helpers/cli-process.js';
+import { describe, expect, it } from 'vitest';
+import { describeRun, type Workspace } from '../helpers/cli.js';
+import { workspacesReapingChildren } from '../helpers/e2e-workspaces.js';
+import { onServer, startServe, stopServe } from '../helpers/serve-process.js';
 
-const cleanups: Array<() => Promise<void>> = [];
-
-beforeAll(() => {
-  assertBuilt();
-});
-
-afterEach(async () => {
-  const left = await reapChildren();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  expect(left, 'children left running').toEqual([]);
-});
-
-async function workspace(): Promise<Workspace> {
-  const ws = await makeWorkspace('newsletter-serve-');
-  cleanups.push(() => ws.cleanup());
-  return ws;
-}
+const workspace = workspacesReapingChildren('newsletter-serve-');
 
 /** init, import `count` readers, create a newsletter due now; returns the id. */
 async function prepare(
@@ -57,37 +42,6 @@ async function linksFromOutbox(outbox: string, id: number): Promise<Map<string, 
   return links;
 }
 
-async function serve(
-  ws: Workspace,
-  env: Record<string, string> = {},
-): Promise<{ child: CliProcess; base: string }> {
-  const child = startCli(['serve', '--port', '0'], {
-    cwd: ws.dir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: ws.dir, ...ws.env, ...env },
-    timeoutMs: 60_000,
-  });
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const match = /listening on (http:\/\/[^\s/]+)\/u\//.exec(child.stdout());
-    if (match?.[1]) return { child, base: match[1] };
-    if (!child.running() || Date.now() > deadline) {
-      child.signal('SIGKILL');
-      const result = await child.exited;
-      throw new Error(`serve did not start: ${result.stdout}\n${result.stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function stop(child: CliProcess): Promise<void> {
-  child.signal('SIGTERM');
-  const result = await child.exited;
-  expect(result, `serve stderr: ${result.stderr}`).toMatchObject({ code: 0, signal: null });
-}
-
-/** The link's path on our server: what the site's reverse proxy forwards (/u/TOKEN). */
-const onServer = (base: string, link: string) => `${base}${new URL(link).pathname}`;
-
 function skippedOf(ws: Workspace, id: number): { address: string; reason: string }[] {
   const db = new Database(ws.db, { readonly: true });
   try {
@@ -111,7 +65,7 @@ describe('unsubscribe links, end to end', () => {
     const links = await linksFromOutbox(ws.path('outbox'), id);
     expect([...links.keys()].sort()).toEqual([...addresses].sort());
 
-    const server = await serve(ws);
+    const server = await startServe(ws);
     // A mail provider's one-click POST (RFC 8058).
     const first = links.get(addresses[0]!)!;
     const oneClick = await fetch(onServer(server.base, first), {
@@ -139,7 +93,7 @@ describe('unsubscribe links, end to end', () => {
       (await fetch(onServer(server.base, tampered), { method: 'POST', body: 'List-Unsubscribe=One-Click' }))
         .status,
     ).toBe(400);
-    await stop(server.child);
+    await stopServe(server.child);
 
     // A site that handles /u/TOKEN itself hands the URL, or the bare token, to the CLI.
     const third = links.get(addresses[2]!)!;
@@ -184,27 +138,27 @@ describe('unsubscribe links, end to end', () => {
       fetch(onServer(base, link), { method: 'POST', body: 'List-Unsubscribe=One-Click' });
 
     // Rotated without keeping the old key: every link already sent is dead.
-    let server = await serve(ws, rotated);
+    let server = await startServe(ws, rotated);
     expect((await post(server.base, links.get(addresses[0]!)!)).status).toBe(400);
-    await stop(server.child);
+    await stopServe(server.child);
 
     // The old key kept as NEWSLETTER_SECRET_PREVIOUS: old links work.
-    server = await serve(ws, {
+    server = await startServe(ws, {
       ...rotated,
       NEWSLETTER_SECRET_PREVIOUS: oldSecret,
       NEWSLETTER_SECRET_PREVIOUS_UNTIL: '2999-12-31',
     });
     expect((await post(server.base, links.get(addresses[0]!)!)).status).toBe(200);
-    await stop(server.child);
+    await stopServe(server.child);
 
     // Past its date: refused again.
-    server = await serve(ws, {
+    server = await startServe(ws, {
       ...rotated,
       NEWSLETTER_SECRET_PREVIOUS: oldSecret,
       NEWSLETTER_SECRET_PREVIOUS_UNTIL: '2020-01-01T00:00Z',
     });
     expect((await post(server.base, links.get(addresses[1]!)!)).status).toBe(400);
-    await stop(server.child);
+    await stopServe(server.child);
 
     // The CLI accepts the previous key the same way.
     const viaCli = await ws.run(['unsubscribe', links.get(addresses[2]!)!], {
@@ -228,12 +182,12 @@ describe('unsubscribe links, end to end', () => {
     const missing = await ws.run(['serve', '--port', '0'], { env: { NEWSLETTER_SECRET: undefined } });
     expect(missing.code).toBe(3);
     expect(missing.stderr).toContain('NEWSLETTER_SECRET');
-    const server = await serve(ws);
+    const server = await startServe(ws);
     const port = new URL(server.base).port;
     const busy = await ws.run(['serve', '--port', port]);
     expect(busy.code).toBe(3);
     expect(busy.stderr).toContain('EADDRINUSE');
-    await stop(server.child);
+    await stopServe(server.child);
     expect((await ws.run(['serve', '--port', 'http'])).code).toBe(2);
   });
 });

@@ -7,7 +7,15 @@
 import type { OptOutPageFacts, OptOutResult, OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 import { suppressionIsOptOut } from '../../domain/opt-out.js';
 import type { Millis } from '../../domain/types.js';
-import { activeExcluders, listUsers, RESUBSCRIBE_EVENT } from '../list-sql.js';
+import {
+  activeExcluders,
+  type FoundSubscriber,
+  type ListOptOutRow,
+  listUsers,
+  listUsersByRole,
+  RESUBSCRIBE_EVENT,
+  toListOptOut,
+} from '../list-sql.js';
 import type {
   DeleteListResult,
   ListUser,
@@ -19,22 +27,18 @@ import type {
 import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
 
-interface Found {
-  id: number;
-  address: string;
-  status: string;
-}
-
-async function find(sql: Sql, who: SubscriberRef, lock: boolean): Promise<Found | undefined> {
+async function find(sql: Sql, who: SubscriberRef, lock: boolean): Promise<FoundSubscriber | undefined> {
   const forUpdate = lock ? ' FOR UPDATE' : '';
   const [row] = (
     'subscriberId' in who
-      ? await sql.query<Found>(`SELECT id, address, status FROM subscribers WHERE id = $1${forUpdate}`, [
-          who.subscriberId,
-        ])
-      : await sql.query<Found>(`SELECT id, address, status FROM subscribers WHERE address = $1${forUpdate}`, [
-          who.address,
-        ])
+      ? await sql.query<FoundSubscriber>(
+          `SELECT id, address, status FROM subscribers WHERE id = $1${forUpdate}`,
+          [who.subscriberId],
+        )
+      : await sql.query<FoundSubscriber>(
+          `SELECT id, address, status FROM subscribers WHERE address = $1${forUpdate}`,
+          [who.address],
+        )
   ).rows;
   return row;
 }
@@ -113,15 +117,11 @@ async function optOutsOf(
   sql: Sql,
   address: string,
 ): Promise<{ list: string; source: string; createdAt: Millis }[]> {
-  const found = await sql.query<{ list_name: string; source: string; created_at: number }>(
+  const found = await sql.query<ListOptOutRow>(
     'SELECT list_name, source, created_at FROM list_opt_outs WHERE address = $1 ORDER BY list_name COLLATE "C"',
     [address],
   );
-  return found.rows.map((row) => ({
-    list: row.list_name,
-    source: row.source,
-    createdAt: Number(row.created_at),
-  }));
+  return found.rows.map(toListOptOut);
 }
 
 export function listOptOuts(
@@ -254,15 +254,13 @@ export function deleteList(pg: PgDb, name: string, now: Millis): Promise<DeleteL
         id: Number(u.id),
       }),
     );
-    const active = users.filter((user) => user.status === 'scheduled' || user.status === 'sending');
     const excluders = (
       await sql.query<ListUser>(`${activeExcluders("n.segment -> 'excludeLists' ? $1")} FOR UPDATE OF n`, [
         name,
       ])
     ).rows.map((u) => ({ ...u, id: Number(u.id) }));
-    for (const user of excluders) if (!active.some((a) => a.id === user.id)) active.push(user);
+    const { active, drafts } = listUsersByRole(users, excluders);
     if (active.length > 0) return { ok: false, reason: 'in-use', newsletters: active };
-    const drafts = users.filter((user) => user.status === 'draft');
     await sql.query('DELETE FROM newsletter_lists WHERE list_id = $1', [found.id]);
     const [count] = (
       await sql.query<{ n: number }>('SELECT count(*)::int AS n FROM memberships WHERE list_id = $1', [

@@ -6,7 +6,15 @@
 import type { OptOutPageFacts, OptOutResult, OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 import { suppressionIsOptOut } from '../../domain/opt-out.js';
 import type { Millis } from '../../domain/types.js';
-import { activeExcluders, listUsers, RESUBSCRIBE_EVENT } from '../list-sql.js';
+import {
+  activeExcluders,
+  type FoundSubscriber,
+  type ListOptOutRow,
+  listUsers,
+  listUsersByRole,
+  RESUBSCRIBE_EVENT,
+  toListOptOut,
+} from '../list-sql.js';
 import type {
   DeleteListResult,
   ListUser,
@@ -17,18 +25,12 @@ import type {
 } from '../list-store.js';
 import type { SqliteDb } from './db.js';
 
-interface Found {
-  id: number;
-  address: string;
-  status: string;
-}
-
-function find(c: SqliteDb, who: SubscriberRef): Found | undefined {
+function find(c: SqliteDb, who: SubscriberRef): FoundSubscriber | undefined {
   return (
     'subscriberId' in who
       ? c.sql('SELECT id, address, status FROM subscribers WHERE id = ?').get(who.subscriberId)
       : c.sql('SELECT id, address, status FROM subscribers WHERE address = ?').get(who.address)
-  ) as Found | undefined;
+  ) as FoundSubscriber | undefined;
 }
 
 function newsletterLists(c: SqliteDb, newsletterId: number): string[] {
@@ -98,8 +100,8 @@ export function listOptOuts(
   return (
     c
       .sql('SELECT list_name, source, created_at FROM list_opt_outs WHERE address = ? ORDER BY list_name')
-      .all(address) as { list_name: string; source: string; created_at: number }[]
-  ).map((row) => ({ list: row.list_name, source: row.source, createdAt: row.created_at }));
+      .all(address) as ListOptOutRow[]
+  ).map(toListOptOut);
 }
 
 export function resubscribe(
@@ -193,15 +195,13 @@ export function deleteList(c: SqliteDb, name: string, now: Millis): DeleteListRe
     const found = c.sql('SELECT id FROM lists WHERE name = ?').get(name) as { id: number } | undefined;
     if (!found) return { ok: false, reason: 'no-list' };
     const users = c.sql(listUsers('?')).all(found.id) as ListUser[];
-    const active = users.filter((user) => user.status === 'scheduled' || user.status === 'sending');
     const excluders = c
       .sql(
         activeExcluders(`EXISTS (SELECT 1 FROM json_each(n.segment, '$.excludeLists') x WHERE x.value = ?)`),
       )
       .all(name) as ListUser[];
-    for (const user of excluders) if (!active.some((a) => a.id === user.id)) active.push(user);
+    const { active, drafts } = listUsersByRole(users, excluders);
     if (active.length > 0) return { ok: false, reason: 'in-use', newsletters: active };
-    const drafts = users.filter((user) => user.status === 'draft');
     c.sql('DELETE FROM newsletter_lists WHERE list_id = ?').run(found.id);
     const members = (
       c.sql('SELECT count(*) AS n FROM memberships WHERE list_id = ?').get(found.id) as { n: number }
