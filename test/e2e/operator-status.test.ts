@@ -148,16 +148,16 @@ describe('status', () => {
     const { stdout, stderr } = await ws.ok(['status']);
     expect(stdout).toContain('Due now (1)');
     expect(stdout).toMatch(
-      /#3 Due one · due \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d \(\S+\) · 6 recipients \(readers\)/,
+      /#3 Due one · due \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d · 6 recipients \(readers\)/,
     );
     expect(stdout).toMatch(
-      /#2 Half sent · 2\/6 \(33\.3%\) · [\d.]+\/s \(last run\) · ends about \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d \(\S+\) \(in \d+[smh]\)/,
+      /#2 Half sent · 2\/6 \(33\.3%\) · [\d.]+\/s \(last run\) · ends about \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d \(in \d+[smh]\)/,
     );
     expect(stdout).toMatch(
-      /Recently sent\n {2}#1 Sent one · finished \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d \(\S+\) · 6 sent, 0 failed, 0 skipped, 0 unknown/,
+      /Recently sent\n {2}#1 Sent one · finished \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d · 6 sent, 0 failed, 0 skipped, 0 unknown/,
     );
     expect(stdout).toMatch(
-      /Scheduled\n {2}#4 Later one · at \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d \(\S+\) · 6 recipients/,
+      /Scheduled\n {2}#4 Later one · at \d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d · 6 recipients/,
     );
     expect(stderr).toContain('newsletter 2 is sending but no run is live');
   });
