@@ -71,6 +71,7 @@ export function resubscribeRefusal(
 }
 
 /** Who ran a command, for the audit trail: the sudo caller first, then the login. */
-export function operatorName(env: NodeJS.ProcessEnv): string {
-  return env.SUDO_USER || env.USER || env.LOGNAME || 'unknown';
+export function operatorName(env: NodeJS.ProcessEnv, account: () => string | null = () => null): string {
+  // cron and `su -` may leave USER unset: the process's own account (uid's name) is then the truth.
+  return env.SUDO_USER || env.USER || env.LOGNAME || account() || 'unknown';
 }

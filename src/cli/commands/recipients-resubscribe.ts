@@ -5,6 +5,7 @@
  * and why are recorded in the events table. A bounce or an operator's suppression is not an
  * opt-out: refused, with what to do (`suppress remove`); an erased address is refused for good.
  */
+import { userInfo } from 'node:os';
 import { InputError } from '../../domain/errors.js';
 import { operatorName, resubscribeRefusal } from '../../domain/opt-out.js';
 import type { Context } from '../context.js';
@@ -26,7 +27,13 @@ export async function resubscribeCommand(
     );
   const lists = options.list ?? null;
   for (const list of lists ?? []) validateListName(list);
-  const by = operatorName(process.env);
+  const by = operatorName(process.env, () => {
+    try {
+      return userInfo().username;
+    } catch {
+      return null;
+    }
+  });
   const result = await withStore(context, {}, async (store) => {
     if ((await store.forgottenAddresses()).has(address))
       throw new InputError(`${address} was erased with \`recipients forget\`; it cannot be resubscribed.`, [
