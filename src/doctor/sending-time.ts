@@ -9,6 +9,8 @@ import type { ListSummary } from '../store/store.js';
 import { type CheckResult, ok, warning } from './types.js';
 
 const HOUR_MS = 3_600_000;
+/** NEWSLETTER_RATE when unset (src/config.ts): named, since many never set it and wonder. */
+const DEFAULT_RATE = 10;
 /** Beyond this a send reaches its last readers on another day: worth a warning. */
 const LONG_SEND_MS = 24 * HOUR_MS;
 
@@ -26,12 +28,19 @@ export function sendingTimeMs(recipients: number, rate: number, hourlyLimit: num
   return fullHours * HOUR_MS + atRate(recipients - fullHours * hourlyLimit);
 }
 
-/** `45 s`, `17 min`, `2 h 5 min`, `3 days 4 h`: two units at most, as a person says it. */
+/**
+ * `45 s`, `3 min 20 s`, `17 min`, `2 h 5 min`, `3 days 4 h`: two units at most, as a person says
+ * it. Under an hour the seconds stay: 2,000 recipients at the default 10 a second are 3 min 20 s,
+ * and "3 min" would hide a sixth of it.
+ */
 export function aboutDuration(ms: number): string {
   const seconds = Math.max(1, Math.round(ms / 1000));
   if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) {
+    const rest = seconds % 60;
+    return rest === 0 ? `${seconds / 60} min` : `${Math.floor(seconds / 60)} min ${rest} s`;
+  }
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
   const hours = Math.floor(minutes / 60);
   if (hours < 24) return minutes % 60 === 0 ? `${hours} h` : `${hours} h ${minutes % 60} min`;
   const days = Math.floor(hours / 24);
@@ -49,7 +58,7 @@ export function sendingTimeCheck(
   }
   const ms = sendingTimeMs(largest.reachable, pace.rate, pace.hourlyLimit);
   const paceText =
-    `NEWSLETTER_RATE=${pace.rate} (messages per second)` +
+    `NEWSLETTER_RATE=${pace.rate} (messages per second${pace.rate === DEFAULT_RATE ? ', the default' : ''})` +
     (pace.hourlyLimit === null ? '' : ` and NEWSLETTER_HOURLY_LIMIT=${pace.hourlyLimit} (per clock hour)`);
   const limitedBy =
     pace.hourlyLimit !== null &&

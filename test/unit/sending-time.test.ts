@@ -25,6 +25,9 @@ describe('aboutDuration', () => {
     [400, '1 s'],
     [45_000, '45 s'],
     [17 * 60_000, '17 min'],
+    // 2,000 recipients at the default 10 a second (issue 17): the seconds are not rounded away.
+    [200_000, '3 min 20 s'],
+    [3_599_000, '59 min 59 s'],
     [2 * 3_600_000, '2 h'],
     [2 * 3_600_000 + 5 * 60_000, '2 h 5 min'],
     [76 * 3_600_000, '3 days 4 h'],
@@ -44,7 +47,7 @@ describe('sendingTimeCheck', () => {
     const check = sendingTimeCheck(lists, { rate: 10, hourlyLimit: null });
     expect(check).toMatchObject({ name: 'sending-time', level: 'ok' });
     expect(check.message).toBe(
-      'A newsletter to the largest list, "readers" (6000 reachable), takes about 10 min at NEWSLETTER_RATE=10 (messages per second).',
+      'A newsletter to the largest list, "readers" (6000 reachable), takes about 10 min at NEWSLETTER_RATE=10 (messages per second, the default).',
     );
   });
 
@@ -61,6 +64,16 @@ describe('sendingTimeCheck', () => {
     expect(check.level).toBe('warning');
     expect(check.message).toContain('takes about 2 days 11 h');
     expect(check.fix).toContain('NEWSLETTER_HOURLY_LIMIT');
+  });
+
+  it('2,000 recipients at the default rate: 3 min 20 s', () => {
+    const check = sendingTimeCheck([{ name: 'club', members: 2000, reachable: 2000 }], {
+      rate: 10,
+      hourlyLimit: null,
+    });
+    expect(check.message).toContain(
+      'takes about 3 min 20 s at NEWSLETTER_RATE=10 (messages per second, the default)',
+    );
   });
 
   it('no list, or nobody reachable: nothing to estimate', () => {
