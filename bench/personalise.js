@@ -45,6 +45,8 @@ const personalise = preparePersonaliser(body, {
   baseUrl: 'https://example.org/newsletter',
   secret,
   listNames: ['readers'],
+  // The default since issue 18: a VERP envelope sender from the From address, one HMAC a message.
+  returnPath: { address: null, delimiter: '+' },
 });
 
 const cities = ['Leith', 'Zürich', 'Lyon', 'Porto', 'Oslo'];
@@ -58,7 +60,7 @@ const recipients = Array.from({ length: 1000 }, (_, i) => {
     address,
     name: i % 7 === 0 ? `Zoë & Co ${i}` : `Reader ${i}`,
     fields: { city: cities[i % cities.length] },
-    messageId: messageIdFor(1, address, 'example.org'),
+    messageId: messageIdFor(secret, 1, address, 'example.org'),
     attempts: 0,
   };
 });
