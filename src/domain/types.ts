@@ -37,6 +37,8 @@ export interface Subscriber {
   fields: Record<string, string>;
   status: 'active' | 'unsubscribed';
   lists: string[];
+  /** The lists this person left (a per-list unsubscribe): never mailed through them again. */
+  leftLists: string[];
   createdAt: Millis;
 }
 

@@ -59,6 +59,8 @@ export interface SubscriberRow {
   created_at: number;
   /** Its list names, a JSON array (SUBSCRIBER_SELECT of each dialect). */
   lists: JsonColumn | null;
+  /** The names of the lists it left (list_opt_outs), a JSON array. */
+  left_lists: JsonColumn | null;
 }
 
 export interface RunRow {
@@ -249,6 +251,7 @@ export function rowsOf(json: 'text' | 'parsed'): RowReaders {
       fields: fields(row.fields),
       status: row.status as Subscriber['status'],
       lists: names(row.lists),
+      leftLists: names(row.left_lists),
       createdAt: row.created_at,
     }),
     toClaimed: (newsletterId, row, deliveryId, messageId, attempts) => ({

@@ -89,6 +89,17 @@ describe('recipients import --sync and --dry-run', () => {
     await ws.ok(['recipients', 'import', 'crm.csv', '--list', 'customers']);
     await ws.ok(['recipients', 'unsubscribe', 'bob@example.net', '--list', 'customers']);
     await ws.ok(['recipients', 'unsubscribe', 'cid@example.net']);
+    // `recipients list` says who left the list, not just "active".
+    const listed = (await ws.ok(['recipients', 'list', '--list', 'customers'])).stdout;
+    expect(listed).toMatch(/bob@example\.net +Bob +active +customers \(left\)/);
+    expect(listed).toMatch(/cid@example\.net +Cid +unsubscribed +customers\s/);
+    expect(listed).toMatch(/ann@example\.net +Ann +active +customers\s/);
+    const listedJson = (await ws.json(['recipients', 'list', '--json'])) as {
+      email: string;
+      leftLists: string[];
+    }[];
+    expect(listedJson.find((s) => s.email === 'bob@example.net')?.leftLists).toEqual(['customers']);
+    expect(listedJson.find((s) => s.email === 'ann@example.net')?.leftLists).toEqual([]);
     // The new export: Ann gone, Eve new; Bob and Cid (who opted out) still in the CRM.
     await ws.write(
       'crm2.csv',

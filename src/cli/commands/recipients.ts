@@ -1,6 +1,7 @@
 import { normaliseAddress } from '../../domain/address.js';
 import { InputError, UsageError } from '../../domain/errors.js';
 import type { ForgottenAddresses } from '../../domain/forgotten.js';
+import type { Subscriber } from '../../domain/types.js';
 import type { ImportSummary, SubscriberInput } from '../../store/store.js';
 import { parseColumnMap } from '../../import/csv-header.js';
 import { readRecipientsCsv } from '../../import/csv-recipients.js';
@@ -305,7 +306,7 @@ export async function listCommand(
       println(
         table(
           ['email', 'name', 'status', 'lists', 'added'],
-          subscribers.map((s) => [s.email, s.name, s.status, s.lists.join(','), time(s.createdAt)]),
+          subscribers.map((s) => [s.email, s.name, s.status, listsInWords(s), time(s.createdAt)]),
         ),
       );
     // On stderr, so that stdout stays the table (or JSON) a script reads.
@@ -316,6 +317,14 @@ export async function listCommand(
       );
     }
   });
+}
+
+/** `news,readers (left)`: its lists, each it left marked; a list it left and is no longer on too. */
+function listsInWords(s: Subscriber): string {
+  const left = new Set(s.leftLists);
+  const shown = s.lists.map((name) => (left.has(name) ? `${name} (left)` : name));
+  for (const name of s.leftLists) if (!s.lists.includes(name)) shown.push(`${name} (left)`);
+  return shown.join(',');
 }
 
 export function parseAddress(raw: string): { email: string; address: string } {

@@ -12,5 +12,6 @@ export const NEWSLETTER_SELECT = `
 /** A subscriber `s` with its list names. */
 export const SUBSCRIBER_SELECT = `
   SELECT s.*, coalesce((SELECT json_agg(l.name) FROM memberships m JOIN lists l ON l.id = m.list_id
-                        WHERE m.subscriber_id = s.id), '[]') AS lists
+                        WHERE m.subscriber_id = s.id), '[]') AS lists,
+         coalesce((SELECT json_agg(o.list_name) FROM list_opt_outs o WHERE o.address = s.address), '[]') AS left_lists
   FROM subscribers s`;

@@ -12,5 +12,6 @@ export const NEWSLETTER_SELECT = `
 /** Selects a subscriber `s` with its list names as a JSON array. */
 export const SUBSCRIBER_SELECT = `
   SELECT s.*, (SELECT json_group_array(l.name) FROM memberships m JOIN lists l ON l.id = m.list_id
-               WHERE m.subscriber_id = s.id) AS lists
+               WHERE m.subscriber_id = s.id) AS lists,
+         (SELECT json_group_array(o.list_name) FROM list_opt_outs o WHERE o.address = s.address) AS left_lists
   FROM subscribers s`;
