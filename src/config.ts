@@ -6,6 +6,7 @@
  * never printed: `redactor()` masks them in anything that might be shown.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import {
   type ConfigVariable,
@@ -30,6 +31,9 @@ import { type SmtpTlsConfig, smtpTlsConfig } from './smtp-tls-config.js';
 
 /** One setting by name (src/config-variables.ts lists them), or null when unset. */
 export type ReadSetting = (key: ConfigVariable) => string | null;
+
+// dotenv is loaded only when there is an env file to read (CommonJS, hence require).
+const require = createRequire(import.meta.url);
 
 // dotenv and node:crypto are loaded when needed, not at start: the every-minute idle cron run
 // (src/cli/idle.ts) reads no .env file, checks no DKIM key and hashes nothing.
