@@ -42,6 +42,9 @@ describePostgres('list management on PostgreSQL', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'newsletter-pg-lists-'));
     const database = await cluster.createDatabase('lists');
     const pool = new Pool({ connectionString: database.url, max: 1, allowExitOnIdle: true });
+    // The drop below ends every backend of the database (57P01); a client the pool is still closing
+    // would report that as an uncaught error after the test has passed (seen once in CI).
+    pool.on('error', () => undefined);
     cleanups.push(async () => {
       await pool.end();
       await database.drop();
