@@ -242,16 +242,19 @@ describePostgres('several hosts under faults (PostgreSQL)', () => {
     const RECIPIENTS = 400;
     const { sink, workspace } = await setUp(RECIPIENTS, { NEWSLETTER_LEASE: '3s' });
     try {
-      // Three hosts at once; host-a stops right before its fifth hand-over, mid-batch.
+      // host-a stops right before its fifth hand-over, mid-batch, holding its claims; the other two
+      // start then, while it is stopped, and it is killed while they send. (Started all at once,
+      // the other two could take every batch before host-a claimed one, and it would never stop.)
       const a = startCli(
         ['send-due'],
         workspace.env('host-a', { NEWSLETTER_FAILPOINTS: 'before-hand-over@5' }),
         { cwd: workspace.dir },
       );
+      await a.stderrIncludes('failpoint:before-hand-over');
+      expect(a.child.exitCode, 'host-a stopped at its failpoint, still alive').toBeNull();
       const others = ['host-b', 'host-c'].map((host) =>
         startCli(['send-due'], workspace.env(host), { cwd: workspace.dir }),
       );
-      await a.stderrIncludes('failpoint:before-hand-over');
       a.child.kill('SIGKILL');
       expect((await a.exited).signal).toBe('SIGKILL');
       const killed = await runOf(workspace, 'host-a');
