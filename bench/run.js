@@ -341,7 +341,7 @@ async function personaliseBench(results) {
 async function profile(results) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'newsletter-bench-prof-'));
   cleanup.push(() => rm(dir, { recursive: true, force: true }));
-  const run = await sendDueRun('profile', SIZES.profile, TUNED, {
+  const run = await sendDueRun('profile', SIZES.profile, DEFAULTS, {
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
   await run.ws.remove();

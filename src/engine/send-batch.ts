@@ -1,22 +1,31 @@
 /**
  * Sends one claimed batch and records every outcome (step 9 of a run: send, then record).
  *
- * Up to `transport.maxInFlight` messages are in flight (three per SMTP connection: the pool
- * pipelines), paced at the configured rate. The lease check: a message is handed to the transport
- * only while this run's lease is known to be valid (`lease.validFor`), checked right before the
- * hand-over, after any wait for the rate. The hand-over: `sendOne`, after the row is remembered in
+ * A batch has two moments (`BatchInFlight`). `handedOver`: every message was given to the
+ * transport or set aside; the next batch may be claimed and start, while this one's last
+ * messages are still on the wire, so the SMTP pipeline never runs dry between batches.
+ * `settled`: every outcome is known and recorded, in one fenced write, after the batch before it
+ * was recorded (so writes go in claim order, one at a time). send-newsletter.ts claims batch k+2
+ * only once batch k is settled: at most two batches are claimed and not recorded at any moment,
+ * which is the `unknown` a crash can leave (README, "What a crash leaves").
+ *
+ * Up to `transport.maxInFlight` messages are in flight (`SendSlots`, shared by the two batches),
+ * paced at the configured rate. The lease check: a message is handed to the transport only while
+ * this run's lease is known to be valid (`lease.validFor`), checked right before the hand-over,
+ * after any wait for the rate. The hand-over: `transport.send`, after the row is remembered in
  * `unsettled.handedOver`. Once the run must stop, the rest of the batch goes back to `retry`
  * untouched: it was never sent, so it is not `unknown`.
  */
 import { decideWrite } from '../domain/decide.js';
 import { tallyAttempts } from '../domain/failure-alarm.js';
+import type { OutcomeWrite } from '../domain/ledger.js';
 import type { RateLimiter } from '../domain/rate-limiter.js';
 import type { ClaimedDelivery, SendOutcome } from '../domain/types.js';
 import type { SendDueDeps } from './deps.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { Personaliser, Transport } from './ports.js';
 import type { SendDueResult } from './result.js';
-import type { OutcomeWrite } from '../domain/ledger.js';
+import type { SendSlots } from './send-slots.js';
 import type { Unsettled } from './unsettled.js';
 
 /** What sending a batch needs beside the batch: the same for every batch of the run. */
@@ -30,69 +39,124 @@ export interface BatchContext {
   result: SendDueResult;
 }
 
-export interface Batch {
+/** What the batches of one newsletter share. */
+export interface NewsletterSending {
   newsletterId: number;
-  deliveries: readonly ClaimedDelivery[];
   personalise: Personaliser;
+  slots: SendSlots;
+  /**
+   * Aborted when a reply stops the run: messages still waiting for a connection come back
+   * `withdrawn`, so a server that said "slow down" gets nothing more from this run.
+   */
+  serverSaidStop: AbortController;
 }
 
-export async function sendBatch(context: BatchContext, batch: Batch): Promise<void> {
-  const { deps, transport, limiter, lease, unsettled, runId, result } = context;
-  const { newsletterId, deliveries, personalise } = batch;
+export interface BatchInFlight {
+  /** Every message handed over or set aside. Never rejects. */
+  handedOver: Promise<void>;
+  /** Every outcome recorded (or, if that failed, left in `unsettled` for endRun). */
+  settled: Promise<void>;
+}
+
+export function startBatch(
+  context: BatchContext,
+  sending: NewsletterSending,
+  deliveries: readonly ClaimedDelivery[],
+  previous: Promise<void>,
+): BatchInFlight {
   const writes: OutcomeWrite[] = [];
   const notSent: number[] = [];
-  let next = 0;
-  // Aborted when a reply stops the run: messages still waiting for a connection come back
-  // `withdrawn`, so a server that said "slow down" gets nothing more from this run.
-  const serverSaidStop = new AbortController();
+  const sends: Promise<void>[] = [];
+  const handedOver = handOver(context, sending, deliveries, { writes, notSent, sends });
+  const settled = handedOver.then(async (failure) => {
+    await Promise.all(sends);
+    if (failure) throw failure.error;
+    await record(context, sending.newsletterId, writes, notSent, previous);
+  });
+  return { handedOver: handedOver.then(() => undefined), settled };
+}
+
+interface BatchState {
+  writes: OutcomeWrite[];
+  notSent: number[];
+  sends: Promise<void>[];
+}
+
+/** Hands every message over in claim order; a thrown error (a failpoint hook's) is returned. */
+async function handOver(
+  context: BatchContext,
+  sending: NewsletterSending,
+  deliveries: readonly ClaimedDelivery[],
+  state: BatchState,
+): Promise<{ error: unknown } | null> {
+  const { deps, transport, limiter, lease, unsettled } = context;
+  const { personalise, slots, serverSaidStop } = sending;
   const stopOnReply = (reason: 'fatal' | 'throttled' | 'unreachable', reply: string): void => {
     deps.stop.stop(reason, reply);
     serverSaidStop.abort();
   };
-
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const delivery = deliveries[next];
-      if (!delivery) return;
-      next += 1;
+  const settleOne = (delivery: ClaimedDelivery, outcome: SendOutcome): void => {
+    slots.release();
+    if (outcome.kind === 'fatal' || outcome.kind === 'withdrawn') {
+      // Refused before any message data (authentication, configuration), or withdrawn because
+      // another message's reply stopped the run before this one was tried: never handed over.
+      if (outcome.kind === 'fatal') stopOnReply('fatal', outcome.reply);
+      unsettled.handedOver.delete(delivery.deliveryId);
+      state.notSent.push(delivery.deliveryId);
+      return;
+    }
+    if (outcome.kind === 'retry' && outcome.throttled) stopOnReply('throttled', outcome.reply);
+    if (outcome.kind === 'retry' && outcome.unreachable) stopOnReply('unreachable', outcome.reply);
+    state.writes.push(decideWrite(delivery, outcome, deps.options.retryAfter, deps.now()));
+  };
+  try {
+    for (const delivery of deliveries) {
+      const slot = slots.take();
+      if (slot) await slot;
       if (!deps.stop.stopped) {
         const wait = limiter.reserve(deps.now());
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
-      await deps.at?.('before-hand-over');
-      // Checked after the wait, right before the hand-over: a run stopped or paused past its lease
-      // while it waited must not send what another run may already have taken over.
+      if (deps.at) await deps.at('before-hand-over');
+      // Checked after the waits, right before the hand-over: a run stopped or paused past its
+      // lease while it waited must not send what another run may already have taken over.
       if (!deps.stop.stopped && !lease.validFor())
         deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
       if (deps.stop.stopped) {
-        notSent.push(delivery.deliveryId);
+        slots.release();
+        state.notSent.push(delivery.deliveryId);
         continue;
       }
       unsettled.handedOver.add(delivery.deliveryId);
-      const outcome = await sendOne(transport, personalise, delivery, serverSaidStop.signal);
-      if (outcome.kind === 'fatal' || outcome.kind === 'withdrawn') {
-        // Refused before any message data (authentication, configuration), or withdrawn because
-        // another message's reply stopped the run before this one was tried: never handed over.
-        if (outcome.kind === 'fatal') stopOnReply('fatal', outcome.reply);
-        unsettled.handedOver.delete(delivery.deliveryId);
-        notSent.push(delivery.deliveryId);
-        continue;
-      }
-      if (outcome.kind === 'retry' && outcome.throttled) stopOnReply('throttled', outcome.reply);
-      if (outcome.kind === 'retry' && outcome.unreachable) stopOnReply('unreachable', outcome.reply);
-      writes.push(decideWrite(delivery, outcome, deps.options.retryAfter, deps.now()));
+      state.sends.push(
+        sendOne(transport, personalise, delivery, serverSaidStop.signal).then((outcome) =>
+          settleOne(delivery, outcome),
+        ),
+      );
     }
-  };
-  // The SMTP pool pipelines (three messages per connection); other transports take one each.
-  const inFlight = transport.maxInFlight ?? deps.options.connections;
-  const workers = Math.max(1, Math.min(inFlight, deliveries.length));
-  await Promise.all(Array.from({ length: workers }, worker));
+    return null;
+  } catch (error) {
+    // Whatever was not handed over stays `claimed` by this run: endRun sends it back to `retry`.
+    return { error };
+  }
+}
 
+/** Step 9's record: the batch's outcomes in one fenced write, after the batch before it. */
+async function record(
+  context: BatchContext,
+  newsletterId: number,
+  writes: OutcomeWrite[],
+  notSent: number[],
+  previous: Promise<void>,
+): Promise<void> {
+  const { deps, unsettled, runId, result } = context;
+  // Known from here on: if a write fails for good, endRun writes them.
+  unsettled.outcomes.push(...writes);
+  await previous;
   await deps.at?.('after-send-before-record');
-  // Known from here on: if the write fails for good, endRun writes them.
-  unsettled.outcomes = writes;
   const recorded = await deps.store.recordOutcomes(runId, writes, deps.now());
-  unsettled.outcomes = [];
+  const mine = new Set(writes);
+  unsettled.outcomes = unsettled.outcomes.filter((write) => !mine.has(write));
   for (const write of writes) unsettled.handedOver.delete(write.deliveryId);
   await deps.at?.('after-record');
   result.refusedWrites += recorded.refused;

@@ -3,6 +3,15 @@
  * claim a batch, send it (send-batch.ts), repeat until nobody is left to claim or the run must
  * stop; then ask the ledger whether the newsletter is complete (step 10).
  *
+ * Two batches overlap. Batch k+1 is claimed as soon as every message of batch k is handed over,
+ * and starts while k's last messages are still on the wire: the connections never wait for a
+ * claim. Batch k+2 is claimed only once batch k is recorded, so at most two batches are claimed
+ * and not recorded at any moment (2 × NEWSLETTER_BATCH `unknown` after a crash, at most). The
+ * first batch of each newsletter in a run goes alone, recorded before the second is claimed: a
+ * server that refuses the first messages costs one batch put back, as it always did. Before
+ * the loop ends, for whatever reason (nobody left, cancelled, stopped, an error), every batch in
+ * flight is waited for: the run never ends with an outcome it could still have recorded.
+ *
  * The claim is one hop from here: `claimWithinQuota` (quota.ts) → `Store.claimBatch` (store.ts).
  */
 import { domainOf, messageIdFor } from '../domain/message-id.js';
@@ -10,7 +19,8 @@ import type { Millis, Newsletter } from '../domain/types.js';
 import type { RenderModule, SendDueDeps } from './deps.js';
 import { claimWithinQuota } from './quota.js';
 import type { NewsletterReport } from './result.js';
-import { type BatchContext, sendBatch } from './send-batch.js';
+import { type BatchContext, type BatchInFlight, type NewsletterSending, startBatch } from './send-batch.js';
+import { SendSlots } from './send-slots.js';
 
 /** What is left of `--max-messages` and when `--max-seconds` runs out, for the whole run. */
 export interface Budget {
@@ -39,46 +49,94 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     returnPath: options.returnPath,
   });
   const fromDomain = domainOf(body.from);
+  const sending: NewsletterSending = {
+    newsletterId: newsletter.id,
+    personalise,
+    slots: new SendSlots(run.transport.maxInFlight ?? options.connections),
+    serverSaidStop: new AbortController(),
+  };
+  // The batch whose messages are on the wire, and the one before it, until they are recorded.
+  let older: BatchInFlight | null = null;
+  let newer: BatchInFlight | null = null;
+  const settleAll = async (): Promise<void> => {
+    const pending = [older?.settled, newer?.settled].filter((p) => p !== undefined);
+    older = newer = null;
+    // Both are waited for even if one fails; the first failure is the run's.
+    const results = await Promise.allSettled(pending);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  };
   let after = 0;
-  for (;;) {
-    checkBudget(deps, budget);
-    if (deps.stop.stopped) return report;
-    if (!(await lease.renewIfDue())) return report;
-    const limit = budget.messages === null ? options.batchSize : Math.min(options.batchSize, budget.messages);
-    // Reserves from the hourly quota first, when one is set; used up → stop 'quota', claim nothing.
-    const claim = await claimWithinQuota(
-      { store, stop: deps.stop, events: deps.events, now: deps.now, quota: options.quota },
-      {
-        newsletterId: newsletter.id,
-        runId,
-        limit,
-        now: deps.now(),
-        afterSubscriberId: after,
-        makeMessageId: (address) => messageIdFor(options.secret, newsletter.id, address, fromDomain),
-      },
-    );
-    if (!claim.stillSending) {
-      report.result = 'cancelled';
-      return report;
-    }
-    after = claim.lastSubscriberId;
-    result.counts.skipped += claim.skipped;
-    if (claim.claimed.length === 0 && claim.skipped === 0) {
-      if (await store.completeIfDone(newsletter.id, deps.now())) {
-        report.result = 'sent';
-        deps.events({ type: 'newsletter-sent', newsletterId: newsletter.id });
+  let overlapping = false;
+  try {
+    for (;;) {
+      checkBudget(deps, budget);
+      if (deps.stop.stopped) break;
+      // Batch k-1 (`older`) recorded before batch k+1 is claimed: two batches unrecorded at most.
+      if (older) {
+        await older.settled;
+        older = null;
       }
-      return report;
+      if (!(await lease.renewIfDue())) break;
+      const limit =
+        budget.messages === null ? options.batchSize : Math.min(options.batchSize, budget.messages);
+      // Reserves from the hourly quota first, when one is set; used up → stop 'quota', claim nothing.
+      const claim = await claimWithinQuota(
+        { store, stop: deps.stop, events: deps.events, now: deps.now, quota: options.quota },
+        {
+          newsletterId: newsletter.id,
+          runId,
+          limit,
+          now: deps.now(),
+          afterSubscriberId: after,
+          makeMessageId: (address) => messageIdFor(options.secret, newsletter.id, address, fromDomain),
+        },
+      );
+      if (!claim.stillSending) {
+        await settleAll();
+        report.result = 'cancelled';
+        return report;
+      }
+      after = claim.lastSubscriberId;
+      result.counts.skipped += claim.skipped;
+      if (claim.claimed.length === 0 && claim.skipped === 0) {
+        // Nobody left to claim: the ledger is complete once what is in flight is recorded.
+        await settleAll();
+        if (await store.completeIfDone(newsletter.id, deps.now())) {
+          report.result = 'sent';
+          deps.events({ type: 'newsletter-sent', newsletterId: newsletter.id });
+        }
+        return report;
+      }
+      await deps.at?.('after-claim');
+      deps.events({
+        type: 'batch-claimed',
+        newsletterId: newsletter.id,
+        claimed: claim.claimed.length,
+        skipped: claim.skipped,
+      });
+      if (budget.messages !== null) budget.messages -= claim.claimed.length;
+      const batch = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
+      // A failure surfaces where it is awaited (settleAll, or the next claim's wait); until then
+      // it must not count as unhandled.
+      batch.settled.catch(() => undefined);
+      older = newer;
+      newer = batch;
+      await batch.handedOver;
+      if (!overlapping) {
+        // The first batch goes alone: until the server has taken one whole batch, nothing is
+        // claimed ahead (a server that refuses, throttles or cannot be reached leaves one batch
+        // to put back, not two). From the second on, batches overlap.
+        await batch.settled;
+        newer = null;
+        overlapping = true;
+      }
     }
-    await deps.at?.('after-claim');
-    deps.events({
-      type: 'batch-claimed',
-      newsletterId: newsletter.id,
-      claimed: claim.claimed.length,
-      skipped: claim.skipped,
-    });
-    if (budget.messages !== null) budget.messages -= claim.claimed.length;
-    await sendBatch(run, { newsletterId: newsletter.id, deliveries: claim.claimed, personalise });
+    await settleAll();
+    return report;
+  } catch (error) {
+    // Whatever else went wrong, the batches in flight finish and record what they can first.
+    await settleAll().catch(() => undefined);
+    throw error;
   }
 }
 

@@ -11,10 +11,11 @@
  * write lock before its first read, so no other process can claim, record or expire between this
  * claim reading "who is left" and inserting their rows. A second claimer waits for the lock (the
  * busy timeout), then reads what the first committed. The UNIQUE (newsletter_id, address) key
- * would reject a second claim anyway; the lock means it is never hit. The commit
- * (synchronous=FULL, open.ts) is on disk before the engine opens any SMTP conversation: a claim
- * that a power cut could take back would let the next run send again what this one sent. That
- * fsync also carries every outcome written since the last claim (fence.ts).
+ * would reject a second claim anyway; the lock means it is never hit. The commit is on disk before
+ * the engine hands any of it over: a claim that a power cut could take back would let the next run
+ * send again what this one sent. It commits at synchronous=NORMAL and is then fsynced off the event
+ * loop (wal-sync.ts: the same fsync FULL would do, without stopping the SMTP connections of the
+ * batch before); that fsync also carries every outcome written since the last claim (fence.ts).
  *
  * The order: due `retry` rows first (the earliest due first), then subscribers of the audience
  * with no ledger row yet, in subscriber-id order after `afterSubscriberId` (a hint within one run:
@@ -44,9 +45,18 @@ import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
 import { andInSegment, sqliteBinder } from '../segment-sql.js';
 import type { SqliteDb } from './db.js';
 import { rows } from './selects.js';
+import { type WalSync, withoutFsync } from './wal-sync.js';
 
-export function claimBatch(c: SqliteDb, request: ClaimRequest): ClaimResult {
-  return c.immediate(() => claimNow(c, request));
+export async function claimBatch(
+  c: SqliteDb,
+  request: ClaimRequest,
+  wal: WalSync | null,
+): Promise<ClaimResult> {
+  if (!wal) return c.immediate(() => claimNow(c, request));
+  // Committed at NORMAL, then fsynced off the event loop before anyone may send it (wal-sync.ts).
+  const claim = withoutFsync(c, () => c.immediate(() => claimNow(c, request)));
+  await wal.sync();
+  return claim;
 }
 
 function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {

@@ -14,9 +14,10 @@
  * them. A `retry` whose newsletter was cancelled meanwhile is written `skipped`, "cancelled", in
  * the same transaction: with the lock held, no cancel can fall between the two statements either.
  *
- * Durability. These writes commit with synchronous=NORMAL (`withoutFsync`): they only move rows
- * out of `claimed`, and the next claim's fsync carries them. A power cut in between can only take
- * such a write back, leaving its rows `claimed`, which expiry then turns `unknown`: the safe side.
+ * Durability. These writes commit with synchronous=NORMAL (`withoutFsync`, wal-sync.ts): they only
+ * move rows out of `claimed`, and the next claim's fsync carries them. A power cut in between can
+ * only take such a write back, leaving its rows `claimed`, which expiry then turns `unknown`: the
+ * safe side, and it halves the fsyncs on the send path.
  *
  * Why not the obvious alternative: asking first whether this run still holds its lease, then
  * writing by row id alone, leaves a window between the question and the write in which another
@@ -28,6 +29,7 @@ import type { Millis } from '../../domain/types.js';
 import type { RecordedOutcomes } from '../../engine/store.js';
 import { IS_CANCELLED } from '../conditions.js';
 import type { SqliteDb } from './db.js';
+import { withoutFsync } from './wal-sync.js';
 
 export function recordOutcomes(
   c: SqliteDb,
@@ -117,21 +119,4 @@ export function releaseNow(c: SqliteDb, runId: number, deliveryIds: number[] | n
       deliveryIds === null ? null : 1,
       JSON.stringify(deliveryIds ?? []),
     ).changes;
-}
-
-/**
- * Runs a write that moves rows out of `claimed` with synchronous=NORMAL: committed to the WAL
- * (safe from a crash of this process) but not fsynced until the next claim, whose FULL commit
- * fsyncs the WAL and every commit before it. A power cut in between can only take such a write
- * back, leaving its rows `claimed`, which then become `unknown`: the safe side, and still within
- * one window of NEWSLETTER_BATCH rows. It halves the fsyncs on the send path, and a fsync blocks
- * the whole process (the SMTP connections too) for as long as the disk takes.
- */
-function withoutFsync<T>(c: SqliteDb, write: () => T): T {
-  c.sql('PRAGMA synchronous = NORMAL').run();
-  try {
-    return write();
-  } finally {
-    c.sql('PRAGMA synchronous = FULL').run();
-  }
 }

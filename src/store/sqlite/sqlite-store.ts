@@ -45,6 +45,7 @@ import * as operators from './reconcile.js';
 import * as sending from './sending.js';
 import * as forget from './forget.js';
 import * as subscribers from './subscribers.js';
+import { WalSync } from './wal-sync.js';
 import * as listsAndOptOuts from './lists.js';
 import type { SubscriberRef } from '../list-store.js';
 import type { OptOutScope, OptOutSource } from '../../domain/opt-out.js';
@@ -55,6 +56,8 @@ export class SqliteStore implements Store {
   /** The connection (test/integration/sqlite-durability.test.ts reads its pragmas). */
   readonly db: Database.Database;
   private readonly c: SqliteDb;
+  /** The claims' fsync off the event loop (wal-sync.ts); settled at the first claim. */
+  private wal: WalSync | null | undefined;
 
   private constructor(file: string, db: Database.Database) {
     this.file = file;
@@ -67,6 +70,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.wal?.close();
     this.db.close();
   }
 
@@ -247,7 +251,8 @@ export class SqliteStore implements Store {
     return sending.completeIfDone(this.c, newsletterId, now);
   }
   async claimBatch(request: ClaimRequest) {
-    return claim.claimBatch(this.c, request);
+    if (this.wal === undefined) this.wal = WalSync.forConnection(this.c, this.file);
+    return claim.claimBatch(this.c, request, this.wal);
   }
   async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis) {
     return fence.recordOutcomes(this.c, runId, writes, now);
