@@ -30,6 +30,7 @@ import {
   ROOT,
   round,
   runNode,
+  workspace,
 } from './lib.js';
 import { startCluster } from './pg-cluster.js';
 
@@ -59,6 +60,7 @@ export async function multihost({ quick = false, log = () => undefined, sink }) 
     // Interleaved, and the order swapped in the second round: whatever else the shared machine does
     // (and the first run's cold caches) slows one run or another, not a whole side.
     const runs = [];
+    const sqliteRuns = [];
     for (let r = 1; r <= ROUNDS; r++) {
       const order = r % 2 === 1 ? [1, HOSTS.length] : [HOSTS.length, 1];
       for (const hosts of order) {
@@ -66,9 +68,14 @@ export async function multihost({ quick = false, log = () => undefined, sink }) 
         runs.push(run);
         log(`multihost: ${describe(run)}`);
       }
+      // Issue 17's yardstick for one PostgreSQL host: SQLite, the same settings and sink, this round.
+      const local = await measureSqlite({ sink, n, round: r });
+      sqliteRuns.push(local);
+      log(`multihost: SQLite, 1 host (round ${r}): ${local.rate}/s, ${local.wallMs} ms, ${local.cpuMicrosPerMessage} µs CPU/message`);
     }
     const one = best(runs.filter((r) => r.hosts === 1));
     const three = best(runs.filter((r) => r.hosts === HOSTS.length));
+    const sqlite = best(sqliteRuns);
 
     const slow = await slowPair(ctx, sizes.slowRecipients);
     // dist/ is what runs; when someone rebuilt it meanwhile, the runs did not all measure one build.
@@ -93,6 +100,10 @@ export async function multihost({ quick = false, log = () => undefined, sink }) 
       one,
       three,
       ratio: round(three.rate / one.rate, 2),
+      /** One PostgreSQL host against one SQLite host, the same settings, best of each side. */
+      sqliteRuns,
+      sqlite,
+      postgresVsSqlite: round(one.rate / sqlite.rate, 2),
       /** CPU per message of all send-due processes together: the lower of each side's runs. */
       cpuMicrosPerMessage: {
         one: Math.min(...runs.filter((r) => r.hosts === 1).map((r) => r.cpuMicrosPerMessage)),
@@ -181,6 +192,37 @@ async function measure(ctx, { sink, hosts, n, round: roundNo, kind }) {
         maxRssMiB: round(p.usage.maxRSS / 1024, 1),
         ...shares.get(p.host),
       })),
+    };
+  } finally {
+    await ws.remove();
+  }
+}
+
+/**
+ * The same send as one PostgreSQL host, on SQLite: the same sink, environment, CLI flags and
+ * measure (spawn to exit), so that the two databases compare within one run.
+ */
+async function measureSqlite({ sink, n, round: roundNo }) {
+  const ws = await workspace('mh-sqlite', { NEWSLETTER_TRANSPORT: sink.url, NEWSLETTER_RATE: String(RATE) });
+  try {
+    const { id } = await audience(ws, n);
+    await mkdir(lockDir(ws, 'host-a'), { recursive: true });
+    await sink.reset();
+    const started = process.hrtime.bigint();
+    const p = await startSendDue(ws, 'host-a');
+    const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const seen = await sink.stats();
+    if (p.code !== 0 || p.stdout !== '' || p.stderr !== '')
+      throw new Error(`SQLite send-due exited ${p.code ?? p.signal}:\n${p.stdout}${p.stderr}`);
+    const shown = JSON.parse((await cli(ws, ['show', String(id), '--json'])).stdout);
+    if (seen.messages !== n || shown.counts.sent !== n)
+      throw new Error(`SQLite: the sink got ${seen.messages} of ${n}, the ledger says ${JSON.stringify(shown.counts)}`);
+    return {
+      round: roundNo,
+      messages: n,
+      wallMs: round(wallMs),
+      rate: round((n / wallMs) * 1000),
+      cpuMicrosPerMessage: round(cpuMicros(p.usage) / n, 1),
     };
   } finally {
     await ws.remove();
@@ -367,9 +409,21 @@ export function renderMultihost(section) {
     );
   for (const r of s.runs)
     row(r, `${hostsWord(r.hosts)}, round ${r.round}${r === s.one || r === s.three ? ' (best)' : ''}`);
+  if (s.sqlite) {
+    for (const r of s.sqliteRuns)
+      lines.push(
+        `| SQLite, 1 host, round ${r.round}${r === s.sqlite ? ' (best)' : ''} | ${r.wallMs} ms | ${r.rate}/s | – | ${r.cpuMicrosPerMessage} µs | – | – | – |`,
+      );
+  }
   lines.push(
     '',
     `${hostsWord(s.hosts.length)} / 1 host: **${s.ratio}×** (${s.three.rate} / ${s.one.rate} messages per second).`,
+    ...(s.sqlite
+      ? [
+          '',
+          `1 PostgreSQL host / 1 SQLite host, the same settings and sink, interleaved in the same rounds: **${s.postgresVsSqlite}** (${s.one.rate} / ${s.sqlite.rate} messages per second).`,
+        ]
+      : []),
     '',
     `Share per host in the best ${s.hosts.length}-host run (\`newsletter runs --json\`; started: after the first`,
     'host registered its run, by the database clock):',
