@@ -203,7 +203,12 @@ async function measure(ctx, { sink, hosts, n, round: roundNo, kind }) {
  * measure (spawn to exit), so that the two databases compare within one run.
  */
 async function measureSqlite({ sink, n, round: roundNo }) {
-  const ws = await workspace('mh-sqlite', { NEWSLETTER_TRANSPORT: sink.url, NEWSLETTER_RATE: String(RATE) });
+  const ws = await workspace('mh-sqlite', {
+    NEWSLETTER_TRANSPORT: sink.url,
+    NEWSLETTER_RATE: String(RATE),
+    // A SQLite database is bound to the host that made it: the host that sends.
+    NEWSLETTER_HOST_ID: 'host-a',
+  });
   try {
     const { id } = await audience(ws, n);
     await mkdir(lockDir(ws, 'host-a'), { recursive: true });
