@@ -8,14 +8,26 @@
  * send accepts, a SQLite database of the current schema bound to this host, and nothing due or
  * sending. In every other case, or on any error, it returns false and the normal path runs and
  * says what it has to say, exactly as before.
+ *
+ * How it is run: `npm run build` bundles this file and everything it imports (the configuration's
+ * whole validation, the probe) into one CommonJS file, dist/cli/idle-bundle.cjs
+ * (scripts/build-idle-bundle.js), which bin/newsletter.js requires before it imports the normal
+ * program (dist/cli/main.js). One CommonJS file instead of 27 ES modules and better-sqlite3's 13
+ * files saves the ES module loader and a resolution and compilation per file: about 20 of the
+ * 55 ms an idle minute took (bench/NOTES.md, issue 17, session 5). So this path is synchronous (a
+ * plain `require` away), and imports what it needs statically.
  */
 import { fstatSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { loadConfig, problemsForRealSend } from '../config.js';
+import { detectHostId } from '../host/identity.js';
 import { probeIdle } from '../store/sqlite/idle-probe.js';
 import type { GlobalOptions } from './context.js';
 
-export async function quietIdleSendDue(args: readonly string[]): Promise<boolean> {
-  if (await stdoutIsTerminal()) return false;
+const require = createRequire(import.meta.url);
+
+export function quietIdleSendDue(args: readonly string[]): boolean {
+  if (stdoutIsTerminal()) return false;
   const global = plainSendDue(args);
   if (global === null) return false;
   try {
@@ -32,9 +44,7 @@ export async function quietIdleSendDue(args: readonly string[]): Promise<boolean
     return probeIdle({
       file: config.database.path,
       busyTimeoutMs: config.busyTimeoutMs,
-      hostId:
-        config.hostIdOverride ??
-        (await import('../host/identity.js')).detectHostId({ env: { NEWSLETTER_HOST_ID: '' } }).hostId,
+      hostId: config.hostIdOverride ?? detectHostId({ env: { NEWSLETTER_HOST_ID: '' } }).hostId,
       now: Date.now(),
     });
   } catch {
@@ -49,14 +59,14 @@ export async function quietIdleSendDue(args: readonly string[]): Promise<boolean
  * systemd), none of which can be a terminal, so only a character device (a terminal, or
  * /dev/null) needs the question. Not process.stdout.isTTY: creating the stream costs more still.
  */
-async function stdoutIsTerminal(): Promise<boolean> {
+function stdoutIsTerminal(): boolean {
   let characterDevice = true;
   try {
     characterDevice = fstatSync(1).isCharacterDevice();
   } catch {
     // fd 1 closed or odd: ask isatty, which says no.
   }
-  return characterDevice && (await import('node:tty')).isatty(1);
+  return characterDevice && (require('node:tty') as typeof import('node:tty')).isatty(1);
 }
 
 /** The global options of a plain `send-due` line, or null for anything else. */

@@ -1,16 +1,14 @@
 /**
  * The entry point, and the only place that sets the process's exit code or ends it: commands
  * return their exit code (src/cli/command-actions.ts), errors become one here, and `exitNow` below
- * is the single way out before a command returns. The crontab's idle `send-due` is answered
- * first (idle.ts), before commander and the commands are even loaded.
+ * is the single way out before a command returns. The crontab's idle `send-due` never gets
+ * here: bin/newsletter.js answers it first from one bundled file (src/cli/idle.ts, built into
+ * dist/cli/idle-bundle.cjs), and imports this module only when that quick path says no.
  */
 import { NewsletterError } from '../domain/errors.js';
 import { ExitCode, type ExitCodeValue } from '../domain/exit-codes.js';
-import { quietIdleSendDue } from './idle.js';
 
 async function main(argv: string[]): Promise<number> {
-  // The idle minute prints nothing, and creating process.stdout would cost it time.
-  if (await quietIdleSendDue(argv.slice(2))) return ExitCode.ok;
   endQuietlyWhenTheReaderIsGone();
   const receiving = isBouncesReceive(argv.slice(2));
   if (receiving) tempFailOnCrash();
