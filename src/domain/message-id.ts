@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { hmacSha256 } from './hmac-key.js';
 
 /**
  * The Message-ID of one newsletter to one recipient: `<nNEWSLETTER.MAC@from-domain>`, MAC being
@@ -20,7 +20,7 @@ export function messageIdFor(
   address: string,
   fromDomain: string,
 ): string {
-  const mac = createHmac('sha256', secret ?? '')
+  const mac = hmacSha256(secret ?? '')
     .update(`message-id\n${newsletterId}\n${address}`)
     .digest('hex')
     .slice(0, 32);

@@ -17,7 +17,8 @@
  * accept an old token for somebody else. 80 bits of MAC, checked online one report at a time: no
  * guessing gets through. Pure; the store looks the row up (verify needs its newsletter and address).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hmacSha256 } from './hmac-key.js';
 
 export type ReturnPathPurpose = 'bounce' | 'unsubscribe';
 
@@ -68,12 +69,15 @@ function tokenOf(purpose: ReturnPathPurpose, delivery: TokenDelivery, mac: Buffe
   const { deliveryId } = delivery;
   if (!Number.isSafeInteger(deliveryId) || deliveryId < 0 || deliveryId > MAX_ID)
     throw new RangeError(`return path tokens need a ledger row id in 0…2^48: ${deliveryId}`);
-  const bytes = Buffer.alloc(ID_BYTES + MAC_BYTES);
+  // Filled whole before it is read, and never handed out: one buffer serves every token.
+  const bytes = scratch;
   bytes.writeUIntBE(deliveryId, 0, ID_BYTES);
   const from = OFFSET[purpose];
   mac.copy(bytes, ID_BYTES, from, from + MAC_BYTES);
   return LETTER[purpose] + base32(bytes);
 }
+
+const scratch = Buffer.alloc(ID_BYTES + MAC_BYTES);
 
 /** The parts of something shaped like a token (any case), or null. Never throws: strangers' input. */
 export function parseReturnPathToken(text: string): ParsedReturnPathToken | null {
@@ -128,26 +132,30 @@ export function tokensIn(texts: readonly string[]): ParsedReturnPathToken[] {
 
 function macOf(secret: string, delivery: TokenDelivery): Buffer {
   // Newline-separated fields cannot run into each other; the purpose picks its own bytes.
-  return createHmac('sha256', secret)
+  return hmacSha256(secret)
     .update(`rp1\n${delivery.deliveryId}\n${delivery.newsletterId}\n${delivery.address}`)
     .digest();
 }
 
+const ALPHABET_CODES = Buffer.from(ALPHABET, 'latin1');
+/** The characters of a token, written as bytes and read out once (a token per message). */
+const letters = Buffer.alloc(BODY_CHARS);
+
 function base32(bytes: Buffer): string {
-  let out = '';
+  let at = 0;
   let buffer = 0;
   let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
+  for (let i = 0; i < bytes.length; i++) {
+    buffer = (buffer << 8) | (bytes[i] as number);
     bits += 8;
     while (bits >= 5) {
-      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
+      letters[at++] = ALPHABET_CODES[(buffer >>> (bits - 5)) & 31] as number;
       bits -= 5;
     }
     buffer &= (1 << bits) - 1;
   }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
-  return out;
+  if (bits > 0) letters[at++] = ALPHABET_CODES[(buffer << (5 - bits)) & 31] as number;
+  return letters.toString('latin1', 0, at);
 }
 
 function unbase32(text: string): Buffer | null {

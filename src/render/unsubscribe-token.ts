@@ -19,7 +19,8 @@
  * replayed as an unsubscribe, and the version lets the format change without accepting old forms
  * by accident.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hmacSha256 } from '../domain/hmac-key.js';
 
 const VERSION = 'v1';
 const PURPOSE = 'unsubscribe';
@@ -126,7 +127,7 @@ function verifyListsToken(keys: string[], sid: string, nid: string, mac: string)
 }
 
 function listsMacOf(secret: string, subscriberId: number, newsletterId: number): string {
-  return createHmac('sha256', secret)
+  return hmacSha256(secret)
     .update(`${LISTS_VERSION}\n${LISTS_PURPOSE}\n${subscriberId}\n${newsletterId}`)
     .digest('base64url');
 }
@@ -163,7 +164,7 @@ function macOf(secret: string, subscriberId: number | typeof TEST, newsletterId:
     subscriberId === TEST
       ? `${VERSION}\n${TEST_PURPOSE}\n${newsletterId}`
       : `${VERSION}\n${PURPOSE}\n${subscriberId}\n${newsletterId}`;
-  return createHmac('sha256', secret).update(signed).digest('base64url');
+  return hmacSha256(secret).update(signed).digest('base64url');
 }
 
 function isId(value: number): boolean {

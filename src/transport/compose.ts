@@ -12,7 +12,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import DKIM from 'nodemailer/lib/dkim';
 import { domainOf } from '../domain/message-id.js';
 import type { OutgoingMessage } from '../domain/message.js';
-import { messageChunks } from './mime.js';
+import { messageChunks, messagePieces, type Piece } from './mime.js';
 
 /** NEWSLETTER_DKIM_*, as every transport receives it (see TransportOptions). */
 export interface DkimOptions {
@@ -77,6 +77,20 @@ export function composeChunks(
   const chunks = messageChunks(message);
   if (!options.dkim) return chunks;
   return signDkim(Buffer.concat(chunks), options.dkim, message.from).then((signed) => [signed]);
+}
+
+/**
+ * As composeChunks, for the SMTP client: an unsigned message as pieces (mime.ts), which the client
+ * copies straight into the buffer it writes; a signed one as a single buffer.
+ */
+export function composePieces(
+  message: OutgoingMessage,
+  options: ComposeOptions = {},
+): Piece[] | Promise<Piece[]> {
+  if (!options.dkim) return messagePieces(message);
+  return signDkim(Buffer.concat(messageChunks(message)), options.dkim, message.from).then((signed) => [
+    signed,
+  ]);
 }
 
 /**

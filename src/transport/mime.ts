@@ -6,9 +6,10 @@
  *
  * - A personalised message (`message.parts`) is encoded in pieces (qp.ts): the newsletter's
  *   literal text once, cached by its template, and per recipient only the values. The message is
- *   a list of chunks pointing at the cached literals: nothing the size of the body is encoded,
- *   copied or allocated per message. A part whose text is mostly non-Latin goes out in base64
- *   instead (a third of the size), encoded per message.
+ *   a list of pieces pointing at the cached literals, with the header block as a string: nothing
+ *   the size of the body is encoded or allocated per message; the SMTP client copies the pieces
+ *   once, into a buffer it reuses (write-buffers.ts). A part whose text is mostly non-Latin goes
+ *   out in base64 instead (a third of the size), encoded per message.
  * - A message without `parts` (a hand-made one) is encoded whole, the same way.
  * - Header values are encoded (RFC 2047) and folded (76 columns) with nodemailer's own functions,
  *   as its MailComposer did; only the layout is ours. A value with a word too long to fold within
@@ -39,32 +40,47 @@ type PreparedTemplate = { encoding: 'quoted-printable'; literals: Buffer[] } | {
 
 const prepared = new WeakMap<BodyTemplate, PreparedTemplate>();
 
-/** Arrays returned by messageChunks: no line of theirs starts with "." (see isDotSafe). */
-const dotSafe = new WeakSet<readonly Buffer[]>();
+/**
+ * A piece of a message: bytes, or text that goes out as UTF-8 (the header block; encoded values,
+ * which are ASCII). The SMTP client copies pieces straight into the buffer it writes
+ * (write-buffers.ts), so a recipient's few values never become buffers of their own.
+ */
+export type Piece = Buffer | string;
+
+/** Arrays returned by messagePieces and messageChunks: no line of theirs starts with "." (see isDotSafe). */
+const dotSafe = new WeakSet<readonly Piece[]>();
 
 /**
- * True for the chunks of a message built here: no line starts with "." (quoted-printable and
+ * True for the pieces of a message built here: no line starts with "." (quoted-printable and
  * base64 bodies, see qp.ts; header lines start with a name or, folded, with a blank; boundary
  * lines with "--"), so SMTP needs no dot-stuffing and the client need not scan ~50 kB for it.
  */
-export function isDotSafe(chunks: readonly Buffer[]): boolean {
-  return dotSafe.has(chunks);
+export function isDotSafe(pieces: readonly Piece[]): boolean {
+  return dotSafe.has(pieces);
+}
+
+/** The message as pieces, in order; their concatenation (strings as UTF-8) is the message. */
+export function messagePieces(message: OutgoingMessage): Piece[] {
+  const text = message.parts?.text ?? message.text;
+  const html = message.parts?.html ?? message.html;
+  const textEncoding = encodingOf(text);
+  const htmlEncoding = encodingOf(html);
+  const pieces: Piece[] = [
+    `${headerBlock(message)}${CRLF}${CRLF}--${BOUNDARY}${CRLF}${partHeader('plain', textEncoding)}`,
+  ];
+  pushBody(pieces, text, textEncoding);
+  pieces.push(HTML_OPENING[htmlEncoding]);
+  pushBody(pieces, html, htmlEncoding);
+  pieces.push(CLOSE);
+  dotSafe.add(pieces);
+  return pieces;
 }
 
 /** The message as chunks, in order; their concatenation is the message. */
 export function messageChunks(message: OutgoingMessage): Buffer[] {
-  const text = bodyPart(message.parts?.text ?? message.text);
-  const html = bodyPart(message.parts?.html ?? message.html);
-  const chunks: Buffer[] = [
-    Buffer.from(
-      `${headerBlock(message)}${CRLF}${CRLF}--${BOUNDARY}${CRLF}${partHeader('plain', text.encoding)}`,
-      'utf8',
-    ),
-  ];
-  chunks.push(...text.chunks);
-  chunks.push(Buffer.from(`${CRLF}--${BOUNDARY}${CRLF}${partHeader('html', html.encoding)}`, 'latin1'));
-  chunks.push(...html.chunks);
-  chunks.push(CLOSE);
+  const chunks = messagePieces(message).map((piece) =>
+    typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece,
+  );
   dotSafe.add(chunks);
   return chunks;
 }
@@ -80,29 +96,45 @@ function partHeader(subtype: 'plain' | 'html', encoding: Encoding): string {
   return `Content-Type: text/${subtype}; charset=utf-8${CRLF}Content-Transfer-Encoding: ${encoding}${CRLF}${CRLF}`;
 }
 
+/** Between the text part and the HTML part: the same bytes for every message. */
+const HTML_OPENING: Record<Encoding, Buffer> = {
+  'quoted-printable': Buffer.from(
+    `${CRLF}--${BOUNDARY}${CRLF}${partHeader('html', 'quoted-printable')}`,
+    'latin1',
+  ),
+  base64: Buffer.from(`${CRLF}--${BOUNDARY}${CRLF}${partHeader('html', 'base64')}`, 'latin1'),
+};
+
 // ---- the body -----------------------------------------------------------------------------------
 
-function bodyPart(part: FilledTemplate | string): { encoding: Encoding; chunks: Buffer[] } {
+const EMPTY = Buffer.alloc(0);
+
+function encodingOf(part: FilledTemplate | string): Encoding {
+  if (typeof part === 'string') return preferBase64(part) ? 'base64' : 'quoted-printable';
+  return prepare(part.template).encoding;
+}
+
+/** Appends a part's body, in `encoding` (encodingOf's answer), to `pieces`. */
+function pushBody(pieces: Piece[], part: FilledTemplate | string, encoding: Encoding): void {
   if (typeof part === 'string') {
-    if (preferBase64(part)) return { encoding: 'base64', chunks: [base64Of(part)] };
-    return { encoding: 'quoted-printable', chunks: [Buffer.from(encodeQp(part), 'latin1')] };
+    pieces.push(encoding === 'base64' ? base64Of(part) : encodeQp(part));
+    return;
   }
   const template = prepare(part.template);
   if (template.encoding === 'base64') {
-    return { encoding: 'base64', chunks: [base64Of(fillText(part.template, part.values))] };
+    pieces.push(base64Of(fillText(part.template, part.values)));
+    return;
   }
-  // Each distinct value is encoded once, however many slots it fills.
+  // Each distinct value is encoded once, however many slots it fills, and made bytes once: a
+  // buffer is copied faster than a string is written, and a value fills a dozen slots.
   const values = part.values.map((value) => Buffer.from(encodeQp(value), 'latin1'));
   const { literals } = template;
-  const chunks: Buffer[] = [literals[0] as Buffer];
+  pieces.push(literals[0] as Buffer);
   const { slots } = part.template;
   for (let i = 0; i < slots.length; i++) {
-    chunks.push(values[slots[i] as number] ?? EMPTY, literals[i + 1] as Buffer);
+    pieces.push(values[slots[i] as number] ?? EMPTY, literals[i + 1] as Buffer);
   }
-  return { encoding: 'quoted-printable', chunks };
 }
-
-const EMPTY = Buffer.alloc(0);
 
 function prepare(template: BodyTemplate): PreparedTemplate {
   let ready = prepared.get(template);
@@ -157,7 +189,7 @@ function headerBlock(message: OutgoingMessage): string {
   block += `${remembered('From', message.from, addressHeader)}${CRLF}`;
   block += `${addressHeader('To', message.to)}${CRLF}`;
   if (message.replyTo) block += `${remembered('Reply-To', message.replyTo, addressHeader)}${CRLF}`;
-  block += `${textHeader('Subject', message.subject)}${CRLF}`;
+  block += `${subjectHeader(message.subject)}${CRLF}`;
   block += `Message-ID: ${messageIdValue(message.messageId)}${CRLF}`;
   block += `Date: ${dateValue()}${CRLF}`;
   block += 'MIME-Version: 1.0\r\n';
@@ -188,10 +220,21 @@ const PLAIN = /^[\x20-\x7e\t]*$/;
 const PLAIN_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$/;
 const PLAIN_MESSAGE_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]+>$/;
 
+/**
+ * One node, made once, encodes every header value: `MimeNode.encodeHeaderValue` (static) builds
+ * a node per call, and a node draws random bytes for a boundary this never uses (~5 µs a
+ * subject). The instance method reads only the node's options, so the output is the same.
+ */
+const headerEncoder = new MimeNode(false, { baseBoundary: 'header-encoder' });
+
+function encodeHeaderValue(key: string, value: string): string {
+  return headerEncoder.encodeHeaderValue(key, value);
+}
+
 function addressHeader(key: string, value: string): string {
   const clean = value.replace(/[\r\n]+/g, ' ');
   if (key === 'To' && PLAIN_ADDRESS.test(clean)) return fold(`To: ${clean}`);
-  const line = fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+  const line = fold(`${key}: ${encodeHeaderValue(key, clean)}`);
   return fitsLineLimit(line) ? line : fold(`${key}: ${encodedMailboxes(clean)}`);
 }
 
@@ -205,17 +248,33 @@ function encodedMailboxes(value: string): string {
     .join(', ');
 }
 
+/**
+ * The Subject line, remembered for the last subject: a newsletter whose subject names no field
+ * sends the same one to everybody, and encoding a non-ASCII subject costs several µs a message.
+ * A personalised subject differs per recipient and is encoded each time.
+ */
+let lastSubject: string | null = null;
+let lastSubjectLine = '';
+
+function subjectHeader(value: string): string {
+  if (value !== lastSubject) {
+    lastSubjectLine = textHeader('Subject', value);
+    lastSubject = value;
+  }
+  return lastSubjectLine;
+}
+
 function textHeader(key: string, value: string): string {
   const clean = value.replace(/[\r\n]+/g, ' ');
   const line = PLAIN.test(clean)
     ? fold(`${key}: ${clean}`)
-    : fold(`${key}: ${MimeNode.encodeHeaderValue(key, clean)}`);
+    : fold(`${key}: ${encodeHeaderValue(key, clean)}`);
   // A word of a subject (or of a CSV value merged into it) too long for one line: see header-fold.ts.
   return fitsLineLimit(line) ? line : fold(`${key}: ${encodedText(clean)}`);
 }
 
 function messageIdValue(value: string): string {
-  return PLAIN_MESSAGE_ID.test(value) ? value : MimeNode.encodeHeaderValue('Message-ID', value);
+  return PLAIN_MESSAGE_ID.test(value) ? value : encodeHeaderValue('Message-ID', value);
 }
 
 /**
@@ -233,7 +292,7 @@ function extraHeader(key: string, value: string): string {
     if (fitsLineLimit(line)) return line;
   }
   if (!/<[^<>]*>/.test(clean)) {
-    const line = fold(`${name}: ${MimeNode.encodeHeaderValue(name, clean)}`);
+    const line = fold(`${name}: ${encodeHeaderValue(name, clean)}`);
     return fitsLineLimit(line) ? line : fold(`${name}: ${encodedText(clean)}`);
   }
   const line = fold(`${name}: ${encodeOutsideBrackets(clean, false)}`);

@@ -30,6 +30,17 @@ export function encodeQp(text: string): string {
   const length = text.length;
   for (let i = 0; i < length; i++) {
     const code = text.charCodeAt(i);
+    // A run of characters that stand for themselves (a link is ~90 of them) is copied as one
+    // slice, up to the end of the line: what the loop below would write one by one.
+    if (column < MAX_LINE && standsForItself(text, i, code) && !(code === 46 && column === 0)) {
+      const limit = Math.min(length, i + MAX_LINE - column);
+      let end = i + 1;
+      while (end < limit && standsForItself(text, end, text.charCodeAt(end))) end++;
+      out += text.slice(i, end);
+      column += end - i;
+      i = end - 1;
+      continue;
+    }
     let token: string;
     if (code === 13 || code === 10) {
       if (code === 13 && text.charCodeAt(i + 1) === 10) i++;
@@ -60,6 +71,19 @@ export function encodeQp(text: string): string {
     column += token.length;
   }
   return out;
+}
+
+/**
+ * True when the character at `i` is written as it is: printable ASCII but "=", or a blank that
+ * neither ends the text nor comes before a line break (those are encoded: no trailing blanks).
+ * A "." is itself too; only at the start of a line is it written `=2E`, which the caller checks.
+ */
+function standsForItself(text: string, i: number, code: number): boolean {
+  if (code >= 33 && code <= 126) return code !== 61;
+  if (code !== 32 && code !== 9) return false;
+  if (i + 1 === text.length) return false;
+  const next = text.charCodeAt(i + 1);
+  return next !== 13 && next !== 10;
 }
 
 /** The `=XX` encoding of the UTF-8 bytes of the code point at `i`, and how many UTF-16 units it took. */

@@ -33,6 +33,8 @@ import {
   SmtpError,
 } from './smtp-errors.js';
 import { type PeerTls, peerTlsOf, tlsConnectOptions } from './smtp-tls.js';
+import type { Piece } from './mime.js';
+import { WriteBuffers } from './write-buffers.js';
 
 export interface SessionOptions {
   host: string;
@@ -61,8 +63,8 @@ export interface Transaction {
   from: string;
   to: string;
   smtpUtf8: boolean;
-  /** The message; dot-stuffed here when it needs it. */
-  chunks: readonly Buffer[];
+  /** The message (mime.ts's pieces: strings go out as UTF-8); dot-stuffed here when it needs it. */
+  chunks: readonly Piece[];
   /** Known to have no line that starts with "." (mime.ts's messages): no need to look. */
   dotSafe: boolean;
   phase: Phase;
@@ -99,6 +101,7 @@ export class SmtpSession {
   private authMethods: string[] = [];
   private socket: net.Socket | tls.TLSSocket | null = null;
   private buffered = '';
+  private readonly buffers = new WriteBuffers();
   private lines: string[] = [];
   private expected: Expected[] = [];
   /** Transactions written and not yet done, oldest first. */
@@ -253,13 +256,19 @@ export class SmtpSession {
     if (!socket) return;
     const { transaction } = active;
     // One buffer: copying ~50 kB costs less than a socket write per piece (bench/, docs/benchmarks.md).
-    let data =
-      transaction.chunks.length === 1 ? (transaction.chunks[0] as Buffer) : Buffer.concat(transaction.chunks);
+    // A dot-safe message is copied into a buffer reused once its write is done (write-buffers.ts).
+    let data: Buffer;
+    let written: ((error?: Error | null) => void) | undefined;
+    const { chunks } = transaction;
+    if (chunks.length === 1 && typeof chunks[0] !== 'string') data = chunks[0] as Buffer;
+    else if (transaction.dotSafe) ({ bytes: data, written } = this.buffers.gather(chunks));
+    else
+      data = Buffer.concat(chunks.map((piece) => (typeof piece === 'string' ? Buffer.from(piece) : piece)));
     if (!transaction.dotSafe && (data[0] === 0x2e || data.indexOf(LF_DOT) !== -1)) data = dotStuff(data);
     // From here on the server may get the whole message: a failure without a reply is `unknown`.
     transaction.phase = 'data-sent';
     socket.cork();
-    socket.write(data);
+    socket.write(data, written);
     socket.write(data[data.length - 1] === 0x0a ? DOT : CRLF_DOT);
     process.nextTick(() => socket.uncork());
     this.expected.push({

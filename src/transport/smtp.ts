@@ -1,6 +1,7 @@
 /**
  * SMTP: a pool of our own pipelining connections (smtp-session.ts), each message handed over as
- * the chunks mime.ts builds from encodings prepared once per newsletter.
+ * the pieces mime.ts builds from encodings prepared once per newsletter, which the connection
+ * copies into a buffer it reuses (write-buffers.ts).
  *
  * The phase of every message is tracked where its bytes are written: `before-data` until the
  * message is handed to the socket after the server's 354, `data-sent` from then on. A failure
@@ -30,13 +31,13 @@ import type { SendOptions, Transport, TransportVerification } from '../engine/po
 import { TransportCheckError } from './check-error.js';
 import {
   type ComposeOptions,
-  composeChunks,
+  composePieces,
   type Envelope,
   envelopeOf,
   needsSmtpUtf8,
   wireEnvelope,
 } from './compose.js';
-import { isDotSafe } from './mime.js';
+import { isDotSafe, type Piece } from './mime.js';
 import { SmtpError } from './smtp-errors.js';
 import { type Phase, SmtpSession, type SessionOptions, type Transaction } from './smtp-session.js';
 
@@ -136,9 +137,9 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
       if (sendOptions?.signal?.aborted) return withdrawnOutcome();
       const envelope = envelopeOf(message);
       const smtpUtf8 = needsSmtpUtf8(envelope);
-      let chunks: Buffer[];
+      let chunks: Piece[];
       try {
-        const composed = composeChunks(message, options);
+        const composed = composePieces(message, options);
         chunks = Array.isArray(composed) ? composed : await composed;
       } catch (error) {
         return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
