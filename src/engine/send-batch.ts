@@ -2,7 +2,7 @@
  * Sends one claimed batch and records every outcome (step 9 of a run: send, then record).
  *
  * A batch has two moments (`BatchInFlight`). `handedOver`: every message was given to the
- * transport or set aside; the next batch may be claimed and start, while this one's last
+ * transport or set aside; the next batch (claimed meanwhile) may start, while this one's last
  * messages are still on the wire, so the SMTP pipeline never runs dry between batches.
  * `settled`: every outcome is known and recorded, in one fenced write, after the batch before it
  * was recorded (so writes go in claim order, one at a time). send-newsletter.ts claims batch k+2
@@ -113,16 +113,17 @@ async function handOver(
     for (const delivery of deliveries) {
       const slot = slots.take();
       if (slot) await slot;
-      if (!deps.stop.stopped) {
+      // A budget or quota stop ends the claiming only: what is claimed still goes (stop.ts).
+      if (!deps.stop.handOverStopped) {
         const wait = limiter.reserve(deps.now());
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
       if (deps.at) await deps.at('before-hand-over');
       // Checked after the waits, right before the hand-over: a run stopped or paused past its
       // lease while it waited must not send what another run may already have taken over.
-      if (!deps.stop.stopped && !lease.validFor())
+      if (!deps.stop.handOverStopped && !lease.validFor())
         deps.stop.stop('lease-lost', 'the lease ran out before this message could be sent');
-      if (deps.stop.stopped) {
+      if (deps.stop.handOverStopped) {
         slots.release();
         state.notSent.push(delivery.deliveryId);
         continue;

@@ -3,10 +3,13 @@
  * claim a batch, send it (send-batch.ts), repeat until nobody is left to claim or the run must
  * stop; then ask the ledger whether the newsletter is complete (step 10).
  *
- * Two batches overlap. Batch k+1 is claimed as soon as every message of batch k is handed over,
- * and starts while k's last messages are still on the wire: the connections never wait for a
- * claim. Batch k+2 is claimed only once batch k is recorded, so at most two batches are claimed
- * and not recorded at any moment (2 × NEWSLETTER_BATCH `unknown` after a crash, at most). The
+ * Two batches overlap. Batch k+1 is claimed as soon as batch k-1 is recorded, while batch k is
+ * still being handed over, and starts once every message of k is handed over, while k's last
+ * messages are still on the wire: the connections never wait for a claim or its commit. So at
+ * most two batches are claimed and not recorded at any moment (2 × NEWSLETTER_BATCH `unknown`
+ * after a crash, at most). A budget or a used-up quota found by the claim of k+1 still lets k go
+ * out in full (it was counted against them); any other stop puts back what is not handed over.
+ * The
  * first batch of each newsletter in a run goes alone, recorded before the second is claimed: a
  * server that refuses the first messages costs one batch put back, as it always did. Before
  * the loop ends, for whatever reason (nobody left, cancelled, stopped, an error), every batch in
@@ -72,6 +75,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
       checkBudget(deps, budget);
       if (deps.stop.stopped) break;
       // Batch k-1 (`older`) recorded before batch k+1 is claimed: two batches unrecorded at most.
+      // Batch k (`newer`) may still be handing over: the claim (and its fsync) overlaps it.
       if (older) {
         await older.settled;
         older = null;
@@ -115,13 +119,14 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
         skipped: claim.skipped,
       });
       if (budget.messages !== null) budget.messages -= claim.claimed.length;
+      // Messages leave in claim order: this batch starts once the one before is all handed over.
+      if (newer) await newer.handedOver;
       const batch = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
       // A failure surfaces where it is awaited (settleAll, or the next claim's wait); until then
       // it must not count as unhandled.
       batch.settled.catch(() => undefined);
       older = newer;
       newer = batch;
-      await batch.handedOver;
       if (!overlapping) {
         // The first batch goes alone: until the server has taken one whole batch, nothing is
         // claimed ahead (a server that refuses, throttles or cannot be reached leaves one batch

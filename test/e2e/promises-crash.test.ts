@@ -17,7 +17,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CliProcess } from '../helpers/cli-process.js';
 import type { SmtpSink } from '../helpers/smtp-sink.js';
-import { sendUntilSent, type Workspace, waitUntil, perTest } from '../helpers/workspace.js';
+import { addressOf, sendUntilSent, type Workspace, waitUntil, perTest } from '../helpers/workspace.js';
 
 const BATCH = 5;
 
@@ -116,9 +116,10 @@ describe('promise 1 and 2 across crashes: SIGKILL, then run again until sent', (
 
   it('SIGKILL with two batches outstanding (batch 3 claimed while batch 2 is on the wire): unknown = 2 × batch, 0 duplicates', async () => {
     const sink = await resources.sink({
-      // The last message of batch 2 is read and never answered: batch 2 cannot be recorded, and
-      // the run claims batch 3 anyway, as soon as batch 2 is handed over.
-      faults: [{ nth: 2 * BATCH, fault: { kind: 'hangAfterData' } }],
+      // The last message of batch 2 (recipients are claimed in import order) is read and never
+      // answered: batch 2 cannot be recorded, and the run claims batch 3 anyway, while batch 2 is
+      // handed over. By address, not by transaction number: the next run never sends it again.
+      faults: [{ to: addressOf(2 * BATCH - 1), fault: { kind: 'hangAfterData' } }],
     });
     const ws = await resources.workspace({
       recipients: 40,

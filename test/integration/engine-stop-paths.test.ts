@@ -192,6 +192,35 @@ describe('signal (SIGTERM, SIGINT)', () => {
     expect(s.sink.received(s.recipients[3] as string)).toBe(0);
   });
 
+  it('while two batches overlap: what was handed over is recorded, the rest of both goes back untouched', async () => {
+    const s = await scene({ recipients: 12, env: { NEWSLETTER_BATCH: '3' } });
+    // Batch 1 goes alone; batch 3 is claimed while batch 2 is being handed over.
+    s.holds.run('after-claim', () => s.stop.stop('signal', 'received SIGTERM'), 3);
+
+    const result = await s.run();
+
+    expect(result.stopReason).toBe('signal');
+    const rows = await ledger(s);
+    // Three batches claimed, nobody after them.
+    expect(rows.size).toBe(9);
+    expect(states(rows, s.recipients.slice(0, 3))).toEqual([
+      ['sent', 1],
+      ['sent', 1],
+      ['sent', 1],
+    ]);
+    const rest = states(rows, s.recipients.slice(3, 9));
+    // Handed over: sent, once. Not handed over: retry, never tried.
+    for (const row of rest)
+      expect([
+        ['sent', 1],
+        ['retry', 0],
+      ]).toContainEqual(row);
+    const sent = s.recipients.slice(3, 9).filter((_, i) => rest[i]?.[0] === 'sent');
+    expect(s.sink.total).toBe(3 + sent.length);
+    for (const address of s.recipients.slice(6, 9)) expect(s.sink.received(address)).toBe(0);
+    expect(result.counts.unknown).toBe(0);
+  });
+
   it('while a batch is on the wire: its replies are recorded, then nothing more is claimed', async () => {
     const s = await scene({ recipients: 9, env: { NEWSLETTER_BATCH: '3' } });
     s.holds.run('after-send-before-record', () => s.stop.stop('signal', 'received SIGINT'));
