@@ -71,7 +71,9 @@ export async function multihost({ quick = false, log = () => undefined, sink }) 
       // Issue 17's yardstick for one PostgreSQL host: SQLite, the same settings and sink, this round.
       const local = await measureSqlite({ sink, n, round: r });
       sqliteRuns.push(local);
-      log(`multihost: SQLite, 1 host (round ${r}): ${local.rate}/s, ${local.wallMs} ms, ${local.cpuMicrosPerMessage} µs CPU/message`);
+      log(
+        `multihost: SQLite, 1 host (round ${r}): ${local.rate}/s, ${local.wallMs} ms, ${local.cpuMicrosPerMessage} µs CPU/message`,
+      );
     }
     const one = best(runs.filter((r) => r.hosts === 1));
     const three = best(runs.filter((r) => r.hosts === HOSTS.length));
@@ -221,7 +223,9 @@ async function measureSqlite({ sink, n, round: roundNo }) {
       throw new Error(`SQLite send-due exited ${p.code ?? p.signal}:\n${p.stdout}${p.stderr}`);
     const shown = JSON.parse((await cli(ws, ['show', String(id), '--json'])).stdout);
     if (seen.messages !== n || shown.counts.sent !== n)
-      throw new Error(`SQLite: the sink got ${seen.messages} of ${n}, the ledger says ${JSON.stringify(shown.counts)}`);
+      throw new Error(
+        `SQLite: the sink got ${seen.messages} of ${n}, the ledger says ${JSON.stringify(shown.counts)}`,
+      );
     return {
       round: roundNo,
       messages: n,
