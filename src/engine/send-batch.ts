@@ -25,7 +25,6 @@ import type { SendDueDeps } from './deps.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { Personaliser, Transport } from './ports.js';
 import type { SendDueResult } from './result.js';
-import type { RecordedOutcomes } from './store.js';
 import type { SendSlots } from './send-slots.js';
 import type { Unsettled } from './unsettled.js';
 
@@ -52,39 +51,29 @@ export interface NewsletterSending {
   serverSaidStop: AbortController;
 }
 
-/** A batch's outcomes, all known: what to write, and the rows never handed over. */
-export interface KnownOutcomes {
-  writes: OutcomeWrite[];
-  notSent: number[];
-}
-
 export interface BatchInFlight {
   /** Every message handed over or set aside. Never rejects. */
   handedOver: Promise<void>;
-  /**
-   * Every outcome known (and in `unsettled.outcomes`, for endRun, until it is written). Rejects
-   * only when the hand-over itself failed.
-   */
-  known: Promise<KnownOutcomes>;
+  /** Every outcome recorded (or, if that failed, left in `unsettled` for endRun). */
+  settled: Promise<void>;
 }
 
 export function startBatch(
   context: BatchContext,
   sending: NewsletterSending,
   deliveries: readonly ClaimedDelivery[],
+  previous: Promise<void>,
 ): BatchInFlight {
   const writes: OutcomeWrite[] = [];
   const notSent: number[] = [];
   const sends: Promise<void>[] = [];
   const handedOver = handOver(context, sending, deliveries, { writes, notSent, sends });
-  const known = handedOver.then(async (failure) => {
+  const settled = handedOver.then(async (failure) => {
     await Promise.all(sends);
     if (failure) throw failure.error;
-    // Known from here on: if no write of them succeeds, endRun writes them.
-    context.unsettled.outcomes.push(...writes);
-    return { writes, notSent };
+    await record(context, sending.newsletterId, writes, notSent, previous);
   });
-  return { handedOver: handedOver.then(() => undefined), known };
+  return { handedOver: handedOver.then(() => undefined), settled };
 }
 
 interface BatchState {
@@ -153,35 +142,20 @@ async function handOver(
   }
 }
 
-/**
- * Step 9's record, in a transaction of its own: the batch's outcomes in one fenced write, then its
- * rows never handed over back to `retry`. (From the third batch on, the claim two batches later
- * writes them instead, in its own transaction: send-newsletter.ts.)
- */
-export async function recordBatch(
+/** Step 9's record: the batch's outcomes in one fenced write, after the batch before it. */
+async function record(
   context: BatchContext,
   newsletterId: number,
-  known: KnownOutcomes,
-): Promise<void> {
-  const { deps, runId } = context;
-  await deps.at?.('after-send-before-record');
-  const recorded = await deps.store.recordOutcomes(runId, known.writes, deps.now());
-  await noteRecorded(context, newsletterId, known, recorded, false);
-}
-
-/**
- * The run's books once a batch's outcomes are written, on their own or with a claim: they leave
- * `unsettled`, a refused write stops the run, the counts and the failure alarm's tally grow.
- * `released`: its never-handed-over rows went back in the same transaction; else it is done here.
- */
-export async function noteRecorded(
-  context: BatchContext,
-  newsletterId: number,
-  { writes, notSent }: KnownOutcomes,
-  recorded: RecordedOutcomes,
-  released: boolean,
+  writes: OutcomeWrite[],
+  notSent: number[],
+  previous: Promise<void>,
 ): Promise<void> {
   const { deps, unsettled, runId, result } = context;
+  // Known from here on: if a write fails for good, endRun writes them.
+  unsettled.outcomes.push(...writes);
+  await previous;
+  await deps.at?.('after-send-before-record');
+  const recorded = await deps.store.recordOutcomes(runId, writes, deps.now());
   const mine = new Set(writes);
   unsettled.outcomes = unsettled.outcomes.filter((write) => !mine.has(write));
   for (const write of writes) unsettled.handedOver.delete(write.deliveryId);
@@ -197,7 +171,7 @@ export async function noteRecorded(
   result.attempts.attempts += attempts.attempts;
   result.attempts.failed += attempts.failed;
   result.attempts.hardBounces += attempts.hardBounces;
-  if (!released && notSent.length > 0) await deps.store.releaseClaims(runId, notSent, deps.now());
+  if (notSent.length > 0) await deps.store.releaseClaims(runId, notSent, deps.now());
   const { sent, failed, retry, unknown } = recorded.recorded;
   deps.events({
     type: 'outcomes-recorded',

@@ -3,18 +3,17 @@
  * claim a batch, send it (send-batch.ts), repeat until nobody is left to claim or the run must
  * stop; then ask the ledger whether the newsletter is complete (step 10).
  *
- * Two batches overlap. Batch k+1 is claimed as soon as batch k-1's outcomes are known, while
- * batch k is still being handed over, and starts once every message of k is handed over, while
- * k's last messages are still on the wire: the connections never wait for a claim or its commit.
- * Batch k-1's outcomes are written by that same claim, in its transaction (`ClaimRequest.record`:
- * one commit per batch, not two). So at most two batches are claimed and not recorded at any
- * moment (2 × NEWSLETTER_BATCH `unknown` after a crash, at most). A budget or a used-up quota
- * found by the claim of k+1 still lets k go out in full (it was counted against them); any other
- * stop puts back what is not handed over. The first batch of each newsletter in a run goes alone,
- * recorded on its own before the second is claimed: a server that refuses the first messages
- * costs one batch put back, as it always did. Before the loop ends, for whatever reason (nobody
- * left, cancelled, stopped, an error), every batch in flight is waited for and written on its own:
- * the run never ends with an outcome it could still have recorded.
+ * Two batches overlap. Batch k+1 is claimed as soon as batch k-1 is recorded, while batch k is
+ * still being handed over, and starts once every message of k is handed over, while k's last
+ * messages are still on the wire: the connections never wait for a claim or its commit. So at
+ * most two batches are claimed and not recorded at any moment (2 × NEWSLETTER_BATCH `unknown`
+ * after a crash, at most). A budget or a used-up quota found by the claim of k+1 still lets k go
+ * out in full (it was counted against them); any other stop puts back what is not handed over.
+ * The
+ * first batch of each newsletter in a run goes alone, recorded before the second is claimed: a
+ * server that refuses the first messages costs one batch put back, as it always did. Before
+ * the loop ends, for whatever reason (nobody left, cancelled, stopped, an error), every batch in
+ * flight is waited for: the run never ends with an outcome it could still have recorded.
  *
  * The claim is one hop from here: `claimWithinQuota` (quota.ts) → `Store.claimBatch` (store.ts).
  */
@@ -23,14 +22,7 @@ import type { Millis, Newsletter } from '../domain/types.js';
 import type { RenderModule, SendDueDeps } from './deps.js';
 import { claimWithinQuota } from './quota.js';
 import type { NewsletterReport } from './result.js';
-import {
-  type BatchContext,
-  type BatchInFlight,
-  type NewsletterSending,
-  noteRecorded,
-  recordBatch,
-  startBatch,
-} from './send-batch.js';
+import { type BatchContext, type BatchInFlight, type NewsletterSending, startBatch } from './send-batch.js';
 import { SendSlots } from './send-slots.js';
 
 /** What is left of `--max-messages` and when `--max-seconds` runs out, for the whole run. */
@@ -66,20 +58,15 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     slots: new SendSlots(run.transport.maxInFlight ?? options.connections),
     serverSaidStop: new AbortController(),
   };
-  // Batches claimed and not yet recorded, in claim order: at most two.
-  const unrecorded: BatchInFlight[] = [];
-  // Writes every batch still unrecorded, each in a transaction of its own, in order; all are
-  // tried even if one fails, and the first failure is the run's (endRun writes what is left).
+  // The batch whose messages are on the wire, and the one before it, until they are recorded.
+  let older: BatchInFlight | null = null;
+  let newer: BatchInFlight | null = null;
   const settleAll = async (): Promise<void> => {
-    let failure: { error: unknown } | null = null;
-    for (const batch of unrecorded.splice(0)) {
-      try {
-        await recordBatch(run, newsletter.id, await batch.known);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-    if (failure) throw failure.error;
+    const pending = [older?.settled, newer?.settled].filter((p) => p !== undefined);
+    older = newer = null;
+    // Both are waited for even if one fails; the first failure is the run's.
+    const results = await Promise.allSettled(pending);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   };
   let after = 0;
   let overlapping = false;
@@ -87,14 +74,15 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     for (;;) {
       checkBudget(deps, budget);
       if (deps.stop.stopped) break;
-      // Batch k-1's outcomes are written by this claim (of batch k+1), in its transaction: so it
-      // waits for them to be known, while batch k is still being handed over. Two batches
-      // unrecorded at most: k, and k+1 once claimed.
-      const carried = unrecorded.length === 2 ? await (unrecorded[0] as BatchInFlight).known : null;
+      // Batch k-1 (`older`) recorded before batch k+1 is claimed: two batches unrecorded at most.
+      // Batch k (`newer`) may still be handing over: the claim (and its fsync) overlaps it.
+      if (older) {
+        await older.settled;
+        older = null;
+      }
       if (!(await lease.renewIfDue())) break;
       const limit =
         budget.messages === null ? options.batchSize : Math.min(options.batchSize, budget.messages);
-      if (carried) await deps.at?.('after-send-before-record');
       // Reserves from the hourly quota first, when one is set; used up → stop 'quota', claim nothing.
       const claim = await claimWithinQuota(
         { store, stop: deps.stop, events: deps.events, now: deps.now, quota: options.quota },
@@ -105,14 +93,8 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
           now: deps.now(),
           afterSubscriberId: after,
           makeMessageId: (address) => messageIdFor(options.secret, newsletter.id, address, fromDomain),
-          ...(carried ? { record: { writes: carried.writes, release: carried.notSent } } : {}),
         },
       );
-      // Without a claim (the quota granted nothing) they are still unrecorded: settleAll below.
-      if (carried && claim.recorded) {
-        unrecorded.shift();
-        await noteRecorded(run, newsletter.id, carried, claim.recorded, true);
-      }
       if (!claim.stillSending) {
         await settleAll();
         report.result = 'cancelled';
@@ -138,18 +120,19 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
       });
       if (budget.messages !== null) budget.messages -= claim.claimed.length;
       // Messages leave in claim order: this batch starts once the one before is all handed over.
-      const before = unrecorded[unrecorded.length - 1];
-      if (before) await before.handedOver;
-      const batch = startBatch(run, sending, claim.claimed);
+      if (newer) await newer.handedOver;
+      const batch = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
       // A failure surfaces where it is awaited (settleAll, or the next claim's wait); until then
       // it must not count as unhandled.
-      batch.known.catch(() => undefined);
-      unrecorded.push(batch);
+      batch.settled.catch(() => undefined);
+      older = newer;
+      newer = batch;
       if (!overlapping) {
-        // The first batch goes alone, recorded on its own: until the server has taken one whole
-        // batch, nothing is claimed ahead (a server that refuses, throttles or cannot be reached
-        // leaves one batch to put back, not two). From the second on, batches overlap.
-        await settleAll();
+        // The first batch goes alone: until the server has taken one whole batch, nothing is
+        // claimed ahead (a server that refuses, throttles or cannot be reached leaves one batch
+        // to put back, not two). From the second on, batches overlap.
+        await batch.settled;
+        newer = null;
         overlapping = true;
       }
     }

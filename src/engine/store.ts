@@ -96,13 +96,6 @@ export interface ClaimRequest {
   /** Only subscribers with a larger id are considered new: a hint within one run, never the truth. */
   afterSubscriberId: number;
   makeMessageId: (address: string) => string;
-  /**
-   * An earlier batch of this run, written first in the claim's own transaction: its outcomes
-   * exactly as `recordOutcomes` writes them (fenced), then its never-handed-over rows as
-   * `releaseClaims` puts them back. One commit instead of two per batch (src/engine/send-newsletter.ts).
-   * Written whatever the claim then finds (a cancelled newsletter, an ended run).
-   */
-  record?: { writes: OutcomeWrite[]; release: number[] };
 }
 
 export interface ClaimResult {
@@ -113,9 +106,6 @@ export interface ClaimResult {
   lastSubscriberId: number;
   /** False when the newsletter is no longer `sending` (cancelled): claim nothing more. */
   stillSending: boolean;
-  /** With `record`: what `recordOutcomes` and `releaseClaims` would have returned. */
-  recorded?: RecordedOutcomes;
-  released?: number;
 }
 
 export interface SendStore {

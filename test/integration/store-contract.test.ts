@@ -46,7 +46,6 @@ import { listContract } from './store-contract-lists.js';
 import { optOutContract } from './store-contract-optouts.js';
 import { pruneContract } from './store-contract-prune.js';
 import { reportContract } from './store-contract-reports.js';
-import { claimRecordContract } from './store-contract-claim-record.js';
 import { runEndContract } from './store-contract-run-end.js';
 import { segmentContract } from './store-contract-segments.js';
 
@@ -137,7 +136,6 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
   describe('authenticated reports', () => reportContract(() => ({ store, handle })));
   describe("a newsletter's life", () => lifeContract(() => ({ store, handle })));
   describe('segments', () => segmentContract(() => ({ store, handle })));
-  describe('a claim that carries an earlier batch', () => claimRecordContract(() => ({ store, handle })));
 
   describe('schema', () => {
     it('is at the latest version after migrate, and migrating again changes nothing', async () => {

@@ -42,25 +42,10 @@ import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
 import { andInSegment, pgBinder } from '../segment-sql.js';
 import type { Sql } from './connection.js';
 import type { PgDb } from './db.js';
-import { recordOutcomesIn, releaseIn } from './fence.js';
 import { rows } from './selects.js';
 
 export function claimBatch(pg: PgDb, request: ClaimRequest): Promise<ClaimResult> {
-  return pg.tx((sql) => recordThenClaimIn(sql, request));
-}
-
-/**
- * An earlier batch's outcomes first (fence.ts: the run's row FOR SHARE, then the fenced writes),
- * whatever the claim then finds; then the claim, in the same transaction: one commit, not two.
- */
-async function recordThenClaimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
-  const { record } = request;
-  if (!record) return claimIn(sql, request);
-  await sql.query('SELECT 1 FROM runs WHERE id = $1 FOR SHARE', [request.runId]);
-  const recorded = await recordOutcomesIn(sql, request.runId, record.writes, request.now);
-  const released =
-    record.release.length > 0 ? await releaseIn(sql, request.runId, record.release, request.now) : 0;
-  return { ...(await claimIn(sql, request)), recorded, released };
+  return pg.tx((sql) => claimIn(sql, request));
 }
 
 async function claimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {

@@ -45,7 +45,6 @@ import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
 import { andInSegment, sqliteBinder } from '../segment-sql.js';
 import type { SqliteDb } from './db.js';
 import { rows } from './selects.js';
-import { recordOutcomesNow, releaseNow } from './fence.js';
 import { type WalSync, withoutFsync } from './wal-sync.js';
 
 export async function claimBatch(
@@ -53,20 +52,11 @@ export async function claimBatch(
   request: ClaimRequest,
   wal: WalSync | null,
 ): Promise<ClaimResult> {
-  if (!wal) return c.immediate(() => recordThenClaim(c, request));
+  if (!wal) return c.immediate(() => claimNow(c, request));
   // Committed at NORMAL, then fsynced off the event loop before anyone may send it (wal-sync.ts).
-  const claim = withoutFsync(c, () => c.immediate(() => recordThenClaim(c, request)));
+  const claim = withoutFsync(c, () => c.immediate(() => claimNow(c, request)));
   await wal.sync();
   return claim;
-}
-
-/** An earlier batch's outcomes first (fence.ts), whatever the claim then finds; then the claim. */
-function recordThenClaim(c: SqliteDb, request: ClaimRequest): ClaimResult {
-  const { record } = request;
-  if (!record) return claimNow(c, request);
-  const recorded = recordOutcomesNow(c, request.runId, record.writes, request.now);
-  const released = record.release.length > 0 ? releaseNow(c, request.runId, record.release, request.now) : 0;
-  return { ...claimNow(c, request), recorded, released };
 }
 
 function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
