@@ -9,11 +9,14 @@
  * most two batches are claimed and not recorded at any moment (2 × NEWSLETTER_BATCH `unknown`
  * after a crash, at most). A budget or a used-up quota found by the claim of k+1 still lets k go
  * out in full (it was counted against them); any other stop puts back what is not handed over.
- * The
- * first batch of each newsletter in a run goes alone, recorded before the second is claimed: a
- * server that refuses the first messages costs one batch put back, as it always did. Before
- * the loop ends, for whatever reason (nobody left, cancelled, stopped, an error), every batch in
+ * The first batch of each newsletter in a run goes alone, recorded before the second is claimed:
+ * a server that refuses the first messages costs one batch put back, as it always did. Before the
+ * loop ends, for whatever reason (nobody left, cancelled, stopped, an error), every batch in
  * flight is waited for: the run never ends with an outcome it could still have recorded.
+ *
+ * Not done, measured: writing batch k-1's outcomes in the transaction that claims batch k+1 (one
+ * commit per batch instead of two) made no difference beyond the noise on either database
+ * (bench/NOTES.md, issue 17, session 5).
  *
  * The claim is one hop from here: `claimWithinQuota` (quota.ts) → `Store.claimBatch` (store.ts).
  */
