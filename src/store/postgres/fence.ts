@@ -62,6 +62,11 @@ export async function releaseClaims(
   });
 }
 
+/** The newsletters of a batch's rows, FOR SHARE ($1: the rows' ids); see recordOutcomesIn. */
+export const LOCK_NEWSLETTERS_OF_BATCH = `SELECT 1 FROM newsletters
+  WHERE id IN (SELECT newsletter_id FROM (SELECT newsletter_id FROM deliveries WHERE id = ANY($1::bigint[]) OFFSET 0) AS batch)
+  ORDER BY id FOR SHARE`;
+
 /**
  * The fenced outcome writes, in the caller's transaction (which holds the run's row). The
  * newsletters of the rows are held FOR SHARE first: a cancel (FOR UPDATE) either commits before,
@@ -75,11 +80,11 @@ export async function recordOutcomesIn(
 ): Promise<RecordedOutcomes> {
   if (writes.length === 0) return { applied: 0, refused: 0, recorded: emptyTally() };
   const ids = writes.map((write) => write.deliveryId);
-  await sql.query(
-    `SELECT 1 FROM newsletters WHERE id IN (SELECT newsletter_id FROM deliveries WHERE id = ANY($1::bigint[]))
-     ORDER BY id FOR SHARE`,
-    [ids],
-  );
+  // OFFSET 0 keeps the batch's rows a subquery of their own, found by primary key. Without it the
+  // planner joined them to `newsletters` and read the whole newsletter's ledger through
+  // deliveries_by_state on every write (19,760 index entries at 20,000 recipients: 0.58 ms
+  // against 0.10, EXPLAIN ANALYZE on the bench cluster; a send of n recipients cost O(n²)).
+  await sql.query(LOCK_NEWSLETTERS_OF_BATCH, [ids]);
   // The fence: a row changes only while it is still `claimed` by this very run. A run whose
   // lease expired finds its rows `unknown` (or re-claimed by another run) and changes nothing.
   // One statement for the whole batch: a round trip per row cost more than the writes.

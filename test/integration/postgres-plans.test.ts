@@ -1,0 +1,98 @@
+/**
+ * The send path's statements on PostgreSQL read a batch, not the newsletter's whole ledger: a
+ * statement whose plan scans every ledger row of the newsletter costs a send of n recipients
+ * O(n²) in all (bench/NOTES.md, issue 17, session 5). Checked on the plan PostgreSQL chooses for
+ * a real ledger of 20,000 rows, half of them sent, with the statistics a send meets (taken before
+ * the ledger grew), since a regression shows in the plan long before it shows in time. (With the
+ * statement as it was, this test fails: the planner read the newsletter's rows through
+ * deliveries_by_state.)
+ */
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { LOCK_NEWSLETTERS_OF_BATCH } from '../../src/store/postgres/fence.js';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import {
+  describePostgres,
+  type PgCluster,
+  type PgDatabase,
+  sharedCluster,
+  stopSharedCluster,
+} from '../helpers/postgres.js';
+import { addresses, claim, sendingNewsletter, sentWrite } from '../helpers/store-fixtures.js';
+
+interface PlanNode {
+  'Node Type': string;
+  'Relation Name'?: string;
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function nodes(plan: PlanNode): PlanNode[] {
+  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+}
+
+describePostgres('PostgreSQL: the outcome write reads its batch, not the ledger', () => {
+  let cluster: PgCluster;
+  let database: PgDatabase | null = null;
+
+  beforeAll(async () => {
+    cluster = await sharedCluster();
+  });
+  afterEach(async () => {
+    await database?.drop();
+    database = null;
+  });
+  afterAll(async () => {
+    await stopSharedCluster();
+  });
+
+  it("locks the batch's newsletters through the rows' primary key alone", async () => {
+    database = await cluster.createDatabase('plans');
+    const store = await PostgresStore.open(database.url, { readonly: false });
+    const client = new pg.Client({ connectionString: database.url });
+    try {
+      await store.migrate();
+      const now = Date.now();
+      const { newsletter, starter } = await sendingNewsletter(store, {
+        list: 'readers',
+        recipients: addresses(20_000),
+        now,
+      });
+      // Statistics as a send meets them: taken before the ledger grew (autovacuum analyzes later,
+      // and a send of many thousands is over long before). With them, the planner takes the
+      // newsletter's index for a cheap one, unless the statement leaves it no choice.
+      await client.connect();
+      await client.query('ANALYZE');
+      let batch: number[] = [];
+      for (let after = 0; ; ) {
+        const claimed = await claim(store, {
+          newsletterId: newsletter.id,
+          runId: starter.id,
+          limit: 2000,
+          now,
+          afterSubscriberId: after,
+        });
+        if (claimed.claimed.length === 0) break;
+        after = claimed.lastSubscriberId;
+        batch = claimed.claimed.slice(0, 20).map((row) => row.deliveryId);
+        // Half the ledger sent, as in the middle of a send.
+        if (after <= 10_000) await store.recordOutcomes(starter.id, claimed.claimed.map(sentWrite), now);
+      }
+      const explained = await client.query(`EXPLAIN (FORMAT JSON) ${LOCK_NEWSLETTERS_OF_BATCH}`, [batch]);
+      const plan = (explained.rows[0] as { 'QUERY PLAN': { Plan: PlanNode }[] })['QUERY PLAN'][0]?.Plan;
+      if (!plan) throw new Error('no plan');
+      const onDeliveries = nodes(plan).filter(
+        (node) => node['Relation Name'] === 'deliveries' || node['Index Name']?.startsWith('deliveries'),
+      );
+      expect(onDeliveries.length).toBeGreaterThan(0);
+      // Every access to the ledger is by primary key: never a scan of the newsletter's rows.
+      expect(
+        onDeliveries.filter((node) => node['Index Name'] && node['Index Name'] !== 'deliveries_pkey'),
+      ).toEqual([]);
+      expect(onDeliveries.map((node) => node['Node Type'])).not.toContain('Seq Scan');
+    } finally {
+      await client.end().catch(() => undefined);
+      await store.close();
+    }
+  }, 60_000);
+});
