@@ -12,7 +12,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import DKIM from 'nodemailer/lib/dkim';
 import { domainOf } from '../domain/message-id.js';
 import type { OutgoingMessage } from '../domain/message.js';
-import { messageChunks, messagePieces, type Piece } from './mime.js';
+import { messageBytes, messagePieces, type Piece } from './mime.js';
 
 /** NEWSLETTER_DKIM_*, as every transport receives it (see TransportOptions). */
 export interface DkimOptions {
@@ -61,36 +61,21 @@ export async function composeMessage(
   message: OutgoingMessage,
   options: ComposeOptions = {},
 ): Promise<Buffer> {
-  const chunks = await composeChunks(message, options);
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  const bytes = messageBytes(message);
+  return options.dkim ? signDkim(bytes, options.dkim, message.from) : bytes;
 }
 
 /**
- * The message as chunks whose concatenation is the message (the SMTP client writes them as they
- * are). Unsigned messages are built synchronously, from the newsletter's prepared encodings;
- * a DKIM signature needs the whole message, so a signed one comes back as a single buffer.
- */
-export function composeChunks(
-  message: OutgoingMessage,
-  options: ComposeOptions = {},
-): Buffer[] | Promise<Buffer[]> {
-  const chunks = messageChunks(message);
-  if (!options.dkim) return chunks;
-  return signDkim(Buffer.concat(chunks), options.dkim, message.from).then((signed) => [signed]);
-}
-
-/**
- * As composeChunks, for the SMTP client: an unsigned message as pieces (mime.ts), which the client
- * copies straight into the buffer it writes; a signed one as a single buffer.
+ * The message for the SMTP client: unsigned, as pieces (mime.ts), built synchronously from the
+ * newsletter's prepared encodings and copied by the client straight into the buffer it writes; a
+ * DKIM signature needs the whole message, so a signed one comes back as a single buffer.
  */
 export function composePieces(
   message: OutgoingMessage,
   options: ComposeOptions = {},
 ): Piece[] | Promise<Piece[]> {
   if (!options.dkim) return messagePieces(message);
-  return signDkim(Buffer.concat(messageChunks(message)), options.dkim, message.from).then((signed) => [
-    signed,
-  ]);
+  return composeMessage(message, options).then((signed) => [signed]);
 }
 
 /**

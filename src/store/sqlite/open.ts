@@ -1,7 +1,8 @@
 /**
  * Opening a SQLite database the way the promises need it: WAL (readers never block the writer),
- * synchronous=FULL (a claim is on disk before the SMTP conversation that follows it; the store
- * lowers it for outcome writes alone, which the next claim's fsync carries: fence.ts, withoutFsync),
+ * synchronous=FULL for every write of the store, except the send path's: outcome writes commit at
+ * NORMAL (the next claim's fsync carries them: fence.ts), and a claim commits at NORMAL and then
+ * fsyncs the WAL itself, off the event loop, before it returns (wal-sync.ts),
  * a busy timeout (a second writer waits a little, then fails clearly), foreign keys on.
  */
 import { existsSync, statSync } from 'node:fs';
