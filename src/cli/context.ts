@@ -47,6 +47,8 @@ export interface OpenStoreOptions {
   readonly?: boolean;
   /** Everything but init: refuse a schema older (or newer) than the code. */
   requireCurrentSchema?: boolean;
+  /** send-due: SQLite's claims and outcome writes on a thread of their own (ledger-thread.ts). */
+  ledgerThread?: boolean;
 }
 
 export async function openStore(context: Context, options: OpenStoreOptions = {}): Promise<Store> {
@@ -64,6 +66,7 @@ export async function openStore(context: Context, options: OpenStoreOptions = {}
       create: options.create ?? false,
       readonly: options.readonly ?? false,
       busyTimeoutMs: context.config.busyTimeoutMs,
+      ledgerThread: options.ledgerThread ?? false,
     });
   }
   if (options.requireCurrentSchema ?? true) {

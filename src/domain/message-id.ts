@@ -27,6 +27,17 @@ export function messageIdFor(
   return `<n${newsletterId}.${mac}@${fromDomain}>`;
 }
 
+/** What a newsletter's Message-IDs are made from: the secret and the From: address's domain. */
+export interface MessageIdKey {
+  secret: string | null;
+  fromDomain: string;
+}
+
+/** `messageIdFor` with the key as one value, as a claim carries it (src/engine/store.ts). */
+export function messageIdOf(key: MessageIdKey, newsletterId: number, address: string): string {
+  return messageIdFor(key.secret, newsletterId, address, key.fromDomain);
+}
+
 /** The domain of an address or a `"Name" <user@domain>` header value; `localhost` when none. */
 export function domainOf(from: string): string {
   const match = /@([^\s>]+)>?\s*$/.exec(from.trim());

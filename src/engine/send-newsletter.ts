@@ -20,7 +20,7 @@
  *
  * The claim is one hop from here: `claimWithinQuota` (quota.ts) → `Store.claimBatch` (store.ts).
  */
-import { domainOf, messageIdFor } from '../domain/message-id.js';
+import { domainOf } from '../domain/message-id.js';
 import type { Millis, Newsletter } from '../domain/types.js';
 import type { RenderModule, SendDueDeps } from './deps.js';
 import { claimWithinQuota } from './quota.js';
@@ -95,7 +95,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
           limit,
           now: deps.now(),
           afterSubscriberId: after,
-          makeMessageId: (address) => messageIdFor(options.secret, newsletter.id, address, fromDomain),
+          messageIds: { secret: options.secret, fromDomain },
         },
       );
       if (!claim.stillSending) {

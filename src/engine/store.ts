@@ -15,6 +15,7 @@
  */
 import type { FieldGaps } from '../domain/audience-fields.js';
 import type { OutcomeWrite, StateTally } from '../domain/ledger.js';
+import type { MessageIdKey } from '../domain/message-id.js';
 import type { Audience, Segment } from '../domain/segment.js';
 import type {
   ClaimedDelivery,
@@ -95,7 +96,11 @@ export interface ClaimRequest {
   now: Millis;
   /** Only subscribers with a larger id are considered new: a hint within one run, never the truth. */
   afterSubscriberId: number;
-  makeMessageId: (address: string) => string;
+  /**
+   * What each new row's Message-ID is made from (src/domain/message-id.ts). Data, not a function:
+   * the SQLite claim may run on the ledger's own thread (src/store/sqlite/ledger-thread.ts).
+   */
+  messageIds: MessageIdKey;
 }
 
 export interface ClaimResult {

@@ -66,7 +66,7 @@ async function strandedWorkspace(options: { live?: boolean } = {}) {
         limit,
         now: Date.now(),
         afterSubscriberId: 0,
-        makeMessageId: (address) => `<${id}.${address}@old.example.org>`,
+        messageIds: { secret: 'old-secret', fromDomain: 'old.example.org' },
       });
       return { run, claimed: claimed.claimed };
     };

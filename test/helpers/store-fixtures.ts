@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normaliseAddress } from '../../src/domain/address.js';
+import { type MessageIdKey, messageIdOf } from '../../src/domain/message-id.js';
 import type { ClaimedDelivery, Millis, Newsletter, RunInfo, VerifiedBody } from '../../src/domain/types.js';
 import type { ClaimResult, RegisteredRun } from '../../src/engine/store.js';
 import type { ImportSummary, Store, SubscriberInput } from '../../src/store/store.js';
@@ -190,8 +191,11 @@ export async function sendingNewsletter(
   return { newsletter: (await store.getNewsletter(created.id)) as Newsletter, starter };
 }
 
+/** The key the test claims make Message-IDs with. */
+export const TEST_MESSAGE_IDS: MessageIdKey = { secret: 'test-secret', fromDomain: 'news.example.org' };
+
 export function testMessageId(newsletterId: number): (address: string) => string {
-  return (address) => `<${newsletterId}.${Buffer.from(address).toString('hex')}@news.example.org>`;
+  return (address) => messageIdOf(TEST_MESSAGE_IDS, newsletterId, address);
 }
 
 export async function claim(
@@ -204,7 +208,7 @@ export async function claim(
     limit: request.limit,
     now: request.now,
     afterSubscriberId: request.afterSubscriberId ?? 0,
-    makeMessageId: testMessageId(request.newsletterId),
+    messageIds: TEST_MESSAGE_IDS,
   });
 }
 

@@ -92,7 +92,7 @@ export async function sendDueCommand(
     : null;
   let result: SendDueResult;
   try {
-    result = await withStore(context, {}, (store) =>
+    result = await withStore(context, { ledgerThread: true }, (store) =>
       sendDue({
         options: sendDueOptionsOf(config),
         store,

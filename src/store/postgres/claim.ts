@@ -33,6 +33,7 @@
  */
 import { audienceClosed } from '../../domain/audience.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
+import { messageIdOf } from '../../domain/message-id.js';
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
 import { type Segment, segmentFromColumn } from '../../domain/segment.js';
@@ -149,7 +150,11 @@ async function claimFresh(
   if (fresh.length === 0) return { claimed, skipped, lastSubscriberId, candidates: 0 };
   const planned = fresh.map((row) => {
     lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
-    return { row, messageId: request.makeMessageId(row.address), reason: skipReason(row) };
+    return {
+      row,
+      messageId: messageIdOf(request.messageIds, request.newsletterId, row.address),
+      reason: skipReason(row),
+    };
   });
   const inserted = (
     await sql.query<{ id: number; address: string }>(

@@ -36,6 +36,7 @@
  */
 import { audienceClosed } from '../../domain/audience.js';
 import { skipReason } from '../../domain/ledger-reasons.js';
+import { messageIdOf } from '../../domain/message-id.js';
 import type { ClaimedDelivery } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult } from '../../engine/store.js';
 import { segmentFromColumn } from '../../domain/segment.js';
@@ -59,7 +60,7 @@ export async function claimBatch(
   return claim;
 }
 
-function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
+export function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
   const { newsletterId: nl, runId, now } = request;
   const newsletter = c.sql('SELECT status, finished_at, segment FROM newsletters WHERE id = ?').get(nl) as
     | { status: string; finished_at: number | null; segment: string | null }
@@ -118,7 +119,7 @@ function claimNow(c: SqliteDb, request: ClaimRequest): ClaimResult {
     );
     for (const row of fresh) {
       lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
-      const messageId = request.makeMessageId(row.address);
+      const messageId = messageIdOf(request.messageIds, nl, row.address);
       const reason = skipReason(row);
       const state = reason ? 'skipped' : 'claimed';
       const result = insert.run(

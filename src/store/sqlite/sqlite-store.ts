@@ -35,6 +35,7 @@ import * as lease from './lease.js';
 import { currentVersion, latestVersion, migrate } from './migrate.js';
 import * as newsletterLife from './newsletter-life.js';
 import * as newsletters from './newsletters.js';
+import { LedgerThread } from './ledger-thread.js';
 import { type OpenOptions, openSqlite } from './open.js';
 import { META_VALUE } from './queries.js';
 import type { ReportEvent } from '../report-store.js';
@@ -50,6 +51,14 @@ import * as listsAndOptOuts from './lists.js';
 import type { SubscriberRef } from '../list-store.js';
 import type { OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 
+export interface StoreOpenOptions extends OpenOptions {
+  /**
+   * Claims and outcome writes on the ledger's own thread (ledger-thread.ts): `send-due` sets it.
+   * The thread runs the built ledger-worker.js, so only code running from dist/ can set it.
+   */
+  ledgerThread?: boolean;
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly file: string;
@@ -58,18 +67,25 @@ export class SqliteStore implements Store {
   private readonly c: SqliteDb;
   /** The claims' fsync off the event loop (wal-sync.ts); settled at the first claim. */
   private wal: WalSync | null | undefined;
+  /** The send path's writes on their own thread (ledger-thread.ts), from the first claim on. */
+  private ledger: LedgerThread | null = null;
 
-  private constructor(file: string, db: Database.Database) {
+  private constructor(
+    file: string,
+    db: Database.Database,
+    private readonly options: StoreOpenOptions,
+  ) {
     this.file = file;
     this.db = db;
     this.c = new SqliteDb(db);
   }
 
-  static open(file: string, options: OpenOptions): SqliteStore {
-    return new SqliteStore(file, openSqlite(file, options));
+  static open(file: string, options: StoreOpenOptions): SqliteStore {
+    return new SqliteStore(file, openSqlite(file, options), options);
   }
 
   async close(): Promise<void> {
+    await this.ledger?.close();
     await this.wal?.close();
     this.db.close();
   }
@@ -250,14 +266,25 @@ export class SqliteStore implements Store {
   async completeIfDone(newsletterId: number, now: Millis) {
     return sending.completeIfDone(this.c, newsletterId, now);
   }
+  /** The ledger thread's connection settings, once a claim started it; null otherwise. */
+  async ledgerSettings() {
+    return this.ledger ? this.ledger.settings() : null;
+  }
+
   async claimBatch(request: ClaimRequest) {
+    if (this.options.ledgerThread && !this.options.readonly) {
+      this.ledger ??= new LedgerThread({ file: this.file, busyTimeoutMs: this.options.busyTimeoutMs });
+      return this.ledger.claimBatch(request);
+    }
     if (this.wal === undefined) this.wal = WalSync.forConnection(this.c, this.file);
     return claim.claimBatch(this.c, request, this.wal);
   }
   async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis) {
+    if (this.ledger) return this.ledger.recordOutcomes(runId, writes, now);
     return fence.recordOutcomes(this.c, runId, writes, now);
   }
   async releaseClaims(runId: number, deliveryIds: number[], now: Millis) {
+    if (this.ledger) return this.ledger.releaseClaims(runId, deliveryIds, now);
     return fence.releaseClaims(this.c, runId, deliveryIds, now);
   }
 
