@@ -329,4 +329,12 @@ function renderGoals17(lines, a) {
     '| --- | --- | ---: | :---: |',
   );
   for (const [n, goal, now, ok] of rows) lines.push(`| ${n} | ${goal} | ${fmt(now)} | ${mark(ok)} |`);
+  const r3 = t?.rawAtDefaults;
+  if (r3) {
+    lines.push(
+      '',
+      `For scale (17.1a): the bare client itself, with the defaults' ${r3.connections} connections, sent ${r3.rate}/s, ` +
+        `${r3.ofYardstick} of the yardstick; send-due at the defaults reached ${r3.defaultsRatio} of that.`,
+    );
+  }
 }
