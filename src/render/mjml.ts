@@ -9,6 +9,7 @@ import type { MjmlValidationIssue } from 'mjml';
 import { BuildError } from '../domain/errors.js';
 import { templateDigest } from '../domain/stored-template.js';
 import { displayPath, readTemplateTree, type TemplateFile } from './includes.js';
+import { importMjml } from './mjml-loader.js';
 
 export interface CompiledTemplate {
   html: string;
@@ -16,11 +17,12 @@ export interface CompiledTemplate {
   templateHash: string;
 }
 
-let mjmlModule: Promise<typeof import('mjml')> | undefined;
+// Without the HTTP client mjml's HTML parser would load for nothing (mjml-loader.ts).
+let mjmlModule: Promise<typeof import('mjml')['default']> | undefined;
 
-async function loadMjml(): Promise<typeof import('mjml')['default']> {
-  mjmlModule ??= import('mjml');
-  return (await mjmlModule).default;
+function loadMjml(): Promise<typeof import('mjml')['default']> {
+  mjmlModule ??= importMjml();
+  return mjmlModule;
 }
 
 /**

@@ -5,8 +5,10 @@
  *
  * Which modules a run loads is recorded by a real module hook (node:module `register`, `load`),
  * preloaded with `--import`: every ESM and CommonJS entry that goes through the ESM loader,
- * which is how the CLI imports mjml and nodemailer. A due run is the control: the same tracer
- * must see both there, or the idle assertion would prove nothing. The idle run never reaches the
+ * which is how the CLI imports nodemailer; and, at exit, by a `--require` preload that lists
+ * Node's CommonJS cache, which is how mjml is loaded (src/render/mjml-loader.ts, `require`). A due
+ * run is the control: the same tracer must see both there, or the idle assertion would prove
+ * nothing. The idle run never reaches the
  * ESM loader after the bin: it is answered from one bundled CommonJS file, whose requires
  * test/e2e/idle-bundle.test.ts lists.
  */
@@ -19,7 +21,7 @@ import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
 
 let ws: Workspace;
 let sink: SmtpSink;
-let tracer: { preload: string; out: (name: string) => string };
+let tracer: { preload: string; requires: string; out: (name: string) => string };
 
 beforeAll(async () => {
   assertBuilt();
@@ -56,23 +58,42 @@ export async function load(url, context, nextLoad) {
 register(${JSON.stringify(pathToFileURL(hooks).href)}, { data: { out: process.env.TRACE_OUT } });
 `,
   );
-  return { preload: pathToFileURL(preload).href, out: (name: string) => workspace.path(`${name}.trace`) };
+  // CommonJS modules required by CommonJS (mjml's whole tree) never reach the ESM hooks.
+  const requires = workspace.path('trace-require.cjs');
+  writeFileSync(
+    requires,
+    `const { appendFileSync } = require('node:fs');
+process.on('exit', () => {
+  appendFileSync(process.env.TRACE_OUT + '.cjs', Object.keys(require.cache).join('\\n') + '\\n');
+});
+`,
+  );
+  return {
+    preload: pathToFileURL(preload).href,
+    requires,
+    out: (name: string) => workspace.path(`${name}.trace`),
+  };
 }
 
 /** Runs send-due with the tracer; returns the result and the URLs of every module it loaded. */
 async function tracedSendDue(name: string, args: string[], env: Record<string, string>) {
   const out = tracer.out(name);
   writeFileSync(out, '');
+  writeFileSync(`${out}.cjs`, '');
   const result = await ws.run(['send-due', ...args], {
     env: { ...env, TRACE_OUT: out },
-    nodeArgs: ['--import', tracer.preload],
+    nodeArgs: ['--require', tracer.requires, '--import', tracer.preload],
   });
   const loaded = readFileSync(out, 'utf8').split('\n').filter(Boolean);
-  return { result, loaded };
+  // File paths, as Node's CommonJS cache holds them.
+  const required = readFileSync(`${out}.cjs`, 'utf8').split('\n').filter(Boolean);
+  return { result, loaded, required };
 }
 
 const fromPackage = (loaded: string[], name: string) =>
   loaded.filter((url) => url.includes(`/node_modules/${name}/`));
+const requiredFrom = (required: string[], name: string) =>
+  required.filter((file) => file.includes(`${path.sep}node_modules${path.sep}${name}${path.sep}`));
 
 const create = (at: string) =>
   ws.json<{ id: number }>([
@@ -93,13 +114,14 @@ describe('send-due under cron (stdout is not a terminal)', () => {
     // A newsletter exists but is not due yet; the transport points at a port nobody listens on.
     await create('+2h');
     const env = { NEWSLETTER_TRANSPORT: `smtp://127.0.0.1:${await closedPort()}` };
-    const { result, loaded } = await tracedSendDue('idle', [], env);
+    const { result, loaded, required } = await tracedSendDue('idle', [], env);
     expect(result, describeRun(['send-due'], result)).toMatchObject({ code: 0, stdout: '', stderr: '' });
     // The tracer worked: it saw the CLI start. And the quick path answered: the program itself
     // (dist/cli/main.js, commander, the engine) was never loaded.
     expect(loaded.some((url) => url.endsWith('/bin/newsletter.js'))).toBe(true);
     expect(loaded.filter((url) => url.includes('/dist/'))).toEqual([]);
     expect(fromPackage(loaded, 'mjml')).toEqual([]);
+    expect(requiredFrom(required, 'mjml')).toEqual([]);
     expect(fromPackage(loaded, 'nodemailer')).toEqual([]);
     expect(loaded.filter((url) => /\/dist\/(render|transport)\//.test(url))).toEqual([]);
     expect(await ws.json(['runs', '--json'])).toEqual([]);
@@ -113,10 +135,13 @@ describe('send-due under cron (stdout is not a terminal)', () => {
 
   it('a successful send prints nothing (and does load mjml and nodemailer: the tracer sees them)', async () => {
     const { id } = await create('now');
-    const { result, loaded } = await tracedSendDue('send', [], { NEWSLETTER_TRANSPORT: sink.url });
+    const { result, loaded, required } = await tracedSendDue('send', [], { NEWSLETTER_TRANSPORT: sink.url });
     expect(result, describeRun(['send-due'], result)).toMatchObject({ code: 0, stdout: '', stderr: '' });
     expect(loaded.some((url) => url.endsWith('/dist/cli/main.js'))).toBe(true);
-    expect(fromPackage(loaded, 'mjml').length).toBeGreaterThan(0);
+    expect(requiredFrom(required, 'mjml').length).toBeGreaterThan(0);
+    expect(requiredFrom(required, 'mjml-core').length).toBeGreaterThan(0);
+    // Without the HTTP client cheerio would load for nothing (src/render/mjml-loader.ts).
+    expect(requiredFrom(required, 'undici')).toEqual([]);
     expect(fromPackage(loaded, 'nodemailer').length).toBeGreaterThan(0);
     expect(sink.total).toBe(3);
     const shown = await ws.json<{ status: string; counts: { sent: number } }>(['show', String(id), '--json']);
