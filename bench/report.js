@@ -305,7 +305,9 @@ function renderGoals17(lines, a) {
     [
       '17.4',
       `3 hosts / 1 host, a server answering after 20 ms ≥ ${g.slowHosts}×`,
-      mh?.slow && `${mh.slow.ratio}× (${mh.slow.three.rate} / ${mh.slow.one.rate})`,
+      mh?.slow &&
+        `${mh.slow.ratio}× (${mh.slow.three.rate} / ${mh.slow.one.rate})` +
+          (mh.slow.sending ? `; sending parts only: ${mh.slow.sending.ratio}×` : ''),
       mh?.slow ? mh.slow.ratio >= g.slowHosts : null,
     ],
     [
