@@ -3,7 +3,7 @@
  * message on stderr and a documented exit code when something needs a person.
  */
 import { hostname } from 'node:os';
-import { problemsForRealSend } from '../../config.js';
+import { type Config, problemsForRealSend } from '../../config.js';
 import { ConfigError, LockHeldError, NewsletterError } from '../../domain/errors.js';
 import { ExitCode, type ExitCodeValue } from '../../domain/exit-codes.js';
 import { FAILURE_RATE_LIMIT, type FailureAlarm, failureAlarm } from '../../domain/failure-alarm.js';
@@ -49,6 +49,19 @@ const loadRender = async () => {
  * Returns the exit code (README, "Exit codes"). `exitNow` is main.ts's: a second SIGTERM/SIGINT
  * ends the process with it at once, without waiting for the messages in flight.
  */
+
+/**
+ * From this rate up, SQLite's claims and outcome writes run on a thread of their own
+ * (src/store/sqlite/ledger-thread.ts). Only a fast send keeps the main thread busy enough for that
+ * to pay (bench/NOTES.md, issue 17, session 6: +8 % at the defaults with the rate unlimited); the
+ * thread's start costs ~75 ms of CPU, which a cron run at the default 10 a second would pay every
+ * minute for nothing.
+ */
+const LEDGER_THREAD_MIN_RATE = 1000;
+
+export function wantsLedgerThread(config: Pick<Config, 'rate'>): boolean {
+  return config.rate >= LEDGER_THREAD_MIN_RATE;
+}
 export async function sendDueCommand(
   context: Context,
   options: SendDueOptions,
@@ -92,7 +105,7 @@ export async function sendDueCommand(
     : null;
   let result: SendDueResult;
   try {
-    result = await withStore(context, { ledgerThread: true }, (store) =>
+    result = await withStore(context, { ledgerThread: wantsLedgerThread(config) }, (store) =>
       sendDue({
         options: sendDueOptionsOf(config),
         store,

@@ -13,7 +13,7 @@
  * busy timeout), then reads what the first committed. The UNIQUE (newsletter_id, address) key
  * would reject a second claim anyway; the lock means it is never hit. The commit is on disk before
  * the engine hands any of it over: a claim that a power cut could take back would let the next run
- * send again what this one sent. In `send-due` the claim runs on the ledger's own thread
+ * send again what this one sent. In a fast `send-due` the claim runs on the ledger's own thread
  * (ledger-thread.ts), whose connection commits at synchronous=FULL; on the store's own connection
  * it commits at NORMAL and is then fsynced off the event loop (wal-sync.ts: the same fsync FULL
  * would do). Either way that fsync also carries every outcome written since the last claim

@@ -17,8 +17,10 @@
  * with its name, message and code, so that a busy database is waited out (src/store/transient.ts)
  * exactly as before.
  *
- * The thread starts at the first claim (a command that never claims never pays for it) and is
- * unreferenced while no call is waiting, so it never keeps a finished process alive.
+ * `send-due` asks for it only at high rates (src/cli/commands/send-due.ts: its start costs ~75 ms
+ * of CPU, and a slow send leaves the main thread idle anyway). It starts at the first claim (a run
+ * that never claims never pays for it) and is unreferenced while no call is waiting, so it never
+ * keeps a finished process alive.
  */
 import { Worker } from 'node:worker_threads';
 import type { OutcomeWrite } from '../../domain/ledger.js';
