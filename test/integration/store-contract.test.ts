@@ -44,6 +44,7 @@ import { closeRunLeavingClaims, damage, forceRetry } from '../helpers/damage.js'
 import { lifeContract } from './store-contract-life.js';
 import { listContract } from './store-contract-lists.js';
 import { optOutContract } from './store-contract-optouts.js';
+import { outcomeContract } from './store-contract-outcomes.js';
 import { pruneContract } from './store-contract-prune.js';
 import { reportContract } from './store-contract-reports.js';
 import { runEndContract } from './store-contract-run-end.js';
@@ -136,6 +137,7 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
   describe('authenticated reports', () => reportContract(() => ({ store, handle })));
   describe("a newsletter's life", () => lifeContract(() => ({ store, handle })));
   describe('segments', () => segmentContract(() => ({ store, handle })));
+  describe('outcomes and the fence', () => outcomeContract(() => ({ store, handle })));
 
   describe('schema', () => {
     it('is at the latest version after migrate, and migrating again changes nothing', async () => {

@@ -70,11 +70,31 @@ describe('describePgError', () => {
     ['no such database', pgError('database "newsletter" does not exist', '3D000'), /does not exist/],
     ['no such host', pgError('getaddrinfo ENOTFOUND db.internl', 'ENOTFOUND'), /does not resolve/],
     ['read-only', pgError('cannot execute UPDATE in a read-only transaction', '25006'), /read-only/],
+    [
+      'prepared statement gone (a pooler)',
+      pgError('prepared statement "newsletter_3" does not exist', '26000'),
+      /lost its prepared statements/,
+    ],
+    [
+      'prepared statement name taken (a pooler)',
+      pgError('prepared statement "newsletter_1" already exists', '42P05'),
+      /lost its prepared statements/,
+    ],
   ])('%s: needs a person, exit 5', (_, error, says) => {
     const described = describePgError(error, URL);
     expect(described).toBeInstanceOf(DatabaseError);
     expect((described as DatabaseError).exitCode).toBe(ExitCode.database);
     expect(described.message).toMatch(says);
+    expect(described.message).not.toContain('s3cret');
+  });
+
+  it('a pooler that loses prepared statements: the fix is named', () => {
+    const described = describePgError(
+      pgError('prepared statement "newsletter_3" does not exist', '26000'),
+      URL,
+    );
+    expect((described as DatabaseError).details.join(' ')).toMatch(/prepared_statements=off/);
+    expect((described as DatabaseError).details.join(' ')).toMatch(/max_prepared_statements/);
   });
 
   it('never shows the password', () => {

@@ -41,43 +41,102 @@ import { inAudience } from '../conditions.js';
 import type { CandidateRow, RetryRow } from '../rows.js';
 import { nothingClaimed, SELECT_CANDIDATES, SELECT_RETRIES } from '../rows.js';
 import { andInSegment, pgBinder } from '../segment-sql.js';
-import type { Sql } from './connection.js';
+import { answers, ledgerGrew, prepared, type Sql, type TxSql } from './connection.js';
+import type { Pool } from 'pg';
 import type { PgDb } from './db.js';
 import { rows } from './selects.js';
 
-export function claimBatch(pg: PgDb, request: ClaimRequest): Promise<ClaimResult> {
-  return pg.tx((sql) => claimIn(sql, request));
+/**
+ * The round trips (issue 17, session 6: on one host a batch was bound by them, not by the work in
+ * them). Statements that do not need each other's answer are pipelined (connection.ts):
+ *
+ * 1. BEGIN, the newsletter, the run and the due retries, in one write.
+ * 2. The retries' updates and the new candidates (which need the newsletter's segment and the
+ *    room the retries left), in one write.
+ * 3. The INSERT of the new rows and COMMIT, in one write (the Message-IDs are computed here, from
+ *    the candidates' addresses, so the INSERT waits for the candidates).
+ *
+ * A batch whose every candidate was taken by a claim that committed after our snapshot comes back
+ * empty, and an empty claim tells the engine that nothing is left; a new transaction sees those
+ * rows, so it tries again (the transaction that collided changed nothing).
+ */
+export async function claimBatch(pg: PgDb, request: ClaimRequest): Promise<ClaimResult> {
+  let afterSubscriberId = request.afterSubscriberId;
+  for (let attempt = 1; ; attempt++) {
+    const { result, collided } = await pg.tx((sql) =>
+      claimIn(
+        sql,
+        pg.pool,
+        { ...request, afterSubscriberId },
+        pg.prepares && pg.serverVersion >= PLAN_CACHE_MODE_SINCE,
+      ),
+    );
+    if (!collided || attempt >= 3) return result;
+    afterSubscriberId = result.lastSubscriberId;
+  }
 }
 
-async function claimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
+/** The retries are read only for a live run of a `sending` newsletter: nothing is locked otherwise. */
+const CLAIMING = `EXISTS (SELECT 1 FROM newsletters n WHERE n.id = $1 AND n.status = 'sending')
+   AND EXISTS (SELECT 1 FROM runs r WHERE r.id = $4 AND r.ended_at IS NULL)`;
+
+const LOCK_NEWSLETTER = prepared(
+  'SELECT status, finished_at, segment FROM newsletters WHERE id = $1 FOR SHARE',
+);
+const LOCK_LIVE_RUN = prepared('SELECT 1 FROM runs WHERE id = $1 AND ended_at IS NULL FOR SHARE');
+const DUE_RETRIES = prepared(`${SELECT_RETRIES}
+  WHERE d.newsletter_id = $1 AND d.state = 'retry' AND d.next_attempt_at <= $2 AND ${CLAIMING}
+  ORDER BY d.next_attempt_at, d.id
+  LIMIT $3
+  FOR UPDATE OF d SKIP LOCKED`);
+const INSERT_CLAIMS =
+  prepared(`INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
+  SELECT $1, c.subscriber_id, c.address, c.state, $2, c.message_id, c.reason, $3, $3
+  FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
+       WITH ORDINALITY AS c(subscriber_id, address, state, message_id, reason, ord)
+  ORDER BY c.ord
+  ON CONFLICT (newsletter_id, address) DO NOTHING
+  RETURNING id, address`);
+
+/**
+ * Planning the candidate query cost three times running it (about 1.2 against 0.4 ms), and
+ * PostgreSQL planned it anew on every call even when prepared: its generic plan's estimate is for
+ * more rows than a batch, so the custom plan always looked cheaper. The generic plan is the same
+ * plan (test/integration/postgres-plans.test.ts checks that it reads the memberships from the
+ * hint on, as the custom one does), so the claim asks for it: planned once per connection and
+ * ledger generation (connection.ts, ledgerGrew: a plan made on an empty ledger would scan it). SET
+ * LOCAL ends with the transaction; a statement that is not prepared is planned as before.
+ */
+const GENERIC_PLAN = 'SET LOCAL plan_cache_mode = force_generic_plan';
+/**
+ * plan_cache_mode is PostgreSQL 12's; 10 and 11 (still supported here) plan as they always did,
+ * and so does a pool whose statements are not prepared (each would be planned per call anyway).
+ */
+const PLAN_CACHE_MODE_SINCE = 120000;
+
+async function claimIn(
+  sql: TxSql,
+  pool: Pool,
+  request: ClaimRequest,
+  genericPlan: boolean,
+): Promise<{ result: ClaimResult; collided: boolean }> {
   const { newsletterId: nl, runId, now } = request;
 
-  const [newsletter] = (
-    await sql.query<{ status: string; finished_at: string | null; segment: unknown }>(
-      'SELECT status, finished_at, segment FROM newsletters WHERE id = $1 FOR SHARE',
-      [nl],
-    )
-  ).rows;
-  if (newsletter?.status !== 'sending') return nothingClaimed(request, false);
+  const [newsletterRows, live, retryRows] = await answers([
+    sql.query<{ status: string; finished_at: string | null; segment: unknown }>(LOCK_NEWSLETTER, [nl]),
+    sql.query(LOCK_LIVE_RUN, [runId]),
+    // Retries that are due go first, as in SQLite.
+    sql.query<RetryRow>(DUE_RETRIES, [nl, now, request.limit, runId]),
+  ]);
+  const [newsletter] = newsletterRows.rows;
+  if (newsletter?.status !== 'sending') return { result: nothingClaimed(request, false), collided: false };
   // A run that was ended (lease expired, or found dead) claims nothing: expireRuns only looks at
   // live runs, so rows it claimed now would stay `claimed` for ever if it then died.
-  const live = await sql.query('SELECT 1 FROM runs WHERE id = $1 AND ended_at IS NULL FOR SHARE', [runId]);
-  if (live.rowCount === 0) return nothingClaimed(request, true);
+  if (live.rowCount === 0) return { result: nothingClaimed(request, true), collided: false };
 
   const claimed: ClaimedDelivery[] = [];
   let skipped = 0;
-
-  // Retries that are due go first, as in SQLite.
-  const dueRetries = (
-    await sql.query<RetryRow>(
-      `${SELECT_RETRIES}
-       WHERE d.newsletter_id = $1 AND d.state = 'retry' AND d.next_attempt_at <= $2
-       ORDER BY d.next_attempt_at, d.id
-       LIMIT $3
-       FOR UPDATE OF d SKIP LOCKED`,
-      [nl, now, request.limit],
-    )
-  ).rows;
+  const dueRetries = retryRows.rows;
   const retryClaims: number[] = [];
   const retrySkips: { id: number; reason: string }[] = [];
   for (const row of dueRetries) {
@@ -89,65 +148,102 @@ async function claimIn(sql: Sql, request: ClaimRequest): Promise<ClaimResult> {
     retryClaims.push(row.id);
     claimed.push(rows.toClaimed(nl, row, row.id, row.message_id, row.attempts));
   }
+  const pending: Promise<unknown>[] = [];
   if (retrySkips.length > 0) {
-    await sql.query(
-      `UPDATE deliveries SET state = 'skipped', reason = x.reason, updated_at = $1
-       FROM unnest($2::bigint[], $3::text[]) AS x(id, reason) WHERE deliveries.id = x.id`,
-      [now, retrySkips.map((s) => s.id), retrySkips.map((s) => s.reason)],
+    pending.push(
+      sql.query(
+        `UPDATE deliveries SET state = 'skipped', reason = x.reason, updated_at = $1
+         FROM unnest($2::bigint[], $3::text[]) AS x(id, reason) WHERE deliveries.id = x.id`,
+        [now, retrySkips.map((s) => s.id), retrySkips.map((s) => s.reason)],
+      ),
     );
     skipped += retrySkips.length;
   }
   if (retryClaims.length > 0) {
-    await sql.query(
-      `UPDATE deliveries SET state = 'claimed', run_id = $1, claimed_at = $2, updated_at = $2
-       WHERE id = ANY($3::bigint[])`,
-      [runId, now, retryClaims],
+    pending.push(
+      sql.query(
+        `UPDATE deliveries SET state = 'claimed', run_id = $1, claimed_at = $2, updated_at = $2
+         WHERE id = ANY($3::bigint[])`,
+        [runId, now, retryClaims],
+      ),
     );
   }
 
-  let lastSubscriberId = request.afterSubscriberId;
   const room = request.limit - dueRetries.length;
-  // A batch whose every candidate was taken by a claim that committed after our snapshot comes
-  // back empty; a new statement sees those rows, so try again rather than report "none left".
   // finished_at set on a `sending` newsletter: reopened by reconcile --resend, its audience is closed.
   const closed = audienceClosed({ status: newsletter.status, finishedAt: newsletter.finished_at });
-  const segment = segmentFromColumn(newsletter.segment);
-  for (let attempt = 0; room > 0 && !closed && attempt < 3; attempt++) {
-    const fresh = await claimFresh(sql, request, lastSubscriberId, room, segment);
-    lastSubscriberId = fresh.lastSubscriberId;
-    claimed.push(...fresh.claimed);
-    skipped += fresh.skipped;
-    if (fresh.candidates === 0 || fresh.claimed.length + fresh.skipped > 0) break;
+  if (room > 0 && !closed && genericPlan) pending.push(sql.query(GENERIC_PLAN));
+  const candidates =
+    room > 0 && !closed
+      ? readCandidates(sql, request, room, segmentFromColumn(newsletter.segment))
+      : Promise.resolve([]);
+  // In the order sent, so that the first failure is the one reported (those after it only say
+  // that the transaction is aborted).
+  const answered = await answers([...pending, candidates]);
+  const fresh = answered[answered.length - 1] as CandidateRow[];
+  if (fresh.length === 0) {
+    return {
+      result: { claimed, skipped, lastSubscriberId: request.afterSubscriberId, stillSending: true },
+      collided: false,
+    };
   }
-  return { claimed, skipped, lastSubscriberId, stillSending: true };
+  const inserted = await insertFresh(sql, request, fresh);
+  // The ledger grew: its statements are planned anew as it doubles (connection.ts).
+  ledgerGrew(pool, inserted.claimed.length + inserted.skipped);
+  claimed.push(...inserted.claimed);
+  skipped += inserted.skipped;
+  const collided = claimed.length === 0 && skipped === 0;
+  return {
+    result: { claimed, skipped, lastSubscriberId: inserted.lastSubscriberId, stillSending: true },
+    collided,
+  };
 }
 
-async function claimFresh(
+/** New candidates past the hint, locked SKIP LOCKED (see the header). */
+function readCandidates(
   sql: Sql,
   request: ClaimRequest,
+  room: number,
+  segment: Segment | null,
+): Promise<CandidateRow[]> {
+  const { text, params } = candidatesStatement(
+    request.newsletterId,
+    request.afterSubscriberId,
+    room,
+    segment,
+  );
+  return sql.query<CandidateRow>(text, params).then((result) => result.rows);
+}
+
+/** The candidate query and its parameters (exported for test/integration/postgres-plans.test.ts). */
+export function candidatesStatement(
+  newsletterId: number,
   afterSubscriberId: number,
   room: number,
   segment: Segment | null,
-): Promise<{ claimed: ClaimedDelivery[]; skipped: number; lastSubscriberId: number; candidates: number }> {
-  const { newsletterId: nl, runId, now } = request;
+): { text: string; params: unknown[] } {
   // Only the newsletter's segment is its audience: someone outside it gets no row at all.
-  const params: unknown[] = [nl, afterSubscriberId, room];
+  const params: unknown[] = [newsletterId, afterSubscriberId, room];
   const inSegment = andInSegment('postgres', segment, 's', pgBinder(params));
-  const fresh = (
-    await sql.query<CandidateRow>(
-      `${SELECT_CANDIDATES}
+  const text = prepared(`${SELECT_CANDIDATES}
        WHERE s.id > $2 AND ${inAudience('$1', '$2')}${inSegment}
          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.newsletter_id = $1 AND d.address = s.address)
        ORDER BY s.id
        LIMIT $3
-       FOR NO KEY UPDATE OF s SKIP LOCKED`,
-      params,
-    )
-  ).rows;
-  let lastSubscriberId = afterSubscriberId;
+       FOR NO KEY UPDATE OF s SKIP LOCKED`);
+  return { text, params };
+}
+
+/** The candidates' ledger rows, and COMMIT behind them: the last statement of the claim. */
+async function insertFresh(
+  sql: TxSql,
+  request: ClaimRequest,
+  fresh: CandidateRow[],
+): Promise<{ claimed: ClaimedDelivery[]; skipped: number; lastSubscriberId: number }> {
+  const { newsletterId: nl, runId, now } = request;
+  let lastSubscriberId = request.afterSubscriberId;
   const claimed: ClaimedDelivery[] = [];
   let skipped = 0;
-  if (fresh.length === 0) return { claimed, skipped, lastSubscriberId, candidates: 0 };
   const planned = fresh.map((row) => {
     lastSubscriberId = Math.max(lastSubscriberId, row.subscriber_id ?? 0);
     return {
@@ -157,25 +253,16 @@ async function claimFresh(
     };
   });
   const inserted = (
-    await sql.query<{ id: number; address: string }>(
-      `INSERT INTO deliveries (newsletter_id, subscriber_id, address, state, run_id, message_id, reason, claimed_at, updated_at)
-       SELECT $1, c.subscriber_id, c.address, c.state, $2, c.message_id, c.reason, $3, $3
-       FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])
-            WITH ORDINALITY AS c(subscriber_id, address, state, message_id, reason, ord)
-       ORDER BY c.ord
-       ON CONFLICT (newsletter_id, address) DO NOTHING
-       RETURNING id, address`,
-      [
-        nl,
-        runId,
-        now,
-        planned.map((p) => p.row.subscriber_id),
-        planned.map((p) => p.row.address),
-        planned.map((p) => (p.reason ? 'skipped' : 'claimed')),
-        planned.map((p) => p.messageId),
-        planned.map((p) => p.reason),
-      ],
-    )
+    await sql.queryAndCommit<{ id: number; address: string }>(INSERT_CLAIMS, [
+      nl,
+      runId,
+      now,
+      planned.map((p) => p.row.subscriber_id),
+      planned.map((p) => p.row.address),
+      planned.map((p) => (p.reason ? 'skipped' : 'claimed')),
+      planned.map((p) => p.messageId),
+      planned.map((p) => p.reason),
+    ])
   ).rows;
   const idOf = new Map(inserted.map((row) => [row.address, row.id]));
   for (const { row, messageId, reason } of planned) {
@@ -184,5 +271,5 @@ async function claimFresh(
     if (reason) skipped += 1;
     else claimed.push(rows.toClaimed(nl, row, id, messageId, 0));
   }
-  return { claimed, skipped, lastSubscriberId, candidates: fresh.length };
+  return { claimed, skipped, lastSubscriberId };
 }

@@ -4,17 +4,22 @@
  * state: see connection.ts.
  */
 import type { Pool } from 'pg';
-import { poolSql, type Sql, transaction } from './connection.js';
+import { poolSql, preparesStatements, type TxSql, transaction } from './connection.js';
 
 export class PgDb {
   readonly pool: Pool;
   readonly url: string;
   readonly readonly: boolean;
+  /** The server's `server_version_num` (150004 for 15.4), read when the store opens; 0 unknown. */
+  serverVersion = 0;
+  /** Statements marked `prepared` are named on the server (connection.ts, preparesStatements). */
+  readonly prepares: boolean;
 
   constructor(pool: Pool, url: string, readonly: boolean) {
     this.pool = pool;
     this.url = url;
     this.readonly = readonly;
+    this.prepares = preparesStatements(url);
   }
 
   /**
@@ -22,7 +27,7 @@ export class PgDb {
    * import stages in short ones too), so each is ended by the server if its process stops halfway
    * while holding locks (connection.ts, limitIdle).
    */
-  tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  tx<T>(fn: (sql: TxSql) => Promise<T>): Promise<T> {
     return transaction(this.pool, this.url, { readonly: this.readonly, limitIdle: true }, fn);
   }
 

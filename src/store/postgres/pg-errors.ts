@@ -89,6 +89,18 @@ export function describePgError(error: unknown, url: string): Error {
       'This is a bug in newsletter; please report it with the command you ran.',
     ]);
   }
+  if (code === '26000' || code === '42P05') {
+    // A named statement this connection prepared is gone, or one of its names is taken: the
+    // server session is not the one it prepared it in, i.e. a transaction-mode pooler that does
+    // not track prepared statements is in between (connection.ts, preparesStatements).
+    return new DatabaseError(
+      `The PostgreSQL connection to ${where} lost its prepared statements: ${cause}. A pooler in transaction mode is probably in between.`,
+      [
+        'Add prepared_statements=off to the NEWSLETTER_DATABASE URL (e.g. postgres://…/newsletter?prepared_statements=off),',
+        'or let the pooler track them (pgbouncer 1.21 or later: max_prepared_statements = 100 or more).',
+      ],
+    );
+  }
   if (code === '53300') {
     return new TransientDatabaseError(
       `The PostgreSQL server of ${where} has no free connection slot: ${cause}.`,

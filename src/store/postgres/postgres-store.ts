@@ -82,7 +82,10 @@ export class PostgresStore implements Store {
     const pool = createPool(url, options.maxConnections ?? 2);
     const store = new PostgresStore(url, new PgDb(pool, url, options.readonly));
     try {
-      await store.pg.one('SELECT 1');
+      const [server] = await store.pg.rows<{ version: number }>(
+        "SELECT current_setting('server_version_num')::int AS version",
+      );
+      store.pg.serverVersion = server?.version ?? 0;
     } catch (error) {
       await store.close();
       throw error;
