@@ -23,7 +23,7 @@ import type { RateLimiter } from '../domain/rate-limiter.js';
 import type { ClaimedDelivery, SendOutcome } from '../domain/types.js';
 import type { SendDueDeps } from './deps.js';
 import type { LeaseKeeper } from './lease-keeper.js';
-import type { Personaliser, Transport } from './ports.js';
+import type { Personaliser, SendOptions, Transport } from './ports.js';
 import type { SendDueResult } from './result.js';
 import type { SendSlots } from './send-slots.js';
 import type { Unsettled } from './unsettled.js';
@@ -91,6 +91,8 @@ async function handOver(
 ): Promise<{ error: unknown } | null> {
   const { deps, transport, limiter, lease, unsettled } = context;
   const { personalise, slots, serverSaidStop } = sending;
+  // One options object for the batch: the signal is the same for every message.
+  const sendOptions = { signal: serverSaidStop.signal };
   const stopOnReply = (reason: 'fatal' | 'throttled' | 'unreachable', reply: string): void => {
     deps.stop.stop(reason, reply);
     serverSaidStop.abort();
@@ -129,11 +131,7 @@ async function handOver(
         continue;
       }
       unsettled.handedOver.add(delivery.deliveryId);
-      state.sends.push(
-        sendOne(transport, personalise, delivery, serverSaidStop.signal).then((outcome) =>
-          settleOne(delivery, outcome),
-        ),
-      );
+      state.sends.push(sendOne(transport, personalise, delivery, sendOptions, settleOne));
     }
     return null;
   } catch (error) {
@@ -185,16 +183,31 @@ async function record(
   });
 }
 
-async function sendOne(
+/**
+ * Personalises and hands over one message; `settle` gets its outcome, and the promise resolves
+ * once it has. One `then` per message rather than an async function awaiting another (each hop
+ * costs the main thread per message, issue 17).
+ */
+function sendOne(
   transport: Transport,
   personalise: Personaliser,
   delivery: ClaimedDelivery,
-  signal: AbortSignal,
-): Promise<SendOutcome> {
+  options: SendOptions,
+  settle: (delivery: ClaimedDelivery, outcome: SendOutcome) => void,
+): Promise<void> {
+  let sent: Promise<SendOutcome>;
   try {
-    return await transport.send(personalise(delivery), { signal });
+    sent = transport.send(personalise(delivery), options);
   } catch (error) {
-    // A transport must classify, not throw; if one throws anyway we cannot know how far it got.
-    return { kind: 'unknown', reply: `transport error: ${(error as Error).message}` };
+    sent = Promise.reject(error);
   }
+  return sent.then(
+    (outcome) => settle(delivery, outcome),
+    // A transport must classify, not throw; if one throws anyway we cannot know how far it got.
+    (error: unknown) => settle(delivery, transportError(error)),
+  );
+}
+
+function transportError(error: unknown): SendOutcome {
+  return { kind: 'unknown', reply: `transport error: ${(error as Error).message}` };
 }

@@ -112,6 +112,8 @@ export class SmtpSession {
   private closed = false;
   private quitting = false;
   private onClose: ((error: SmtpError | null) => void) | null = null;
+  /** The socket's inactivity timeout as last set (0: none; -1: not set on this socket yet). */
+  private timeoutMs = -1;
 
   constructor(private readonly options: SessionOptions) {}
 
@@ -153,7 +155,7 @@ export class SmtpSession {
       }
     }
     if (this.options.auth) await this.authenticate(this.options.auth);
-    this.socket?.setTimeout(0);
+    this.idleTimeout(0);
     if (this.closed) throw connectionClosed('CONN');
     this.onClose = onClose;
   }
@@ -164,7 +166,7 @@ export class SmtpSession {
     const active: Active = { transaction, failure: null };
     this.envelope = active;
     this.inFlight.push(active);
-    this.socket?.setTimeout(this.options.socketTimeoutMs);
+    this.idleTimeout(this.options.socketTimeoutMs);
     const mail = `MAIL FROM:<${transaction.from}>${transaction.smtpUtf8 ? ' SMTPUTF8' : ''}\r\n`;
     const rcpt = `RCPT TO:<${transaction.to}>\r\n`;
     const refused = (command: string, reply: Reply): void => {
@@ -288,7 +290,7 @@ export class SmtpSession {
     const index = this.inFlight.indexOf(active);
     if (index === -1) return;
     this.inFlight.splice(index, 1);
-    if (this.inFlight.length === 0 && !this.closed) this.socket?.setTimeout(0);
+    if (this.inFlight.length === 0 && !this.closed) this.idleTimeout(0);
     if (response !== null) active.transaction.done({ ok: true, response });
     else if (active.failure) active.transaction.done({ ok: false, error: active.failure });
     else active.transaction.done({ ok: false, error: error as SmtpError, ...(unsent ? { unsent } : {}) });
@@ -351,7 +353,8 @@ export class SmtpSession {
   private attach(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.setEncoding('utf8');
-    socket.setTimeout(this.options.socketTimeoutMs);
+    this.timeoutMs = -1;
+    this.idleTimeout(this.options.socketTimeoutMs);
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', (error) => this.destroy(connectionError(error, this.expected[0]?.command ?? 'CONN')));
     socket.on('close', () => this.destroy(connectionClosed(this.expected[0]?.command ?? 'CONN')));
@@ -412,7 +415,7 @@ export class SmtpSession {
   /** The next reply, as a promise (connection set-up only); `want`: anything else rejects. */
   private expect(command: string, timeoutMs: number, want?: number): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      this.socket?.setTimeout(timeoutMs);
+      this.idleTimeout(timeoutMs);
       const entry: Expected & { reject?: (error: SmtpError) => void } = {
         command,
         handle: (reply) => {
@@ -424,6 +427,17 @@ export class SmtpSession {
       };
       this.expected.push(entry);
     });
+  }
+
+  /**
+   * Sets the socket's inactivity timeout, unless it already is that: while messages follow one
+   * another, each would otherwise replace the socket's timer with a new one (issue 17). Nothing
+   * is lost by not restarting it: the write that follows restarts it, as every read and write does.
+   */
+  private idleTimeout(ms: number): void {
+    if (ms === this.timeoutMs || !this.socket) return;
+    this.timeoutMs = ms;
+    this.socket.setTimeout(ms);
   }
 
   // ---- replies ----------------------------------------------------------------------------------

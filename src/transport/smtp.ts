@@ -127,33 +127,48 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
     }
   };
 
+  const outcomeOf = (result: PoolResult, envelope: Envelope): SendOutcome => {
+    if (result.kind === 'no-smtputf8') return noSmtpUtf8(envelope, spec);
+    if (result.kind === 'withdrawn') return withdrawnOutcome();
+    if (result.ok) return classifySuccess(result.response);
+    return classifySmtpFailure(failureOf(result.error), result.phase, secrets);
+  };
+
   return {
     kind: 'smtp',
     // Per connection: one message waiting for its final reply, one for its envelope replies, and
     // one ready to follow the next "." without waiting for the engine.
     maxInFlight: 3 * maxConnections,
 
-    async send(message: OutgoingMessage, sendOptions?: SendOptions): Promise<SendOutcome> {
-      if (sendOptions?.signal?.aborted) return withdrawnOutcome();
-      const envelope = envelopeOf(message);
-      const smtpUtf8 = needsSmtpUtf8(envelope);
-      let chunks: Piece[];
+    // Not an async function: an unsigned message is composed synchronously, and its outcome is
+    // one `then` away from the pool's answer (each `await` costs the main thread per message,
+    // issue 17). It still always answers with a promise, a thrown error as a rejection.
+    send(message: OutgoingMessage, sendOptions?: SendOptions): Promise<SendOutcome> {
       try {
-        const composed = composePieces(message, options);
-        chunks = Array.isArray(composed) ? composed : await composed;
+        if (sendOptions?.signal?.aborted) return Promise.resolve(withdrawnOutcome());
+        const envelope = envelopeOf(message);
+        const smtpUtf8 = needsSmtpUtf8(envelope);
+        const submit = (chunks: Piece[]): Promise<SendOutcome> => {
+          const wire = wireEnvelope(envelope, smtpUtf8);
+          return pool
+            .submit(
+              { from: wire.from, to: wire.to[0] ?? '', smtpUtf8, chunks, dotSafe: isDotSafe(chunks) },
+              messageTimeoutMs,
+              sendOptions?.signal,
+            )
+            .then((result) => outcomeOf(result, envelope));
+        };
+        let composed: Piece[] | Promise<Piece[]>;
+        try {
+          composed = composePieces(message, options);
+        } catch (error) {
+          return Promise.resolve(notBuilt(error));
+        }
+        if (Array.isArray(composed)) return submit(composed);
+        return composed.then(submit, (error: unknown) => notBuilt(error));
       } catch (error) {
-        return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
+        return Promise.reject(error);
       }
-      const wire = wireEnvelope(envelope, smtpUtf8);
-      const result = await pool.submit(
-        { from: wire.from, to: wire.to[0] ?? '', smtpUtf8, chunks, dotSafe: isDotSafe(chunks) },
-        messageTimeoutMs,
-        sendOptions?.signal,
-      );
-      if (result.kind === 'no-smtputf8') return noSmtpUtf8(envelope, spec);
-      if (result.kind === 'withdrawn') return withdrawnOutcome();
-      if (result.ok) return classifySuccess(result.response);
-      return classifySmtpFailure(failureOf(result.error), result.phase, secrets);
     },
 
     async verify(): Promise<void> {
@@ -169,7 +184,8 @@ export function createSmtpTransport(spec: SmtpSpec, options: SmtpOptions = {}): 
 interface Job {
   transaction: Transaction;
   session: SmtpSession | null;
-  timer: NodeJS.Timeout | null;
+  /** When the message timeout fails it (`performance.now()` time). */
+  deadline: number;
   signal: AbortSignal | null;
   settle(result: PoolResult): void;
 }
@@ -190,6 +206,17 @@ class SmtpPool {
   private again = false;
   private held = false;
   private readonly watched = new WeakSet<AbortSignal>();
+  /** Every message submitted and not yet settled, in the order submitted: what `deadlines` watches. */
+  private readonly live = new Set<Job>();
+  /**
+   * One timer for every message's timeout instead of one per message (a setTimeout and a
+   * clearTimeout for each of them, issue 17): armed for the earliest deadline when it is set, and
+   * left alone as messages settle. When it fires, whatever is past its deadline fails, and it is
+   * armed again for the earliest one left; it is cleared once no message is left.
+   */
+  private deadlines: NodeJS.Timeout | null = null;
+  /** The deadline `deadlines` was armed for. */
+  private armedFor = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly options: SessionOptions,
@@ -210,10 +237,14 @@ class SmtpPool {
       let settled = false;
       const job: Job = {
         session: null,
-        timer: null,
+        deadline: performance.now() + timeoutMs,
         signal: null,
         transaction: {
-          ...fields,
+          from: fields.from,
+          to: fields.to,
+          smtpUtf8: fields.smtpUtf8,
+          chunks: fields.chunks,
+          dotSafe: fields.dotSafe,
           phase: 'before-data',
           done: (result) => {
             if (result.ok) return job.settle({ kind: 'done', ok: true, response: result.response });
@@ -232,7 +263,8 @@ class SmtpPool {
         settle: (result) => {
           if (settled) return;
           settled = true;
-          if (job.timer) clearTimeout(job.timer);
+          this.live.delete(job);
+          if (this.live.size === 0) this.disarm();
           const index = this.queue.indexOf(job);
           if (index !== -1) this.queue.splice(index, 1);
           resolve(result);
@@ -242,7 +274,8 @@ class SmtpPool {
       };
       if (signal) this.watch(signal);
       job.signal = signal ?? null;
-      job.timer = setTimeout(() => this.timedOut(job), timeoutMs);
+      this.live.add(job);
+      if (job.deadline < this.armedFor) this.arm(job.deadline);
       if (this.closed) {
         job.settle({ kind: 'done', ok: false, error: closedError(), phase: 'before-data' });
         return;
@@ -372,6 +405,34 @@ class SmtpPool {
       );
   }
 
+  private arm(deadline: number): void {
+    if (this.deadlines) clearTimeout(this.deadlines);
+    this.armedFor = deadline;
+    // Rounded up: a timer may fire up to a millisecond early by this clock, and `expire` would
+    // then only arm it again.
+    this.deadlines = setTimeout(() => this.expire(), Math.max(1, Math.ceil(deadline - performance.now())));
+  }
+
+  private disarm(): void {
+    if (this.deadlines) clearTimeout(this.deadlines);
+    this.deadlines = null;
+    this.armedFor = Number.POSITIVE_INFINITY;
+  }
+
+  /** Fails every message past its deadline (oldest first), then waits for the earliest left. */
+  private expire(): void {
+    this.deadlines = null;
+    this.armedFor = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    const due: Job[] = [];
+    for (const job of this.live) if (job.deadline <= now) due.push(job);
+    // A job failed with another's connection is settled already: timedOut on it changes nothing.
+    for (const job of due) if (this.live.has(job)) this.timedOut(job);
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const job of this.live) if (job.deadline < earliest) earliest = job.deadline;
+    if (earliest < this.armedFor && earliest !== Number.POSITIVE_INFINITY) this.arm(earliest);
+  }
+
   private timedOut(job: Job): void {
     const error = new SmtpError('Message timeout', { code: 'ETIMEDOUT', command: 'DATA' });
     if (job.session) {
@@ -421,6 +482,10 @@ const WITHDRAWN = "not sent: the run stopped on another message's reply before t
 
 function withdrawnOutcome(): SendOutcome {
   return { kind: 'withdrawn', reply: WITHDRAWN };
+}
+
+function notBuilt(error: unknown): SendOutcome {
+  return { kind: 'failed', reply: `could not build the message: ${errorText(error)}`, suppress: false };
 }
 
 function closedError(): SmtpError {
