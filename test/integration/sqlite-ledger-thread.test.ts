@@ -169,4 +169,38 @@ describe('the ledger thread', () => {
     expect(stdout.trim()).toBe('3');
     expect((await handle.store.counts(newsletter.id)).claimed).toBe(3);
   });
+
+  it('a thread that cannot start (a NODE_OPTIONS preload only a main thread may run) leaves the work to the store', async () => {
+    handle = await sqliteFactory().open();
+    const { newsletter, starter } = await sendingNewsletter(handle.store, {
+      list: 'news',
+      recipients: addresses(3),
+      now: Date.now(),
+    });
+    const folder = dirname(handle.location);
+    // Setting the umask is refused in a worker thread: the preload throws there, as some would.
+    const preload = join(folder, 'umask.cjs');
+    await writeFile(preload, 'process.umask(0o022);\n');
+    const script = join(folder, 'claims-without-thread.mjs');
+    await writeFile(
+      script,
+      `
+      const { SqliteStore } = await import(process.argv[2]);
+      const [file, newsletterId, runId] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])];
+      const store = SqliteStore.open(file, { create: false, readonly: false, busyTimeoutMs: 5000, ledgerThread: true });
+      const messageIds = { secret: 'child', fromDomain: 'example.org' };
+      const first = await store.claimBatch({ newsletterId, runId, limit: 2, now: Date.now(), afterSubscriberId: 0, messageIds });
+      const second = await store.claimBatch({ newsletterId, runId, limit: 2, now: Date.now(), afterSubscriberId: first.lastSubscriberId, messageIds });
+      console.log(JSON.stringify({ claimed: first.claimed.length + second.claimed.length, thread: await store.ledgerSettings() }));
+      await store.close();
+    `,
+    );
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [script, pathToFileURL(BUILT_STORE).href, handle.location, String(newsletter.id), String(starter.id)],
+      { cwd: ROOT, timeout: 30_000, env: { ...process.env, NODE_OPTIONS: `--require ${preload}` } },
+    );
+    expect(JSON.parse(stdout.trim())).toEqual({ claimed: 3, thread: null });
+    expect((await handle.store.counts(newsletter.id)).claimed).toBe(3);
+  });
 });

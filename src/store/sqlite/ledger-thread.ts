@@ -61,12 +61,39 @@ export class LedgerThread {
   private gone: Error | null = null;
   private closing = false;
 
+  /** Whether the thread came up with its connection open (see `started`). */
+  private readonly ready: Promise<boolean>;
+
   constructor(options: LedgerThreadOptions) {
-    this.worker = new Worker(new URL('./ledger-worker.js', import.meta.url), { workerData: options });
+    // No execArgv of the process's own (a preload given with --import or --require, --cpu-prof):
+    // the thread runs our ledger code only.
+    this.worker = new Worker(new URL('./ledger-worker.js', import.meta.url), {
+      workerData: options,
+      execArgv: [],
+    });
     this.worker.unref();
-    this.worker.on('message', (reply: LedgerReply) => this.answer(reply));
+    this.ready = new Promise((resolve) => {
+      this.worker.once('message', () => resolve(true));
+      this.worker.once('error', () => resolve(false));
+      this.worker.once('exit', () => resolve(false));
+    });
+    this.worker.on('message', (reply: LedgerReply | { ready: true }) => {
+      if ('id' in reply) this.answer(reply);
+    });
     this.worker.on('error', (error) => this.fail(error));
     this.worker.on('exit', (code) => this.fail(new Error(`the ledger thread stopped (exit code ${code})`)));
+  }
+
+  /**
+   * Resolves true once the thread has opened its connection, false if it could not start (a
+   * preload from NODE_OPTIONS that only a main thread may run, a missing file): then nothing was
+   * asked of it, and the store does the work on its own connection instead (sqlite-store.ts).
+   */
+  started(): Promise<boolean> {
+    this.worker.ref();
+    return this.ready.finally(() => {
+      if (this.waiting.size === 0 && !this.closing) this.worker.unref();
+    });
   }
 
   claimBatch(request: ClaimRequest): Promise<ClaimResult> {

@@ -18,6 +18,8 @@ const port = parentPort;
 if (!port) throw new Error('ledger-worker.ts runs as a worker thread (ledger-thread.ts starts it)');
 const { file, busyTimeoutMs } = workerData as LedgerThreadOptions;
 const c = new SqliteDb(openSqlite(file, { create: false, readonly: false, busyTimeoutMs }));
+// Up, with the connection open: ledger-thread.ts sends nothing before this.
+port.postMessage({ ready: true });
 
 function run(call: LedgerCall): unknown {
   switch (call.method) {

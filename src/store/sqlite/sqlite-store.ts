@@ -69,6 +69,8 @@ export class SqliteStore implements Store {
   private wal: WalSync | null | undefined;
   /** The send path's writes on their own thread (ledger-thread.ts), from the first claim on. */
   private ledger: LedgerThread | null = null;
+  /** The thread was asked for and could not start: this store works on its own connection. */
+  private ledgerUnavailable = false;
 
   private constructor(
     file: string,
@@ -272,9 +274,12 @@ export class SqliteStore implements Store {
   }
 
   async claimBatch(request: ClaimRequest) {
-    if (this.options.ledgerThread && !this.options.readonly) {
+    if (this.options.ledgerThread && !this.options.readonly && !this.ledgerUnavailable) {
       this.ledger ??= new LedgerThread({ file: this.file, busyTimeoutMs: this.options.busyTimeoutMs });
-      return this.ledger.claimBatch(request);
+      if (await this.ledger.started()) return this.ledger.claimBatch(request);
+      // It could not start, so nothing reached it: the thread is a speed-up, not a requirement.
+      this.ledger = null;
+      this.ledgerUnavailable = true;
     }
     if (this.wal === undefined) this.wal = WalSync.forConnection(this.c, this.file);
     return claim.claimBatch(this.c, request, this.wal);
