@@ -1,8 +1,9 @@
 /**
- * The PostgreSQL Store: one database shared on purpose by every host that runs `send-due`. This
- * class only opens the pool and hands each call to the file that does it (src/store/README.md has
- * the map); the schema and meta calls are the few lines below. Same semantics as the SQLite
- * store, with row locks where SQLite has its single write lock:
+ * The PostgreSQL Store: one database shared on purpose by every host that runs `send-due`. The
+ * methods both databases implement alike come from ../dialect-methods.ts, each the function of its
+ * name in this folder's files (src/store/README.md has the map); this class opens the pool and
+ * writes the rest (schema and meta, the send path's claim and fenced writes, backup, footprint).
+ * Same semantics as the SQLite store, with row locks where SQLite has its single write lock:
  *
  * - Newsletters change by compare-and-set (`UPDATE … WHERE status = 'scheduled'`): of two runs,
  *   exactly one changes the row (sending.ts).
@@ -15,23 +16,15 @@
  * - The sending account's hourly quota is one row per (account, hour) that every host reserves
  *   from under its row lock (quota.ts): together they never exceed the limit.
  *
- * No session state: see connection.ts.
+ * Session state: see connection.ts.
  */
+import { type DialectFunctions, dialectStore } from '../dialect-methods.js';
 import { backupNeedsPgDump } from '../../domain/backup.js';
 import type { OutcomeWrite } from '../../domain/ledger.js';
 import { describeDatabase } from '../../domain/database-location.js';
-import type { ReconcileAction } from '../../domain/reconcile.js';
-import type { DeliveryState, Millis, VerifiedBody } from '../../domain/types.js';
-import type { ClaimRequest, NewsletterAsRead, RunEnd, RunRegistration } from '../../engine/store.js';
-import type {
-  BounceEvent,
-  ImportTarget,
-  NewNewsletter,
-  NewsletterPatch,
-  Store,
-  SubscriberInput,
-} from '../store.js';
-import type { Audience, Segment } from '../../domain/segment.js';
+import type { Millis } from '../../domain/types.js';
+import type { ClaimRequest } from '../../engine/store.js';
+import type { Store } from '../store.js';
 import * as audience from './audience.js';
 import * as fieldGaps from './field-gaps.js';
 import * as bounces from './bounces.js';
@@ -47,15 +40,12 @@ import * as newsletterLife from './newsletter-life.js';
 import * as newsletters from './newsletters.js';
 import * as quota from './quota.js';
 import * as reports from './reports.js';
-import type { ReportEvent } from '../report-store.js';
 import * as prune from './prune.js';
 import * as operators from './reconcile.js';
 import * as sending from './sending.js';
 import * as forget from './forget.js';
 import * as subscribers from './subscribers.js';
 import * as listsAndOptOuts from './lists.js';
-import type { SubscriberRef } from '../list-store.js';
-import type { OptOutScope, OptOutSource } from '../../domain/opt-out.js';
 
 export interface PostgresOpenOptions {
   /** --dry-run and read-only views: every statement runs in a READ ONLY transaction. */
@@ -67,12 +57,34 @@ export interface PostgresOpenOptions {
   maxConnections?: number;
 }
 
-export class PostgresStore implements Store {
+/**
+ * PostgreSQL's functions for the Store methods both databases implement alike (../dialect-methods.ts):
+ * each module's function of the method's name, its connection first.
+ */
+const POSTGRES_FUNCTIONS: DialectFunctions<PgDb> = {
+  ...subscribers,
+  ...forget,
+  ...listsAndOptOuts,
+  ...newsletters,
+  ...newsletterLife,
+  ...audience,
+  ...fieldGaps,
+  ...lease,
+  ...sending,
+  ...quota,
+  ...operators,
+  ...prune,
+  ...bounces,
+  ...reports,
+};
+
+export class PostgresStore extends dialectStore(POSTGRES_FUNCTIONS) implements Store {
   readonly kind = 'postgres' as const;
   readonly url: string;
   private readonly pg: PgDb;
 
   private constructor(url: string, pg: PgDb) {
+    super(pg);
     this.url = url;
     this.pg = pg;
   }
@@ -132,153 +144,8 @@ export class PostgresStore implements Store {
     ]);
   }
 
-  // ---- subscribers and lists: subscribers.ts -------------------------------------------------
-
-  async importSubscribers(rows: AsyncIterable<SubscriberInput>, options: ImportTarget) {
-    return subscribers.importSubscribers(this.pg, rows, options);
-  }
-  async addSubscriber(input: SubscriberInput, lists: string[], now: Millis) {
-    return subscribers.addSubscriber(this.pg, input, lists, now);
-  }
-  async removeSubscriber(address: string, now: Millis) {
-    return subscribers.removeSubscriber(this.pg, address, now);
-  }
-  async forgetAddress(address: string, now: Millis) {
-    return forget.forgetAddress(this.pg, address, now);
-  }
-  async forgottenAddresses() {
-    return forget.forgottenAddresses(this.pg);
-  }
-  async unsubscribe(address: string, now: Millis) {
-    return subscribers.unsubscribe(this.pg, address, now);
-  }
-  async unsubscribeById(subscriberId: number, now: Millis) {
-    return subscribers.unsubscribeById(this.pg, subscriberId, now);
-  }
-  async getSubscriber(address: string) {
-    return subscribers.getSubscriber(this.pg, address);
-  }
-  async listSubscribers(filter: { list?: string | undefined; afterId: number; limit: number }) {
-    return subscribers.listSubscribers(this.pg, filter);
-  }
-  async lists() {
-    return subscribers.lists(this.pg);
-  }
-
-  // ---- lists and opt-outs: lists.ts (issue 14) ----------------------------------------------------
-
-  async optOut(who: SubscriberRef, scope: OptOutScope, source: OptOutSource, now: Millis) {
-    return listsAndOptOuts.optOut(this.pg, who, scope, source, now);
-  }
-  async optOutPage(subscriberId: number, newsletterId: number) {
-    return listsAndOptOuts.optOutPage(this.pg, subscriberId, newsletterId);
-  }
-  async listOptOuts(address: string) {
-    return listsAndOptOuts.listOptOuts(this.pg, address);
-  }
-  async resubscribe(address: string, lists: string[] | null, by: string, reason: string, now: Millis) {
-    return listsAndOptOuts.resubscribe(this.pg, address, lists, by, reason, now);
-  }
-  async removeFromList(address: string, list: string, now: Millis) {
-    return listsAndOptOuts.removeFromList(this.pg, address, list, now);
-  }
-  async renameList(from: string, to: string, now: Millis) {
-    return listsAndOptOuts.renameList(this.pg, from, to, now);
-  }
-  async deleteList(name: string, now: Millis) {
-    return listsAndOptOuts.deleteList(this.pg, name, now);
-  }
-
-  // ---- newsletters: newsletters.ts -------------------------------------------------------------
-
-  async createNewsletter(input: NewNewsletter, now: Millis) {
-    return newsletters.createNewsletter(this.pg, input, now);
-  }
-  async getNewsletter(id: number) {
-    return newsletters.getNewsletter(this.pg, id);
-  }
-  async listNewsletters() {
-    return newsletters.listNewsletters(this.pg);
-  }
-  async scheduleNewsletter(id: number, at: Millis, now: Millis, zone: string | null = null) {
-    return newsletters.scheduleNewsletter(this.pg, id, at, now, zone);
-  }
-  // edit and delete: newsletter-life.ts
-  async editNewsletter(id: number, patch: NewsletterPatch, now: Millis) {
-    return newsletterLife.editNewsletter(this.pg, id, patch, now);
-  }
-  async deleteNewsletter(id: number) {
-    return newsletterLife.deleteNewsletter(this.pg, id);
-  }
-  async cancelNewsletter(id: number, now: Millis) {
-    return newsletters.cancelNewsletter(this.pg, id, now);
-  }
-  async deliveries(newsletterId: number, filter: { state?: DeliveryState; limit: number }) {
-    return newsletters.deliveries(this.pg, newsletterId, filter);
-  }
-
-  // ---- the audience: audience.ts ---------------------------------------------------------------
-
-  async knownFieldNames() {
-    return audience.knownFieldNames(this.pg);
-  }
-  async audienceSize(lists: string[], segment: Segment | null = null) {
-    return audience.audienceSize(this.pg, lists, segment);
-  }
-  async fieldGaps(target: Audience, fields: readonly string[]) {
-    return fieldGaps.fieldGaps(this.pg, target, fields);
-  }
-  async counts(newsletterId: number) {
-    return audience.counts(this.pg, newsletterId);
-  }
-  async pendingRecipients(
-    newsletterId: number | null,
-    lists: string[],
-    afterSubscriberId: number,
-    limit: number,
-    segment: Segment | null = null,
-  ) {
-    return audience.pendingRecipients(this.pg, newsletterId, lists, afterSubscriberId, limit, segment);
-  }
-
-  // ---- runs and leases: lease.ts ---------------------------------------------------------------
-
-  async registerRun(registration: RunRegistration) {
-    return lease.registerRun(this.pg, registration);
-  }
-  async renewLease(runId: number, now: Millis, leaseMs: number) {
-    return lease.renewLease(this.pg, runId, now, leaseMs);
-  }
-  async liveRuns() {
-    return lease.liveRuns(this.pg);
-  }
-  async listRuns(limit: number) {
-    return lease.listRuns(this.pg, limit);
-  }
-  async expireRuns(now: Millis, deadRunIds: number[]) {
-    return lease.expireRuns(this.pg, now, deadRunIds);
-  }
-  async endRun(runId: number, end: RunEnd, now: Millis) {
-    return lease.endRun(this.pg, runId, end, now);
-  }
-
   // ---- the send pipeline: sending.ts, claim.ts, fence.ts ----------------------------------------
 
-  async dueNewsletters(now: Millis) {
-    return sending.dueNewsletters(this.pg, now);
-  }
-  async sendingNewsletters() {
-    return sending.sendingNewsletters(this.pg);
-  }
-  async beginSending(read: NewsletterAsRead, body: VerifiedBody, runId: number, now: Millis) {
-    return sending.beginSending(this.pg, read, body, runId, now);
-  }
-  async markBuildFailed(read: NewsletterAsRead, reason: string, now: Millis) {
-    return sending.markBuildFailed(this.pg, read, reason, now);
-  }
-  async completeIfDone(newsletterId: number, now: Millis) {
-    return sending.completeIfDone(this.pg, newsletterId, now);
-  }
   async claimBatch(request: ClaimRequest) {
     return claim.claimBatch(this.pg, request);
   }
@@ -289,76 +156,19 @@ export class PostgresStore implements Store {
     return fence.releaseClaims(this.pg, runId, deliveryIds, now);
   }
 
-  // ---- the hourly quota: quota.ts --------------------------------------------------------------
-
-  async reserveQuota(account: string, windowStart: Millis, wanted: number, limit: number, now: Millis) {
-    return quota.reserveQuota(this.pg, account, windowStart, wanted, limit, now);
-  }
-  async releaseQuota(account: string, windowStart: Millis, count: number, now: Millis) {
-    return quota.releaseQuota(this.pg, account, windowStart, count, now);
-  }
-  async quotaUsed(account: string, windowStart: Millis) {
-    return quota.quotaUsed(this.pg, account, windowStart);
-  }
-
-  // ---- operators: reconcile.ts -----------------------------------------------------------------
+  // ---- operators: hard-bounces.ts ---------------------------------------------------------------
 
   async hardBounces(newsletterId: number, limit: number) {
     return hardBounces(this.pg, newsletterId, limit);
   }
-  async strandedClaims() {
-    return operators.strandedClaims(this.pg);
-  }
-  async reconcile(newsletterId: number, action: ReconcileAction, addresses: string[] | null, now: Millis) {
-    return operators.reconcile(this.pg, newsletterId, action, addresses, now);
-  }
 
   // ---- upkeep: prune.ts, footprint.ts -----------------------------------------------------------
 
-  async pruneCandidates() {
-    return prune.pruneCandidates(this.pg);
-  }
-  async pruneNewsletter(newsletterId: number, sentBefore: Millis, now: Millis) {
-    return prune.pruneNewsletter(this.pg, newsletterId, sentBefore, now);
-  }
   /** A shared database is backed up by its server's tools, which see every host's writes. */
   async backup(_file: string): Promise<never> {
     throw backupNeedsPgDump(this.where);
   }
   async storageFootprint() {
     return storageFootprint(this.pg);
-  }
-
-  // ---- suppressions and bounces: bounces.ts ----------------------------------------------------
-
-  async suppress(address: string, reason: string, source: string, now: Millis) {
-    return bounces.suppress(this.pg, address, reason, source, now);
-  }
-  async suppressMany(entries: readonly { address: string; reason: string }[], source: string, now: Millis) {
-    return bounces.suppressMany(this.pg, entries, source, now);
-  }
-  async unsuppress(address: string, now: Millis) {
-    return bounces.unsuppress(this.pg, address, now);
-  }
-  async listSuppressions(filter: { afterAddress: string | null; limit: number }) {
-    return bounces.listSuppressions(this.pg, filter);
-  }
-  async recordBounce(event: BounceEvent, options: { softLimit: number; now: Millis }) {
-    return bounces.recordBounce(this.pg, event, options);
-  }
-
-  // ---- authenticated reports (issue 18): reports.ts --------------------------------------------
-
-  async deliveryById(deliveryId: number) {
-    return reports.deliveryById(this.pg, deliveryId);
-  }
-  async deliveriesByMessageId(messageId: string) {
-    return reports.deliveriesByMessageId(this.pg, messageId);
-  }
-  async recordReport(event: ReportEvent, options: { softLimit: number; now: Millis }) {
-    return reports.recordReport(this.pg, event, options);
-  }
-  async reportCounts(newsletterIds: readonly number[]) {
-    return reports.reportCounts(this.pg, newsletterIds);
   }
 }
