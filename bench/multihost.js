@@ -396,6 +396,7 @@ async function slowPair(ctx, n, rounds = ROUNDS) {
       delayMs: SLOW_DELAY_MS,
       recipients: n,
       rounds,
+      ceiling: scalingCeiling(one, HOSTS.length),
       /** What 3 connections per host can carry when each waits DELAY for every reply. */
       ceilingPerHost: round((DEFAULTS.connections * 1000) / SLOW_DELAY_MS),
       runs,
@@ -413,6 +414,22 @@ async function slowPair(ctx, n, rounds = ROUNDS) {
   } finally {
     sink.stop();
   }
+}
+
+/**
+ * The best whole-run ratio this run's size allows: the best 1-host run's own start-up (spawn to
+ * first claim) and end (last outcome to exit) kept, its sending part divided exactly by the hosts.
+ * Those parts are paid once per host whatever the number of hosts, so a small list caps the ratio
+ * below the hosts' number even if nothing were shared (issue 17, goal 4, bench/NOTES.md).
+ */
+function scalingCeiling(one, hosts) {
+  const { fromMs, ms } = one.sending;
+  const rest = one.wallMs - fromMs - ms;
+  return {
+    startMs: round(fromMs),
+    endMs: round(rest),
+    ratio: round(one.wallMs / (fromMs + ms / hosts + rest), 2),
+  };
 }
 
 // ---- plumbing -------------------------------------------------------------------------------------
@@ -569,6 +586,12 @@ export function renderMultihost(section) {
       'connections, and the sending rate grows with the hosts; the whole run also pays the start-ups,',
       `which ${hostsWord(s.hosts.length)} on ${s.cores} shared cores pay at once (real hosts each start on their own cores).`,
     );
+    if (w.ceiling) {
+      lines.push(
+        '',
+        `**What this size allows.** Each host pays its own start-up and end whatever the number of hosts: the best 1-host run took ${w.ceiling.startMs} ms to its first claim and ${w.ceiling.endMs} ms from its last outcome to its exit. With those kept and its sending part divided exactly by ${s.hosts.length}, ${hostsWord(s.hosts.length)} would reach **${w.ceiling.ratio}×** of it on ${w.recipients} recipients: the most this run's size allows, with nothing shared.`,
+      );
+    }
   }
   lines.push('', 'Commands:', '', '```sh', ...s.commands, '```', '');
   return lines.join('\n');

@@ -307,7 +307,8 @@ function renderGoals17(lines, a) {
       `3 hosts / 1 host, a server answering after 20 ms ≥ ${g.slowHosts}×`,
       mh?.slow &&
         `${mh.slow.ratio}× (${mh.slow.three.rate} / ${mh.slow.one.rate})` +
-          (mh.slow.sending ? `; sending parts only: ${mh.slow.sending.ratio}×` : ''),
+          (mh.slow.sending ? `; sending parts only: ${mh.slow.sending.ratio}×` : '') +
+          (mh.slow.ceiling ? `; at most ${mh.slow.ceiling.ratio}× at this size (section 6)` : ''),
       mh?.slow ? mh.slow.ratio >= g.slowHosts : null,
     ],
     [
