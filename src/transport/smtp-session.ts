@@ -34,7 +34,8 @@ import {
 } from './smtp-errors.js';
 import { type PeerTls, peerTlsOf, tlsConnectOptions } from './smtp-tls.js';
 import type { Piece } from './mime.js';
-import { WriteBuffers } from './write-buffers.js';
+import { type ReadCallback, utf8Reads } from './utf8-reads.js';
+import { type Gathered, WriteBuffers } from './write-buffers.js';
 
 export interface SessionOptions {
   host: string;
@@ -94,6 +95,10 @@ interface Expected {
 const DOT = Buffer.from('.\r\n');
 const CRLF_DOT = Buffer.from('\r\n.\r\n');
 const LF_DOT = Buffer.from('\n.');
+/** Room kept after a gathered message for its final "." and the next envelope (one write). */
+const ENVELOPE_ROOM = 1024;
+/** What a plain connection reads into (`onread`): replies are short, a pipelined batch is a few kB. */
+const READ_BUFFER_BYTES = 16 * 1024;
 
 export class SmtpSession {
   /** EHLO keywords, upper-case (`PIPELINING`, `SMTPUTF8`, `AUTH`, …). */
@@ -114,6 +119,19 @@ export class SmtpSession {
   private onClose: ((error: SmtpError | null) => void) | null = null;
   /** The socket's inactivity timeout as last set (0: none; -1: not set on this socket yet). */
   private timeoutMs = -1;
+  /**
+   * A message gathered and not yet written: what is written until the end of this tick (the final
+   * ".", the next envelope) is appended to it, and it goes in one socket write (`flush`).
+   */
+  private pending: Gathered | null = null;
+  private readonly flush = (): void => {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = null;
+    this.socket?.write(pending.bytes, pending.written);
+  };
+  /** The reads of a plain connection, without the stream machinery (`connect`); null: a stream's. */
+  private reads: ReadCallback | null = null;
 
   constructor(private readonly options: SessionOptions) {}
 
@@ -261,18 +279,29 @@ export class SmtpSession {
     // A dot-safe message is copied into a buffer reused once its write is done (write-buffers.ts).
     let data: Buffer;
     let written: ((error?: Error | null) => void) | undefined;
+    let gathered: Gathered | undefined;
     const { chunks } = transaction;
     if (chunks.length === 1 && typeof chunks[0] !== 'string') data = chunks[0] as Buffer;
-    else if (transaction.dotSafe) ({ bytes: data, written } = this.buffers.gather(chunks));
-    else
+    else if (transaction.dotSafe) {
+      gathered = this.buffers.gather(chunks, ENVELOPE_ROOM);
+      ({ bytes: data, written } = gathered);
+    } else
       data = Buffer.concat(chunks.map((piece) => (typeof piece === 'string' ? Buffer.from(piece) : piece)));
     if (!transaction.dotSafe && (data[0] === 0x2e || data.indexOf(LF_DOT) !== -1)) data = dotStuff(data);
     // From here on the server may get the whole message: a failure without a reply is `unknown`.
     transaction.phase = 'data-sent';
-    socket.cork();
-    socket.write(data, written);
-    socket.write(data[data.length - 1] === 0x0a ? DOT : CRLF_DOT);
-    process.nextTick(() => socket.uncork());
+    const end = data[data.length - 1] === 0x0a ? '.\r\n' : '\r\n.\r\n';
+    if (gathered?.append(end)) {
+      // One socket write for the message, its "." and the next envelope (written during this tick,
+      // `write`): cheaper than cork, three writes and a writev (issue 17).
+      this.pending = gathered;
+      process.nextTick(this.flush);
+    } else {
+      socket.cork();
+      socket.write(data, written);
+      socket.write(end === '.\r\n' ? DOT : CRLF_DOT);
+      process.nextTick(() => socket.uncork());
+    }
     this.expected.push({
       command: 'DATA',
       handle: (reply) => {
@@ -308,9 +337,24 @@ export class SmtpSession {
   private connect(): Promise<void> {
     const { host, port, secure, connectionTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {
-      const socket = secure
-        ? tls.connect({ host, port, lookup: specialUseLookup, ...tlsConnectOptions(host, this.options.ca) })
-        : net.connect({ host, port, lookup: specialUseLookup });
+      // A plain connection reads replies into a buffer of its own and hands them straight to
+      // `onData` (`onread`): no Readable push, no 'data' event per read (issue 17). STARTTLS takes
+      // the socket's reads over (the TLS socket reads as a stream), and TLS from the start never
+      // uses it.
+      const reads = secure
+        ? null
+        : utf8Reads((text) => {
+            if (this.reads === reads && !this.closed) this.onData(text);
+          });
+      const socket = reads
+        ? net.connect({
+            host,
+            port,
+            lookup: specialUseLookup,
+            onread: { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: reads },
+          })
+        : tls.connect({ host, port, lookup: specialUseLookup, ...tlsConnectOptions(host, this.options.ca) });
+      this.reads = reads;
       this.socket = socket;
       const timer = setTimeout(() => {
         socket.destroy();
@@ -332,6 +376,8 @@ export class SmtpSession {
 
   private upgrade(): Promise<void> {
     const plain = this.socket as net.Socket;
+    // From here on the TLS socket reads; the plain one's reads are not ours any more.
+    this.reads = null;
     plain.removeAllListeners('data');
     plain.removeAllListeners('error');
     plain.removeAllListeners('close');
@@ -352,10 +398,12 @@ export class SmtpSession {
 
   private attach(socket: net.Socket): void {
     socket.setNoDelay(true);
-    socket.setEncoding('utf8');
     this.timeoutMs = -1;
     this.idleTimeout(this.options.socketTimeoutMs);
-    socket.on('data', (chunk: string) => this.onData(chunk));
+    if (!this.reads) {
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => this.onData(chunk));
+    }
     socket.on('error', (error) => this.destroy(connectionError(error, this.expected[0]?.command ?? 'CONN')));
     socket.on('close', () => this.destroy(connectionClosed(this.expected[0]?.command ?? 'CONN')));
     socket.on('timeout', () => {
@@ -485,6 +533,10 @@ export class SmtpSession {
   // ---- the end ----------------------------------------------------------------------------------
 
   private write(data: string | Buffer): void {
+    if (this.pending) {
+      if (typeof data === 'string' && this.pending.append(data)) return;
+      this.flush();
+    }
     this.socket?.write(data);
   }
 
@@ -497,6 +549,8 @@ export class SmtpSession {
   private destroy(error: SmtpError | null): void {
     if (this.closed) return;
     this.closed = true;
+    // A message not yet written never will be (its buffer is not reused: the collector takes it).
+    this.pending = null;
     this.socket?.destroy();
     const failure = error ?? connectionClosed(this.expected[0]?.command ?? 'CONN');
     for (const entry of this.expected.splice(0)) {

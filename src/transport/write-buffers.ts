@@ -24,8 +24,14 @@ const KEEP_AT_MOST = 8;
 const GRAIN = 16 * 1024;
 
 export interface Gathered {
-  /** The bytes: the concatenation of the chunks (a view of a reused buffer). */
+  /** The bytes: the concatenation of the chunks (a view of a reused buffer), and what was appended. */
   bytes: Buffer;
+  /**
+   * Appends `text` (UTF-8) after the bytes if the buffer has room for it, and says whether it did
+   * (smtp-session.ts: the final "." and the next envelope go in the same socket write as the
+   * message). Only before the bytes are handed to a socket write.
+   */
+  append(text: string): boolean;
   /** The write's callback: the buffer is free again once the socket says the write is done. */
   written: (error?: Error | null) => void;
 }
@@ -35,12 +41,12 @@ export class WriteBuffers {
 
   /**
    * Copies `pieces`, in order (strings as UTF-8), into a free buffer (or a new one) and returns
-   * the bytes.
+   * the bytes; `spare`: bytes of room kept after them for `append`.
    */
-  gather(pieces: readonly Piece[]): Gathered {
+  gather(pieces: readonly Piece[], spare = 0): Gathered {
     // A UTF-16 unit is at most 3 bytes of UTF-8 (a pair of them, 4): room enough without
     // measuring each string first.
-    let room = 0;
+    let room = spare;
     for (const piece of pieces) room += typeof piece === 'string' ? 3 * piece.length : piece.length;
     const buffer = this.take(room);
     let at = 0;
@@ -52,8 +58,14 @@ export class WriteBuffers {
       }
     }
     let returned = false;
-    return {
+    const gathered: Gathered = {
       bytes: buffer.subarray(0, at),
+      append: (text) => {
+        if (returned || buffer.length - at < 3 * text.length) return false;
+        at += buffer.write(text, at, 'utf8');
+        gathered.bytes = buffer.subarray(0, at);
+        return true;
+      },
       written: (error) => {
         // Once: a failed write's buffer never comes back, whatever is called after.
         if (returned) return;
@@ -61,6 +73,7 @@ export class WriteBuffers {
         if (!error) this.give(buffer);
       },
     };
+    return gathered;
   }
 
   /** Buffers waiting for reuse (for tests). */

@@ -76,4 +76,34 @@ describe('reused write buffers', () => {
     huge.written();
     expect(buffers.freeCount).toBe(2);
   });
+
+  it('append adds text after the pieces while there is room, and never once the write is handed back', () => {
+    const buffers = new WriteBuffers();
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 20 }),
+        fc.array(fc.string({ unit: 'binary', maxLength: 200 }), { maxLength: 8 }),
+        fc.nat({ max: 2000 }),
+        (pieces, texts, spare) => {
+          const gathered = buffers.gather(pieces, spare);
+          const appended: string[] = [];
+          let room = spare;
+          for (const text of texts) {
+            const fits = 3 * text.length <= room;
+            const done = gathered.append(text);
+            // With `spare` bytes kept, what fits in them is always taken (more may be).
+            if (fits) expect(done).toBe(true);
+            if (done) {
+              appended.push(text);
+              room -= Buffer.byteLength(text, 'utf8');
+            }
+          }
+          expect(gathered.bytes.equals(concat([...pieces, ...appended]))).toBe(true);
+          gathered.written();
+          expect(gathered.append('QUIT\r\n')).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });

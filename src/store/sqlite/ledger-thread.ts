@@ -26,6 +26,7 @@ import { Worker } from 'node:worker_threads';
 import type { OutcomeWrite } from '../../domain/ledger.js';
 import type { Millis } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult, RecordedOutcomes } from '../../engine/store.js';
+import { type PackedClaim, packWrites, unpackClaim } from './ledger-messages.js';
 
 export interface LedgerThreadOptions {
   file: string;
@@ -34,7 +35,8 @@ export interface LedgerThreadOptions {
 
 export type LedgerCall = { id: number } & (
   | { method: 'claimBatch'; args: [ClaimRequest] }
-  | { method: 'recordOutcomes'; args: [runId: number, writes: OutcomeWrite[], now: Millis] }
+  /** `writes`: packed (ledger-messages.ts). */
+  | { method: 'recordOutcomes'; args: [runId: number, writes: unknown[], now: Millis] }
   | { method: 'releaseClaims'; args: [runId: number, deliveryIds: number[], now: Millis] }
   | { method: 'settings'; args: [] }
   | { method: 'close'; args: [] }
@@ -97,14 +99,16 @@ export class LedgerThread {
   }
 
   claimBatch(request: ClaimRequest): Promise<ClaimResult> {
-    return this.call({ id: 0, method: 'claimBatch', args: [request] }) as Promise<ClaimResult>;
+    return (this.call({ id: 0, method: 'claimBatch', args: [request] }) as Promise<PackedClaim>).then(
+      unpackClaim,
+    );
   }
 
   recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<RecordedOutcomes> {
     return this.call({
       id: 0,
       method: 'recordOutcomes',
-      args: [runId, writes, now],
+      args: [runId, packWrites(writes), now],
     }) as Promise<RecordedOutcomes>;
   }
 
