@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { candidatesStatement } from '../../src/store/postgres/claim.js';
 import { LOCK_NEWSLETTERS_OF_BATCH } from '../../src/store/postgres/fence.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { DELIVERY_COLUMNS } from '../../src/store/report-store.js';
 import {
   describePostgres,
   type PgCluster,
@@ -125,6 +126,27 @@ describePostgres('PostgreSQL: the outcome write reads its batch, not the ledger'
           expect(read['Index Cond'], table).toMatch(/(id|subscriber_id) > \$2/);
         }
       }
+
+      // A DSN or an ARF report finds its delivery by Message-ID through deliveries_by_message_id
+      // (a hash index since migration 012, issue 17, session 7), never by reading the ledger.
+      const [sent] = (await client.query<{ message_id: string }>('SELECT message_id FROM deliveries LIMIT 1'))
+        .rows;
+      const byMessageId = planOf(
+        (
+          await client.query(
+            `EXPLAIN (FORMAT JSON) SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = $1 ORDER BY id LIMIT 10`,
+            [sent?.message_id],
+          )
+        ).rows,
+      );
+      const ledgerReads = nodes(byMessageId).filter(
+        (node) => node['Relation Name'] === 'deliveries' || node['Index Name']?.startsWith('deliveries'),
+      );
+      expect(ledgerReads.map((node) => node['Node Type'])).not.toContain('Seq Scan');
+      expect(ledgerReads.map((node) => node['Index Name'])).toContain('deliveries_by_message_id');
+      expect(await store.deliveriesByMessageId(sent?.message_id ?? '')).toEqual([
+        expect.objectContaining({ messageId: sent?.message_id }),
+      ]);
     } finally {
       await client.end().catch(() => undefined);
       await store.close();

@@ -756,6 +756,50 @@ describe.each(makeStoreFactories())('Store contract: $name', (factory) => {
       expect(await store.completeIfDone(newsletter.id, at(60_002))).toBe(true);
     });
 
+    it('due retries leave the rest of the batch to new recipients, in order, none lost on the next claim', async () => {
+      // Only the room the due retries leave goes to new recipients, and the hint (lastSubscriberId)
+      // must not pass anyone the claim did not take (a claim that reads more candidates than it
+      // uses would lose them: issue 17, session 7 tried one on PostgreSQL).
+      const recipients = addresses(8);
+      const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(0) });
+      const run = await registerTestRun(store, at(0), { leaseMs: 600_000 });
+      const first = await claim(store, { newsletterId: newsletter.id, runId: run.id, limit: 2, now: at(1) });
+      expect(first.claimed.map((c) => c.address)).toEqual([recipients[0], recipients[1]]);
+      await store.recordOutcomes(
+        run.id,
+        first.claimed.map((c) =>
+          write(c.deliveryId, 'retry', { nextAttemptAt: at(10), smtpReply: '451 4.7.1 later' }),
+        ),
+        at(2),
+      );
+
+      const mixed = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 3,
+        now: at(10),
+        afterSubscriberId: first.lastSubscriberId,
+      });
+      expect(mixed.claimed.map((c) => [c.address, c.attempts])).toEqual([
+        [recipients[0], 1],
+        [recipients[1], 1],
+        [recipients[2], 0],
+      ]);
+      await store.recordOutcomes(run.id, mixed.claimed.map(sentWrite), at(11));
+
+      const rest = await claim(store, {
+        newsletterId: newsletter.id,
+        runId: run.id,
+        limit: 10,
+        now: at(12),
+        afterSubscriberId: mixed.lastSubscriberId,
+      });
+      expect(rest.claimed.map((c) => c.address)).toEqual(recipients.slice(3));
+      await store.recordOutcomes(run.id, rest.claimed.map(sentWrite), at(13));
+      expect(await store.completeIfDone(newsletter.id, at(14))).toBe(true);
+      await expectCounts(store, newsletter.id, 8, { sent: 8, pending: 0 });
+    });
+
     it('a due retry of someone who unsubscribed meanwhile is skipped, not claimed', async () => {
       const recipients = addresses(2);
       const { newsletter } = await sendingNewsletter(store, { list: 'news', recipients, now: at(0) });
