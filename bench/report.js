@@ -260,38 +260,6 @@ export function renderDoc({ after, before }) {
   return lines.filter((line, index, all) => !(line === '' && all[index - 1] === '')).join('\n');
 }
 
-/**
- * Goals 1a, 1b and 2 again, per message beyond each run's fixed costs (the difference between the
- * throughput section's runs of n and 3n recipients, bench/run.js `beyondFixedCosts`): the rows
- * above are whole runs, whose start-up, build and JIT warm-up weigh on every message of a run of
- * 20,000 and not on the raw client, which has almost none.
- */
-function beyondFixedRows(b, g) {
-  if (!b) return [];
-  const [small, large] = b.defaults.messages;
-  const span = `${large.toLocaleString('en')} − ${small.toLocaleString('en')} recipients`;
-  return [
-    [
-      '17.1a′',
-      `the same, per message beyond each run's fixed costs (${span}) ≥ ${g.defaultsRatio}`,
-      `${b.defaultsRatio} (${b.defaults.rate} / ${b.raw.rate})`,
-      b.defaultsRatio >= g.defaultsRatio,
-    ],
-    [
-      '17.1b′',
-      `CPU per message beyond each run's fixed costs ≤ ${g.defaultsCpuTimesRaw}× the raw client's`,
-      `${b.defaultsCpuTimesRaw}× (${b.defaults.cpuMicrosPerMessage} / ${b.raw.cpuMicrosPerMessage} µs; fixed: ${b.defaults.fixedCpuMs} / ${b.raw.fixedCpuMs} ms of CPU per run)`,
-      b.defaultsCpuTimesRaw <= g.defaultsCpuTimesRaw,
-    ],
-    [
-      '17.2′',
-      `batch 200, 4 connections, beyond each run's fixed costs ≥ ${g.tunedRatio}`,
-      `${b.tunedRatio} (${b.tuned.rate} / ${b.raw.rate})`,
-      b.tunedRatio >= g.tunedRatio,
-    ],
-  ];
-}
-
 /** The hand-written part: bench/NOTES.md. */
 function readNotes() {
   try {
@@ -328,7 +296,6 @@ function renderGoals17(lines, a) {
       t && `${t.ratio} (${t.sendDue.rate} / ${t.yardstick.rate})`,
       t ? t.ratio >= g.tunedRatio : null,
     ],
-    ...beyondFixedRows(t?.beyondFixed, g),
     [
       '17.3',
       `PostgreSQL, 1 host / SQLite, the same settings ≥ ${g.postgresVsSqlite}`,
@@ -371,16 +338,6 @@ function renderGoals17(lines, a) {
       '',
       `For scale (17.1a): the bare client itself, with the defaults' ${r3.connections} connections, sent ${r3.rate}/s, ` +
         `${r3.ofYardstick} of the yardstick; send-due at the defaults reached ${r3.defaultsRatio} of that.`,
-    );
-  }
-  const b = t?.beyondFixed;
-  if (b) {
-    lines.push(
-      '',
-      `The rows marked ′ take each side's runs of ${b.defaults.messages[0].toLocaleString('en')} and ${b.defaults.messages[1].toLocaleString('en')} recipients (best of ${t.rounds} rounds at each size) and ` +
-        'divide the difference: the extra messages by the extra time, the extra CPU by the extra messages. What every run ' +
-        `pays once drops out: send-due's ${b.defaults.fixedCpuMs} ms of CPU at the defaults (Node, MJML, the build, the ledger's thread, ` +
-        `the JIT's warm-up) against the raw client's ${b.raw.fixedCpuMs} ms. The unprimed rows are whole runs of ${b.defaults.messages[0].toLocaleString('en')}, start-up included.`,
     );
   }
 }

@@ -63,10 +63,6 @@ const DEFAULTS = { batch: 20, connections: 3 };
 // itself is with as few connections as a user who changes nothing (a scale for goal 1a, not the
 // yardstick).
 const RAW_CONNECTIONS = [3, 4, 8];
-/** The raw client's connections for the longer runs: its best (bench/NOTES.md). */
-const YARDSTICK_CONNECTIONS = 8;
-/** The longer runs of the throughput section are this many times its size (issue 17, session 7). */
-const LONGER_RUN = 3;
 const ROUNDS = 2;
 
 const cleanup = [];
@@ -196,7 +192,6 @@ async function throughput(results) {
   const raws = [];
   const sends = [];
   const defaultRuns = [];
-  const longRuns = { raw: [], tuned: [], defaults: [] };
   for (let round = 1; round <= ROUNDS; round++) {
     for (const c of RAW_CONNECTIONS) raws.push(await rawRun(n, c, payload));
     log(
@@ -216,22 +211,6 @@ async function throughput(results) {
     await atDefaults.ws.remove();
     log(
       `send-due at the defaults (batch ${DEFAULTS.batch}, ${DEFAULTS.connections} connections): ${atDefaults.rate}/s, ${atDefaults.cpuMicrosPerMessage} µs CPU/message`,
-    );
-    // The same three at LONGER_RUN times the size: what the difference costs is the cost per
-    // message, without what every run pays once (Node, MJML, the build, the ledger thread,
-    // the JIT's warm-up).
-    const nLong = n * LONGER_RUN;
-    longRuns.raw.push(await rawRun(nLong, YARDSTICK_CONNECTIONS, payload));
-    for (const [key, config] of [
-      ['tuned', TUNED],
-      ['defaults', DEFAULTS],
-    ]) {
-      const long = await sendDueRun(`${key}-long-${round}`, nLong, config);
-      await long.ws.remove();
-      longRuns[key].push(long);
-    }
-    log(
-      `${nLong} recipients: raw client ${longRuns.raw.at(-1).rate}/s, send-due ${longRuns.tuned.at(-1).rate}/s (batch ${TUNED.batch}), ${longRuns.defaults.at(-1).rate}/s at the defaults`,
     );
   }
   const defaults = defaultRuns.reduce((a, b) => (b.rate > a.rate ? b : a));
@@ -276,41 +255,7 @@ async function throughput(results) {
     ),
     /** CPU per message: the lower of the runs (the other shared the machine with more). */
     cpuMicrosPerMessage: Math.min(...sends.map((r) => r.cpuMicrosPerMessage)),
-    /** Per message beyond each run's fixed costs: runs of n and LONGER_RUN × n, differenced. */
-    beyondFixed: beyondFixedCosts({
-      raw: [raws.filter((r) => r.connections === YARDSTICK_CONNECTIONS), longRuns.raw],
-      tuned: [sends, longRuns.tuned],
-      defaults: [defaultRuns, longRuns.defaults],
-    }),
   };
-}
-
-/**
- * What a message costs once a run's fixed costs are paid, for each side: the difference between
- * its runs of n and of LONGER_RUN × n recipients (the best of the rounds at each size), so that
- * the start-up, the build and the JIT's warm-up, paid once per run, drop out. Rate: the extra
- * messages over the extra wall time; CPU: the extra CPU over the extra messages.
- */
-function beyondFixedCosts(sides) {
-  const out = {};
-  for (const [key, [short, long]] of Object.entries(sides)) {
-    const cpu = (runs) => Math.min(...runs.map((r) => r.cpuMicrosPerMessage * r.messages));
-    const wall = (runs) => Math.min(...runs.map((r) => r.wallMs));
-    const extra = long[0].messages - short[0].messages;
-    const fixedCpuMs = (cpu(short) - ((cpu(long) - cpu(short)) / extra) * short[0].messages) / 1000;
-    out[key] = {
-      messages: [short[0].messages, long[0].messages],
-      rate: round((extra / (wall(long) - wall(short))) * 1000),
-      cpuMicrosPerMessage: round((cpu(long) - cpu(short)) / extra, 1),
-      /** What the run paid once, by the same arithmetic. */
-      fixedCpuMs: round(fixedCpuMs),
-    };
-  }
-  const { raw, tuned, defaults } = out;
-  out.defaultsRatio = round(defaults.rate / raw.rate, 3);
-  out.tunedRatio = round(tuned.rate / raw.rate, 3);
-  out.defaultsCpuTimesRaw = round(defaults.cpuMicrosPerMessage / raw.cpuMicrosPerMessage, 2);
-  return out;
 }
 
 // ---- 3: the idle cron run --------------------------------------------------------------------------
