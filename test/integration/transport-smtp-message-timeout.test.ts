@@ -7,24 +7,14 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { messageIdFor } from '../../src/domain/message-id.js';
 import { parseTransport, type TransportSpec } from '../../src/domain/transport-spec.js';
 import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { createSmtpTransport } from '../../src/transport/smtp.js';
+import { helloMessage } from '../helpers/hello-message.js';
 
 const TIMEOUT_MS = 400;
 
-function message(to: string): OutgoingMessage {
-  return {
-    messageId: messageIdFor(null, 7, to, 'example.org'),
-    from: 'news@example.org',
-    to,
-    subject: `Hello ${to}`,
-    html: `<p>Hello ${to}</p>`,
-    text: `Hello ${to}`,
-    headers: {},
-  };
-}
+const message = (to: string): OutgoingMessage => helloMessage(to, { from: 'news@example.org' });
 
 /** A server that accepts connections and never says a word: no message ever gets a connection. */
 async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {

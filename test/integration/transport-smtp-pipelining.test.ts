@@ -6,12 +6,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
-import { messageIdFor } from '../../src/domain/message-id.js';
 import type { SendOutcome } from '../../src/domain/types.js';
 import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { createSmtpTransport, type SmtpOptions } from '../../src/transport/smtp.js';
 import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../helpers/smtp-sink.js';
 import { serverCertificate, testCa } from '../helpers/tls-fixture.js';
+import { helloMessage } from '../helpers/hello-message.js';
 
 /** The test CA's server certificate (test/fixtures/tls), trusted with `ca: testCa()`. */
 const { key, cert } = serverCertificate();
@@ -22,17 +22,8 @@ afterEach(async () => {
   for (const resource of open.splice(0)) await resource.close();
 });
 
-function message(to: string): OutgoingMessage {
-  return {
-    messageId: messageIdFor(null, 9, to, 'example.org'),
-    from: 'News <news@example.org>',
-    to,
-    subject: `Hello ${to}`,
-    html: `<p>Hello ${to}</p>`,
-    text: `Hello ${to}`,
-    headers: { 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
-  };
-}
+const message = (to: string): OutgoingMessage =>
+  helloMessage(to, { headers: { 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } }, 9);
 
 function transportTo(
   port: number,

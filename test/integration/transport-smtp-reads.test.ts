@@ -8,10 +8,10 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { messageIdFor } from '../../src/domain/message-id.js';
 import { parseTransport } from '../../src/domain/transport-spec.js';
 import type { OutgoingMessage, Transport } from '../../src/engine/ports.js';
 import { createSmtpTransport } from '../../src/transport/smtp.js';
+import { helloMessage } from '../helpers/hello-message.js';
 
 const REFUSAL = '550 5.1.1 Empfänger unbekannt: «gone» 😀 zurück';
 const ACCEPTED = '250 2.0.0 Ok: queued as Q-ü😀';
@@ -92,17 +92,7 @@ async function tricklingServer(): Promise<{ port: number; received: string[] }> 
   return { port: (server.address() as { port: number }).port, received };
 }
 
-function message(to: string): OutgoingMessage {
-  return {
-    messageId: messageIdFor(null, 7, to, 'example.org'),
-    from: 'News <news@example.org>',
-    to,
-    subject: `Hello ${to}`,
-    html: `<p>Hello ${to}</p>`,
-    text: `Hello ${to}`,
-    headers: {},
-  };
-}
+const message = (to: string): OutgoingMessage => helloMessage(to);
 
 function transportFor(port: number): Transport {
   const spec = parseTransport(`smtp://127.0.0.1:${port}`);

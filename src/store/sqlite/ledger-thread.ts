@@ -26,7 +26,6 @@ import { Worker } from 'node:worker_threads';
 import type { OutcomeWrite } from '../../domain/ledger.js';
 import type { Millis } from '../../domain/types.js';
 import type { ClaimRequest, ClaimResult, RecordedOutcomes } from '../../engine/store.js';
-import { type PackedClaim, packWrites, unpackClaim } from './ledger-messages.js';
 
 export interface LedgerThreadOptions {
   file: string;
@@ -35,8 +34,7 @@ export interface LedgerThreadOptions {
 
 export type LedgerCall = { id: number } & (
   | { method: 'claimBatch'; args: [ClaimRequest] }
-  /** `writes`: packed (ledger-messages.ts). */
-  | { method: 'recordOutcomes'; args: [runId: number, writes: unknown[], now: Millis] }
+  | { method: 'recordOutcomes'; args: [runId: number, writes: OutcomeWrite[], now: Millis] }
   | { method: 'releaseClaims'; args: [runId: number, deliveryIds: number[], now: Millis] }
   | { method: 'settings'; args: [] }
   | { method: 'close'; args: [] }
@@ -99,16 +97,14 @@ export class LedgerThread {
   }
 
   claimBatch(request: ClaimRequest): Promise<ClaimResult> {
-    return (this.call({ id: 0, method: 'claimBatch', args: [request] }) as Promise<PackedClaim>).then(
-      unpackClaim,
-    );
+    return this.call({ id: 0, method: 'claimBatch', args: [request] }) as Promise<ClaimResult>;
   }
 
   recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis): Promise<RecordedOutcomes> {
     return this.call({
       id: 0,
       method: 'recordOutcomes',
-      args: [runId, packWrites(writes), now],
+      args: [runId, writes, now],
     }) as Promise<RecordedOutcomes>;
   }
 

@@ -6,19 +6,13 @@
  *
  * A claim commits at synchronous=FULL here, as open.ts sets it: the fsync stops this thread only,
  * and the claim is answered once it is on disk, so nothing of it can be handed over before.
- * A claim's deliveries and a record's writes cross as flat arrays (ledger-messages.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { OutcomeWrite } from '../../domain/ledger.js';
-import type { Millis } from '../../domain/types.js';
-import type { ClaimRequest } from '../../engine/store.js';
 import * as claim from './claim.js';
 import { SqliteDb } from './db.js';
 import * as fence from './fence.js';
-import { packClaim, unpackWrites } from './ledger-messages.js';
 import type { LedgerCall, LedgerReply, LedgerThreadOptions } from './ledger-thread.js';
 import { openSqlite } from './open.js';
-import { withoutFsync } from './wal-sync.js';
 
 const port = parentPort;
 if (!port) throw new Error('ledger-worker.ts runs as a worker thread (ledger-thread.ts starts it)');
@@ -27,25 +21,13 @@ const c = new SqliteDb(openSqlite(file, { create: false, readonly: false, busyTi
 // Up, with the connection open: ledger-thread.ts sends nothing before this.
 port.postMessage({ ready: true });
 
-// Each transaction function made once, not once per call (`SqliteDb.immediate` makes a new one):
-// the same BEGIN IMMEDIATE … COMMIT around the same functions.
-const claimTransaction = c.db.transaction((request: ClaimRequest) => claim.claimNow(c, request));
-const recordTransaction = c.db.transaction((runId: number, writes: OutcomeWrite[], now: Millis) =>
-  fence.recordOutcomesNow(c, runId, writes, now),
-);
-
 function run(call: LedgerCall): unknown {
   switch (call.method) {
-    case 'claimBatch': {
+    case 'claimBatch':
       // No WalSync: the commit itself fsyncs (FULL), on this thread.
-      const request = call.args[0];
-      return packClaim(claimTransaction.immediate(request), request.newsletterId);
-    }
-    case 'recordOutcomes': {
-      // As fence.recordOutcomes: committed at NORMAL, carried to disk by the next claim's fsync.
-      const [runId, writes, now] = call.args;
-      return withoutFsync(c, () => recordTransaction.immediate(runId, unpackWrites(writes), now));
-    }
+      return c.immediate(() => claim.claimNow(c, call.args[0]));
+    case 'recordOutcomes':
+      return fence.recordOutcomes(c, ...call.args);
     case 'releaseClaims':
       return fence.releaseClaims(c, ...call.args);
     case 'settings':
