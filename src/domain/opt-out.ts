@@ -45,6 +45,48 @@ export interface OptOutPageFacts {
   unsubscribedAll: boolean;
 }
 
+/**
+ * The lists an opt-out scope leaves: none for all mail, the named ones, or every list of the
+ * newsletter (`listsOf`, asked only for a newsletter's scope; a promise on PostgreSQL, a value on
+ * SQLite). An empty answer means all mail (see OptOutScope).
+ */
+export function listsInScope<T>(scope: OptOutScope, listsOf: (newsletterId: number) => T): string[] | T {
+  if (scope.kind === 'all') return [];
+  if (scope.kind === 'lists') return scope.lists;
+  return listsOf(scope.newsletterId);
+}
+
+/** What an opt-out did: with no list left to name, it was (or became) a global one. */
+export function optOutDone(
+  subscriber: { id: number; address: string },
+  lists: string[],
+  changed: boolean,
+): OptOutResult {
+  return {
+    subscriberId: subscriber.id,
+    address: subscriber.address,
+    all: lists.length === 0,
+    lists,
+    changed,
+  };
+}
+
+/** What the unsubscribe page shows for a subscriber and the newsletter's lists. */
+export function optOutPageFacts(
+  subscriber: { address: string; status: string },
+  lists: string[],
+): OptOutPageFacts {
+  return { address: subscriber.address, lists, unsubscribedAll: subscriber.status === 'unsubscribed' };
+}
+
+/**
+ * The per-list opt-outs a resubscribe clears: those of the lists asked for, or every one when
+ * none is named (`recipients resubscribe` without `--list`).
+ */
+export function listsToClear(optedOut: readonly string[], asked: readonly string[] | null): string[] {
+  return asked === null ? [...optedOut] : optedOut.filter((list) => asked.includes(list));
+}
+
 /** Whether a suppression is an opt-out `recipients resubscribe` may clear. Others need `suppress remove`. */
 export function suppressionIsOptOut(source: string): boolean {
   return source === 'removed';

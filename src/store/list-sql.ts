@@ -3,7 +3,7 @@
  * what both make of the rows it returns.
  */
 import type { Millis } from '../domain/types.js';
-import type { ListUser } from './list-store.js';
+import type { ListUser, ResubscribeResult } from './list-store.js';
 
 /** A subscriber as lists.ts finds one (by id or address) before changing its opt-outs. */
 export interface FoundSubscriber {
@@ -56,3 +56,34 @@ export function listUsersByRole(
 
 /** The event `recipients resubscribe` records: who, why, what it cleared. */
 export const RESUBSCRIBE_EVENT = 'resubscribe';
+
+/**
+ * What a resubscribe that went ahead records (the event's detail: who and why, by subscriber id,
+ * so that `recipients forget` leaves nothing naming the address) and answers. Asked for some lists
+ * only, a global opt-out stays as it was.
+ */
+export function resubscribed(
+  subscriber: FoundSubscriber,
+  asked: string[] | null,
+  why: { by: string; reason: string },
+  cleared: { clearedAll: boolean; clearedLists: string[] },
+): { detail: Record<string, unknown>; result: ResubscribeResult } {
+  const { clearedAll, clearedLists } = cleared;
+  return {
+    detail: {
+      subscriberId: subscriber.id,
+      by: why.by,
+      reason: why.reason,
+      lists: asked,
+      clearedAll,
+      clearedLists,
+    },
+    result: {
+      ok: true,
+      subscriberId: subscriber.id,
+      clearedAll,
+      clearedLists,
+      stillUnsubscribedAll: asked !== null && subscriber.status === 'unsubscribed',
+    },
+  };
+}

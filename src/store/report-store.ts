@@ -120,3 +120,27 @@ export function countsByNewsletter(
 }
 
 export const DELIVERY_COLUMNS = 'id, newsletter_id, subscriber_id, address, message_id';
+
+/** A bounce_events row of a report: its columns, and `bounceEventValues` gives their values in order. */
+export const BOUNCE_EVENT_COLUMNS = 'dsn_id, address, kind, status, reason, at, delivery_id, newsletter_id';
+
+export function bounceEventValues(event: ReportEvent, now: Millis): unknown[] {
+  const { delivery } = event;
+  return [
+    event.reportId,
+    delivery.address,
+    event.kind,
+    event.status,
+    event.reason,
+    now,
+    delivery.deliveryId,
+    delivery.newsletterId,
+  ];
+}
+
+/** A report already on file (its event for that delivery and kind exists): nothing more happens. */
+export const ALREADY_RECORDED: ReportResult = Object.freeze({
+  recorded: false,
+  suppressed: false,
+  softCount: 0,
+});

@@ -5,7 +5,13 @@
  * promises: src/store/list-store.ts; the rules: src/domain/opt-out.ts.
  */
 import type { OptOutPageFacts, OptOutResult, OptOutScope, OptOutSource } from '../../domain/opt-out.js';
-import { suppressionIsOptOut } from '../../domain/opt-out.js';
+import {
+  listsInScope,
+  listsToClear,
+  optOutDone,
+  optOutPageFacts,
+  suppressionIsOptOut,
+} from '../../domain/opt-out.js';
 import type { Millis } from '../../domain/types.js';
 import {
   activeExcluders,
@@ -14,6 +20,7 @@ import {
   listUsers,
   listUsersByRole,
   RESUBSCRIBE_EVENT,
+  resubscribed,
   toListOptOut,
 } from '../list-sql.js';
 import type {
@@ -70,13 +77,7 @@ export function optOut(
   return pg.tx(async (sql) => {
     const subscriber = await find(sql, who, true);
     if (!subscriber) return null;
-    const lists =
-      scope.kind === 'all'
-        ? []
-        : scope.kind === 'lists'
-          ? scope.lists
-          : await newsletterLists(sql, scope.newsletterId);
-    const base = { subscriberId: subscriber.id, address: subscriber.address };
+    const lists = await listsInScope(scope, (newsletterId) => newsletterLists(sql, newsletterId));
     if (lists.length === 0) {
       const changed =
         (
@@ -86,14 +87,14 @@ export function optOut(
             [now, source, subscriber.id],
           )
         ).rowCount === 1;
-      return { ...base, all: true, lists: [], changed };
+      return optOutDone(subscriber, [], changed);
     }
     const inserted = await sql.query(
       `INSERT INTO list_opt_outs (list_name, address, source, created_at)
        SELECT unnest($1::text[]), $2, $3, $4 ON CONFLICT DO NOTHING`,
       [lists, subscriber.address, source, now],
     );
-    return { ...base, all: false, lists, changed: inserted.rowCount > 0 };
+    return optOutDone(subscriber, lists, inserted.rowCount > 0);
   });
 }
 
@@ -105,11 +106,7 @@ export function optOutPage(
   return pg.tx(async (sql) => {
     const subscriber = await find(sql, { subscriberId }, false);
     if (!subscriber) return null;
-    return {
-      address: subscriber.address,
-      lists: await newsletterLists(sql, newsletterId),
-      unsubscribedAll: subscriber.status === 'unsubscribed',
-    };
+    return optOutPageFacts(subscriber, await newsletterLists(sql, newsletterId));
   });
 }
 
@@ -151,7 +148,7 @@ export function resubscribe(
     if (suppression && !suppressionIsOptOut(suppression.source))
       return { ok: false, reason: 'suppressed', suppression };
     const optedOut = (await optOutsOf(sql, address)).map((row) => row.list);
-    const clearedLists = lists === null ? optedOut : optedOut.filter((list) => lists.includes(list));
+    const clearedLists = listsToClear(optedOut, lists);
     await sql.query('DELETE FROM list_opt_outs WHERE address = $1 AND list_name = ANY($2::text[])', [
       address,
       clearedLists,
@@ -171,22 +168,9 @@ export function resubscribe(
         (await sql.query('DELETE FROM suppressions WHERE address = $1', [address])).rowCount === 1;
       clearedAll = status || removed;
     }
-    // Who and why, by subscriber id: `recipients forget` then leaves nothing naming the address.
-    await event(sql, now, RESUBSCRIBE_EVENT, {
-      subscriberId: subscriber.id,
-      by,
-      reason,
-      lists,
-      clearedAll,
-      clearedLists,
-    });
-    return {
-      ok: true,
-      subscriberId: subscriber.id,
-      clearedAll,
-      clearedLists,
-      stillUnsubscribedAll: lists !== null && subscriber.status === 'unsubscribed',
-    };
+    const done = resubscribed(subscriber, lists, { by, reason }, { clearedAll, clearedLists });
+    await event(sql, now, RESUBSCRIBE_EVENT, done.detail);
+    return done.result;
   });
 }
 

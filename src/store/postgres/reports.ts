@@ -4,6 +4,9 @@
  */
 import type { Millis } from '../../domain/types.js';
 import {
+  ALREADY_RECORDED,
+  BOUNCE_EVENT_COLUMNS,
+  bounceEventValues,
   countsByNewsletter,
   DELIVERY_COLUMNS,
   REPORT_COUNTS_COLUMNS,
@@ -42,20 +45,11 @@ export function recordReport(
   return pg.tx(async (sql): Promise<ReportResult> => {
     await lockAddressBounces(sql, delivery.address);
     const inserted = await sql.query(
-      `INSERT INTO bounce_events (dsn_id, address, kind, status, reason, at, delivery_id, newsletter_id)
+      `INSERT INTO bounce_events (${BOUNCE_EVENT_COLUMNS})
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-      [
-        event.reportId,
-        delivery.address,
-        event.kind,
-        event.status,
-        event.reason,
-        options.now,
-        delivery.deliveryId,
-        delivery.newsletterId,
-      ],
+      bounceEventValues(event, options.now),
     );
-    if (inserted.rowCount === 0) return { recorded: false, suppressed: false, softCount: 0 };
+    if (inserted.rowCount === 0) return ALREADY_RECORDED;
     return suppressAfterEvent(sql, { ...event, address: delivery.address }, event.reportId, options);
   });
 }

@@ -4,7 +4,13 @@
  * The interface and its promises: src/store/list-store.ts; the rules: src/domain/opt-out.ts.
  */
 import type { OptOutPageFacts, OptOutResult, OptOutScope, OptOutSource } from '../../domain/opt-out.js';
-import { suppressionIsOptOut } from '../../domain/opt-out.js';
+import {
+  listsInScope,
+  listsToClear,
+  optOutDone,
+  optOutPageFacts,
+  suppressionIsOptOut,
+} from '../../domain/opt-out.js';
 import type { Millis } from '../../domain/types.js';
 import {
   activeExcluders,
@@ -13,6 +19,7 @@ import {
   listUsers,
   listUsersByRole,
   RESUBSCRIBE_EVENT,
+  resubscribed,
   toListOptOut,
 } from '../list-sql.js';
 import type {
@@ -54,13 +61,7 @@ export function optOut(
   return c.immediate(() => {
     const subscriber = find(c, who);
     if (!subscriber) return null;
-    const lists =
-      scope.kind === 'all'
-        ? []
-        : scope.kind === 'lists'
-          ? scope.lists
-          : newsletterLists(c, scope.newsletterId);
-    const base = { subscriberId: subscriber.id, address: subscriber.address };
+    const lists = listsInScope(scope, (newsletterId) => newsletterLists(c, newsletterId));
     if (lists.length === 0) {
       const changed =
         c
@@ -69,7 +70,7 @@ export function optOut(
              WHERE id = ? AND status = 'active'`,
           )
           .run(now, source, now, subscriber.id).changes === 1;
-      return { ...base, all: true, lists: [], changed };
+      return optOutDone(subscriber, [], changed);
     }
     const insert = c.sql(
       'INSERT OR IGNORE INTO list_opt_outs (list_name, address, source, created_at) VALUES (?, ?, ?, ?)',
@@ -77,7 +78,7 @@ export function optOut(
     let changed = false;
     for (const list of lists)
       if (insert.run(list, subscriber.address, source, now).changes === 1) changed = true;
-    return { ...base, all: false, lists, changed };
+    return optOutDone(subscriber, lists, changed);
   });
 }
 
@@ -85,11 +86,7 @@ export function optOutPage(c: SqliteDb, subscriberId: number, newsletterId: numb
   return c.deferred(() => {
     const subscriber = find(c, { subscriberId });
     if (!subscriber) return null;
-    return {
-      address: subscriber.address,
-      lists: newsletterLists(c, newsletterId),
-      unsubscribedAll: subscriber.status === 'unsubscribed',
-    };
+    return optOutPageFacts(subscriber, newsletterLists(c, newsletterId));
   });
 }
 
@@ -121,7 +118,7 @@ export function resubscribe(
     if (suppression && !suppressionIsOptOut(suppression.source))
       return { ok: false, reason: 'suppressed', suppression };
     const optedOut = listOptOuts(c, address).map((row) => row.list);
-    const clearedLists = lists === null ? optedOut : optedOut.filter((list) => lists.includes(list));
+    const clearedLists = listsToClear(optedOut, lists);
     const remove = c.sql('DELETE FROM list_opt_outs WHERE list_name = ? AND address = ?');
     for (const list of clearedLists) remove.run(list, address);
     let clearedAll = false;
@@ -138,14 +135,13 @@ export function resubscribe(
         c.sql('DELETE FROM suppressions WHERE address = ?').run(address).changes === 1;
       clearedAll = status || removed;
     }
-    const stillUnsubscribedAll = lists !== null && subscriber.status === 'unsubscribed';
-    // Who and why, by subscriber id: `recipients forget` then leaves nothing naming the address.
+    const done = resubscribed(subscriber, lists, { by, reason }, { clearedAll, clearedLists });
     c.sql('INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)').run(
       now,
       RESUBSCRIBE_EVENT,
-      JSON.stringify({ subscriberId: subscriber.id, by, reason, lists, clearedAll, clearedLists }),
+      JSON.stringify(done.detail),
     );
-    return { ok: true, subscriberId: subscriber.id, clearedAll, clearedLists, stillUnsubscribedAll };
+    return done.result;
   });
 }
 

@@ -4,6 +4,9 @@
  */
 import type { Millis } from '../../domain/types.js';
 import {
+  ALREADY_RECORDED,
+  BOUNCE_EVENT_COLUMNS,
+  bounceEventValues,
   countsByNewsletter,
   DELIVERY_COLUMNS,
   REPORT_COUNTS_COLUMNS,
@@ -41,21 +44,11 @@ export function recordReport(
   return c.immediate((): ReportResult => {
     const inserted = c
       .sql(
-        `INSERT OR IGNORE INTO bounce_events
-           (dsn_id, address, kind, status, reason, at, delivery_id, newsletter_id)
+        `INSERT OR IGNORE INTO bounce_events (${BOUNCE_EVENT_COLUMNS})
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(
-        event.reportId,
-        delivery.address,
-        event.kind,
-        event.status,
-        event.reason,
-        options.now,
-        delivery.deliveryId,
-        delivery.newsletterId,
-      ).changes;
-    if (inserted === 0) return { recorded: false, suppressed: false, softCount: 0 };
+      .run(...bounceEventValues(event, options.now)).changes;
+    if (inserted === 0) return ALREADY_RECORDED;
     return suppressAfterEvent(c, { ...event, address: delivery.address }, event.reportId, options);
   });
 }
