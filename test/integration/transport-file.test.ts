@@ -3,25 +3,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { messageIdFor } from '../../src/domain/message-id.js';
 import type { OutgoingMessage } from '../../src/engine/ports.js';
 import { TransportCheckError } from '../../src/transport/check-error.js';
 import { createFileOutbox, outboxFileName } from '../../src/transport/file-outbox.js';
 import { createSendmailTransport } from '../../src/transport/sendmail.js';
+import { helloMessage } from '../helpers/hello-message.js';
 
 function message(to: string, newsletterId = 3): OutgoingMessage {
-  return {
-    messageId: messageIdFor(null, newsletterId, to, 'example.org'),
-    from: '"Example News" <news@example.org>',
+  return helloMessage(
     to,
-    subject: `Hello ${to}`,
-    html: `<p>Hello ${to}</p>`,
-    text: `Hello ${to}`,
-    headers: {
-      'List-Unsubscribe': '<https://news.example.org/u/tok>, <mailto:unsubscribe@example.org>',
-      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    {
+      from: '"Example News" <news@example.org>',
+      headers: {
+        'List-Unsubscribe': '<https://news.example.org/u/tok>, <mailto:unsubscribe@example.org>',
+        'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+      },
     },
-  };
+    newsletterId,
+  );
 }
 
 let dir: string;

@@ -46,11 +46,6 @@ const loadRender = async () => {
 };
 
 /**
- * Returns the exit code (README, "Exit codes"). `exitNow` is main.ts's: a second SIGTERM/SIGINT
- * ends the process with it at once, without waiting for the messages in flight.
- */
-
-/**
  * From this rate up, SQLite's claims and outcome writes run on a thread of their own
  * (src/store/sqlite/ledger-thread.ts). Only a fast send keeps the main thread busy enough for that
  * to pay (bench/NOTES.md, issue 17, session 6: +8 % at the defaults with the rate unlimited); the
@@ -62,6 +57,11 @@ const LEDGER_THREAD_MIN_RATE = 1000;
 export function wantsLedgerThread(config: Pick<Config, 'rate'>): boolean {
   return config.rate >= LEDGER_THREAD_MIN_RATE;
 }
+
+/**
+ * Returns the exit code (README, "Exit codes"). `exitNow` is main.ts's: a second SIGTERM/SIGINT
+ * ends the process with it at once, without waiting for the messages in flight.
+ */
 export async function sendDueCommand(
   context: Context,
   options: SendDueOptions,
