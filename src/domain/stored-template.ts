@@ -24,6 +24,18 @@ export interface StoredTemplate {
   storedAt: Millis;
   /** sha256 (hex) of the files: templateDigest. */
   sha256: string;
+  /**
+   * The HTML `create` or `edit` compiled these files to when it checked them, with the key it was
+   * compiled under (src/render/compiled-template.ts); null when none was kept.
+   */
+  compiled: CompiledCopy | null;
+}
+
+/** A stored template's compiled HTML, valid only under the same key. */
+export interface CompiledCopy {
+  /** sha256 (hex) over the template's digest, MJML's version and the compile options. */
+  key: string;
+  html: string;
 }
 
 /** Length-prefixed, so that moving text from one file to the next changes the digest. */
@@ -41,16 +53,35 @@ export function shortDigest(sha256: string): string {
   return sha256.slice(0, 12);
 }
 
-export function storedTemplate(files: StoredTemplateFile[], storedAt: Millis): StoredTemplate {
-  return { files, storedAt, sha256: templateDigest(files) };
+export function storedTemplate(
+  files: StoredTemplateFile[],
+  storedAt: Millis,
+  compiled: CompiledCopy | null = null,
+): StoredTemplate {
+  return { files, storedAt, sha256: templateDigest(files), compiled };
 }
 
-/** The column's text (a JSON array of files) back to a StoredTemplate; null when none was stored. */
-export function readStoredTemplate(source: string | null, storedAt: Millis | null): StoredTemplate | null {
+/**
+ * The columns' text (a JSON array of files; the compiled copy's JSON) back to a StoredTemplate;
+ * null when none was stored.
+ */
+export function readStoredTemplate(
+  source: string | null,
+  storedAt: Millis | null,
+  compiled: string | null = null,
+): StoredTemplate | null {
   if (source === null || storedAt === null) return null;
-  return storedTemplate(JSON.parse(source) as StoredTemplateFile[], storedAt);
+  return storedTemplate(
+    JSON.parse(source) as StoredTemplateFile[],
+    storedAt,
+    compiled === null ? null : (JSON.parse(compiled) as CompiledCopy),
+  );
 }
 
 export function storedTemplateColumn(template: StoredTemplate): string {
   return JSON.stringify(template.files);
+}
+
+export function compiledCopyColumn(template: StoredTemplate): string | null {
+  return template.compiled === null ? null : JSON.stringify(template.compiled);
 }

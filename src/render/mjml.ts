@@ -17,6 +17,18 @@ export interface CompiledTemplate {
   templateHash: string;
 }
 
+/**
+ * The options every compile passes besides the paths. They are part of a kept compile's key
+ * (src/render/compiled-template.ts): a change here compiles every stored template again.
+ */
+export const MJML_OPTIONS = {
+  validationLevel: 'strict',
+  // mjml 5 drops every mj-include unless told otherwise.
+  ignoreIncludes: false,
+  // Authors' comments are notes to themselves, not content for subscribers.
+  keepComments: false,
+} as const;
+
 // Without the HTTP client mjml's HTML parser would load for nothing (mjml-loader.ts).
 let mjmlModule: Promise<typeof import('mjml')['default']> | undefined;
 
@@ -44,17 +56,13 @@ export async function compileMjml(templatePath: string, templatesRoot: string): 
   let html: string;
   try {
     const result = await mjml2html(source.content, {
-      validationLevel: 'strict',
+      ...MJML_OPTIONS,
       // Includes resolve relative to the including file; actualPath names it in error messages.
       filePath: main,
       actualPath: main,
-      // mjml 5 drops every mj-include unless told otherwise.
-      ignoreIncludes: false,
       // Lets a partial include a sibling folder's file (`../shared/x.mjml`) without leaving the
       // root; readTemplateTree has already refused anything that would.
       includePath: tree.realRoot,
-      // Authors' comments are notes to themselves, not content for subscribers.
-      keepComments: false,
     });
     // Strict mode throws on validation errors; this guards against a future change of heart.
     if (result.errors.length > 0) {

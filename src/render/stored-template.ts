@@ -16,6 +16,7 @@ import path from 'node:path';
 import { BuildError, ConfigError } from '../domain/errors.js';
 import { type StoredTemplate, type StoredTemplateFile, storedTemplate } from '../domain/stored-template.js';
 import type { Millis } from '../domain/types.js';
+import { keptHtml } from './compiled-template.js';
 import { readTemplateTree } from './includes.js';
 import { type CompiledTemplate, compileMjml } from './mjml.js';
 
@@ -41,8 +42,14 @@ export async function snapshotTemplate(
   return { template: storedTemplate(files, now), problems: [] };
 }
 
-/** Compiles the stored files, never the originals (see the header). Throws BuildError as compileMjml does. */
+/**
+ * Compiles the stored files, never the originals (see the header), or takes the HTML kept when
+ * `create` or `edit` compiled them (src/render/compiled-template.ts). Throws BuildError as
+ * compileMjml does.
+ */
 export async function compileStoredTemplate(template: StoredTemplate): Promise<CompiledTemplate> {
+  const kept = keptHtml(template);
+  if (kept !== null) return { html: kept, templateHash: template.sha256 };
   const main = template.files[0];
   if (!main)
     throw new BuildError('the stored template is empty', ['edit it: newsletter edit ID --template FILE']);

@@ -138,6 +138,8 @@ const TABLES: TableSpec[] = [
       ['template_source', 'text'],
       ['template_stored_at', 'bigint'],
       ['scheduled_zone', 'text'],
+      // SQLite's 011 and PostgreSQL's 013: the stored template's compiled HTML, JSON.
+      ['template_compiled', 'text'],
       // SQLite's 006 and PostgreSQL's 007: the segment (src/domain/segment.ts), JSON.
       ['segment', 'jsonb'],
     ],

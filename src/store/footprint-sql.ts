@@ -13,6 +13,7 @@ export function footprintCounts(columnSize: 'length' | 'pg_column_size'): string
             + (SELECT count(*) FROM memberships) + (SELECT count(*) FROM quota_usage)
             + (SELECT count(*) FROM list_opt_outs) AS "otherRows",
           (SELECT coalesce(sum(coalesce(${columnSize}(body), 0) + length(template_path)
-            + coalesce(${columnSize}(template_source), 0)), 0) FROM newsletters)
+            + coalesce(${columnSize}(template_source), 0)
+            + coalesce(${columnSize}(template_compiled), 0)), 0) FROM newsletters)
             AS "newsletterBytes"`;
 }

@@ -44,6 +44,7 @@ export interface NewsletterRow {
   /** Text in both dialects (a JSON array of files): src/domain/stored-template.ts. */
   template_source: string | null;
   template_stored_at: number | null;
+  template_compiled: string | null;
   scheduled_zone: string | null;
   /** JSON, NULL for the whole lists: src/domain/segment.ts. */
   segment: JsonColumn | null;
@@ -239,7 +240,7 @@ export function rowsOf(json: 'text' | 'parsed'): RowReaders {
       startedByRun: row.started_by_run,
       prunedAt: row.pruned_at,
       updatedAt: row.updated_at,
-      template: readStoredTemplate(row.template_source, row.template_stored_at),
+      template: readStoredTemplate(row.template_source, row.template_stored_at, row.template_compiled),
       scheduledZone: row.scheduled_zone,
       segment: segmentFromColumn(row.segment ?? null),
     }),

@@ -1,7 +1,8 @@
 /**
  * Promise 5 as cron sees it: stdout is a pipe, not a terminal. Nothing due → exit 0 and not a
  * byte on stdout or stderr (cron mails any output), and without loading MJML or nodemailer (slow
- * to load, every minute). A successful send is just as quiet unless --verbose.
+ * to load, every minute). A successful send is just as quiet unless --verbose, and needs no MJML
+ * either when `create` kept the HTML it compiled.
  *
  * Which modules a run loads is recorded by a real module hook (node:module `register`, `load`),
  * preloaded with `--import`: every ESM and CommonJS entry that goes through the ESM loader,
@@ -15,6 +16,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, closedPort, describeRun, makeWorkspace, type Workspace } from '../helpers/cli.js';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.js';
@@ -133,19 +135,35 @@ describe('send-due under cron (stdout is not a terminal)', () => {
     expect(await ws.run(['init'])).toMatchObject({ code: 0, stdout: '', stderr: '' });
   });
 
-  it('a successful send prints nothing (and does load mjml and nodemailer: the tracer sees them)', async () => {
+  it('a successful send prints nothing, and takes the HTML create compiled: no mjml, nodemailer loaded', async () => {
     const { id } = await create('now');
     const { result, loaded, required } = await tracedSendDue('send', [], { NEWSLETTER_TRANSPORT: sink.url });
     expect(result, describeRun(['send-due'], result)).toMatchObject({ code: 0, stdout: '', stderr: '' });
     expect(loaded.some((url) => url.endsWith('/dist/cli/main.js'))).toBe(true);
-    expect(requiredFrom(required, 'mjml').length).toBeGreaterThan(0);
-    expect(requiredFrom(required, 'mjml-core').length).toBeGreaterThan(0);
-    // Without the HTTP client cheerio would load for nothing (src/render/mjml-loader.ts).
-    expect(requiredFrom(required, 'undici')).toEqual([]);
+    // create kept the HTML it compiled (src/render/compiled-template.ts): the send needs no MJML.
+    expect(requiredFrom(required, 'mjml-core')).toEqual([]);
     expect(fromPackage(loaded, 'nodemailer').length).toBeGreaterThan(0);
     expect(sink.total).toBe(3);
     const shown = await ws.json<{ status: string; counts: { sent: number } }>(['show', String(id), '--json']);
     expect(shown).toMatchObject({ status: 'sent', counts: { sent: 3 } });
+  });
+
+  it('without a kept compile the send loads mjml (the tracer sees it), and never its HTTP client', async () => {
+    const { id } = await create('now');
+    const db = new Database(ws.db);
+    try {
+      db.prepare('UPDATE newsletters SET template_compiled = NULL WHERE id = ?').run(id);
+    } finally {
+      db.close();
+    }
+    const before = sink.total;
+    const { result, required } = await tracedSendDue('compile', [], { NEWSLETTER_TRANSPORT: sink.url });
+    expect(result, describeRun(['send-due'], result)).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(requiredFrom(required, 'mjml').length).toBeGreaterThan(0);
+    expect(requiredFrom(required, 'mjml-core').length).toBeGreaterThan(0);
+    // Without the HTTP client cheerio would load for nothing (src/render/mjml-loader.ts).
+    expect(requiredFrom(required, 'undici')).toEqual([]);
+    expect(sink.total - before).toBe(3);
   });
 
   it('--verbose says what happened: the summary on stdout, the steps on stderr', async () => {
@@ -156,7 +174,7 @@ describe('send-due under cron (stdout is not a terminal)', () => {
     expect(result.stdout).toContain(`newsletter ${id} (Hello {{name}}): sent`);
     expect(result.stderr).toMatch(/run \d+ started \(host test-host-a, pid \d+\)/);
     expect(result.stderr).toContain(`newsletter ${id} is sent: every recipient has an outcome`);
-    expect(sink.total).toBe(6);
+    expect(sink.total).toBe(9);
 
     // And once everything is sent, --verbose says so instead of staying silent.
     const idle = await ws.run(['send-due', '--verbose'], { env: { NEWSLETTER_TRANSPORT: sink.url } });

@@ -82,6 +82,30 @@ export function lifeContract(current: () => { store: Store; handle: StoreHandle 
     expect((await store.getNewsletter(legacy.id))?.scheduledZone).toBe('+01:00');
   });
 
+  it("keeps a template's compiled HTML with it; an edit that stores other files drops it or stores theirs", async () => {
+    const { store } = current();
+    await seedSubscribers(store, 'news', ['ann@example.org'], at(0));
+    const compiled = { ...TEMPLATE, compiled: { key: 'k'.repeat(64), html: '<p>Ünï \u2028 "x"</p>' } };
+    const input = { subject: 'Hi', templatePath: '/t/welcome.mjml', from: null, lists: ['news'] };
+    const created = await store.createNewsletter({ ...input, scheduledAt: null, template: compiled }, at(1));
+    expect(created.template).toEqual(compiled);
+    // Other fields edited: the files and their compiled HTML stay.
+    await store.editNewsletter(created.id, { subject: 'Other' }, at(2));
+    expect((await store.getNewsletter(created.id))?.template).toEqual(compiled);
+    // New files without a compiled copy: the old files' HTML must not stay with them.
+    const other = storedTemplate([{ path: 'welcome.mjml', content: '<mjml></mjml>' }], at(3));
+    await store.editNewsletter(created.id, { template: { path: '/t/welcome.mjml', source: other } }, at(3));
+    expect((await store.getNewsletter(created.id))?.template).toEqual(other);
+    // New files with theirs.
+    const otherCompiled = { ...other, compiled: { key: 'm'.repeat(64), html: '<p>other</p>' } };
+    await store.editNewsletter(
+      created.id,
+      { template: { path: '/t/welcome.mjml', source: otherCompiled } },
+      at(4),
+    );
+    expect((await store.getNewsletter(created.id))?.template).toEqual(otherCompiled);
+  });
+
   it('edits a draft or scheduled newsletter; a build read before the edit cannot begin sending', async () => {
     const { store } = current();
     await seedSubscribers(store, 'news', ['ann@example.org'], at(0));

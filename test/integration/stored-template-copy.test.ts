@@ -1,6 +1,7 @@
 /**
  * `migrate-db` copies what issue 14 added to a newsletter (src/store/copy.ts): the stored template
- * (byte for byte) and the zone its send time was typed in, from SQLite into PostgreSQL.
+ * (byte for byte, with its compiled HTML) and the zone its send time was typed in, from SQLite into
+ * PostgreSQL.
  */
 import { expect, it } from 'vitest';
 import { storedTemplate } from '../../src/domain/stored-template.js';
@@ -24,6 +25,7 @@ describePostgres('migrate-db copies stored templates and send-time zones', () =>
         { path: 'partials/f.mjml', content: '<mj-text>Grüße "x" \\ {{unsubscribe_url}}</mj-text>' },
       ],
       now,
+      { key: 'a'.repeat(64), html: '<p>Grüße "x" \\ {{unsubscribe_url}}</p>' },
     );
     const created = await source.createNewsletter(
       {

@@ -27,6 +27,7 @@ import {
   requireNewsletter,
   resolveTemplate,
   summarise,
+  withCheckedHtml,
 } from './newsletters.js';
 
 /** What `edit` may change; each option left out keeps what is stored. */
@@ -100,7 +101,10 @@ export async function editCommand(context: Context, id: string, options: EditOpt
     }
     const patch: NewsletterPatch = {
       subject: options.subject,
-      template: templatePath && template ? { path: templatePath, source: template } : undefined,
+      template:
+        templatePath && template
+          ? { path: templatePath, source: (await withCheckedHtml(template, body)) ?? template }
+          : undefined,
       from: from !== existing.from && from !== null ? from : undefined,
       lists,
       segment: segmentEdited(options) ? segment : undefined,
@@ -131,7 +135,7 @@ export async function copyCommand(context: Context, id: string, options: { json?
     };
     const problems: string[] = [];
     await checkLists(store, draft.lists, problems);
-    await checkBuild(context, store, draft, problems);
+    const body = await checkBuild(context, store, draft, problems);
     if (problems.length > 0) {
       const count = countProblems(problems);
       throw new InputError(
@@ -140,7 +144,13 @@ export async function copyCommand(context: Context, id: string, options: { json?
       );
     }
     const created = await store.createNewsletter(
-      { ...draft, scheduledAt: null, scheduledZone: null, segment: source.segment },
+      {
+        ...draft,
+        template: await withCheckedHtml(draft.template, body),
+        scheduledAt: null,
+        scheduledZone: null,
+        segment: source.segment,
+      },
       now,
     );
     await store.recordEvent('copy', { newsletterId: created.id, from: sourceId }, now);

@@ -93,7 +93,7 @@ export async function createCommand(context: Context, options: CreateOptions): P
         from,
         lists,
         scheduledAt,
-        template,
+        template: await withCheckedHtml(template, body),
         scheduledZone: when?.zone ?? null,
         segment,
       },
@@ -408,6 +408,19 @@ export function countProblems(problems: string[]): number {
 /** `--at` that is not a time: the forms it takes, the zone form included. */
 export function notATime(value: string): string {
   return `--at "${value}" is not a time; use e.g. "2026-12-01 09:00", "2026-12-24 09:00 Europe/Paris", "2026-12-01T09:00+01:00", "now" or "+2h".`;
+}
+
+/**
+ * The template with the HTML checkBuild compiled it to, kept beside it so that the run which
+ * sends it need not load MJML again (src/render/compiled-template.ts).
+ */
+export async function withCheckedHtml(
+  template: StoredTemplate | null,
+  body: VerifiedBody | null,
+): Promise<StoredTemplate | null> {
+  if (template === null) return null;
+  const { withCompiledHtml } = await import('../../render/compiled-template.js');
+  return withCompiledHtml(template, body);
 }
 
 /**

@@ -17,7 +17,7 @@ import {
 } from '../../domain/newsletter-life.js';
 import { noSuchList, noSuchNewsletter } from '../../domain/not-found.js';
 import { segmentToColumn } from '../../domain/segment.js';
-import { storedTemplateColumn } from '../../domain/stored-template.js';
+import { compiledCopyColumn, storedTemplateColumn } from '../../domain/stored-template.js';
 import type { DeliveryCounts, Millis, NewsletterStatus } from '../../domain/types.js';
 import type { NewNewsletter, NewsletterPatch, Transition } from '../store.js';
 import type { Sql } from './connection.js';
@@ -28,11 +28,13 @@ import { transition } from './newsletters.js';
 export async function storeTemplateAndZone(sql: Sql, id: number, input: NewNewsletter): Promise<void> {
   if (!input.template && !input.scheduledZone) return;
   await sql.query(
-    'UPDATE newsletters SET template_source = $1, template_stored_at = $2, scheduled_zone = $3 WHERE id = $4',
+    `UPDATE newsletters SET template_source = $1, template_stored_at = $2, scheduled_zone = $3,
+       template_compiled = $4 WHERE id = $5`,
     [
       input.template ? storedTemplateColumn(input.template) : null,
       input.template?.storedAt ?? null,
       input.scheduledZone ?? null,
+      input.template ? compiledCopyColumn(input.template) : null,
       id,
     ],
   );
@@ -49,6 +51,7 @@ export function editNewsletter(
       `UPDATE newsletters SET subject = coalesce($1, subject), from_address = coalesce($2, from_address),
          template_path = coalesce($3, template_path), template_source = coalesce($4, template_source),
          template_stored_at = coalesce($5::bigint, template_stored_at),
+         template_compiled = CASE WHEN $4::text IS NULL THEN template_compiled ELSE $8 END,
          updated_at = greatest($6::bigint, updated_at + 1)
        WHERE id = $7`,
       [
@@ -59,6 +62,8 @@ export function editNewsletter(
         patch.template?.source.storedAt ?? null,
         now,
         id,
+        // A new template's own compiled copy, or none: never the old template's.
+        patch.template ? compiledCopyColumn(patch.template.source) : null,
       ],
     );
     if (patch.lists) {

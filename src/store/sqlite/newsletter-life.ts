@@ -17,7 +17,7 @@ import {
 } from '../../domain/newsletter-life.js';
 import { noSuchList, noSuchNewsletter } from '../../domain/not-found.js';
 import { segmentToColumn } from '../../domain/segment.js';
-import { storedTemplateColumn } from '../../domain/stored-template.js';
+import { compiledCopyColumn, storedTemplateColumn } from '../../domain/stored-template.js';
 import type { DeliveryCounts, Millis, NewsletterStatus } from '../../domain/types.js';
 import type { NewNewsletter, NewsletterPatch, Transition } from '../store.js';
 import type { SqliteDb } from './db.js';
@@ -27,11 +27,13 @@ import { transition } from './newsletters.js';
 export function storeTemplateAndZone(c: SqliteDb, id: number, input: NewNewsletter): void {
   if (!input.template && !input.scheduledZone) return;
   c.sql(
-    'UPDATE newsletters SET template_source = ?, template_stored_at = ?, scheduled_zone = ? WHERE id = ?',
+    `UPDATE newsletters SET template_source = ?, template_stored_at = ?, scheduled_zone = ?,
+       template_compiled = ? WHERE id = ?`,
   ).run(
     input.template ? storedTemplateColumn(input.template) : null,
     input.template?.storedAt ?? null,
     input.scheduledZone ?? null,
+    input.template ? compiledCopyColumn(input.template) : null,
     id,
   );
 }
@@ -43,6 +45,7 @@ export function editNewsletter(c: SqliteDb, id: number, patch: NewsletterPatch, 
          template_path = coalesce(@templatePath, template_path),
          template_source = coalesce(@templateSource, template_source),
          template_stored_at = coalesce(@storedAt, template_stored_at),
+         template_compiled = CASE WHEN @templateSource IS NULL THEN template_compiled ELSE @compiled END,
          updated_at = max(@now, updated_at + 1)
        WHERE id = @id`,
     ).run({
@@ -51,6 +54,8 @@ export function editNewsletter(c: SqliteDb, id: number, patch: NewsletterPatch, 
       templatePath: patch.template?.path ?? null,
       templateSource: patch.template ? storedTemplateColumn(patch.template.source) : null,
       storedAt: patch.template?.source.storedAt ?? null,
+      // A new template's own compiled copy, or none: never the old template's.
+      compiled: patch.template ? compiledCopyColumn(patch.template.source) : null,
       now,
       id,
     });
