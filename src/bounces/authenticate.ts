@@ -7,17 +7,19 @@
  *    envelope sender (Original-Mail-From) and, for any report, the returned message's Return-Path
  *    carry the `b` token as well: feedback loops mail their own address, not ours.
  * 2. For reports that lost the token: the returned headers carry one of our Message-IDs (keyed,
- *    src/domain/message-id.ts; looked up in the ledger) and the report names that very
- *    delivery's address (Final-Recipient or Original-Recipient of a DSN, Original-Rcpt-To of ARF),
- *    and that Message-ID is keyed under a key we hold (not the unkeyed hash of older mail).
+ *    src/domain/message-id.ts) and the report names that very delivery's address (Final-Recipient
+ *    or Original-Recipient of a DSN, Original-Rcpt-To of ARF): the ledger row of the newsletter
+ *    the Message-ID names to that address holds exactly that Message-ID, keyed under a key we hold
+ *    (not the unkeyed hash of older mail). The row is found by its UNIQUE (newsletter, address)
+ *    key: an index on Message-IDs would cost every claim an insert at a random place (issue 17).
  *
  * It then stands for that one delivery, whatever else the report names: a report listing 20,000
  * recipients acts on at most the one it authenticates for. A token costs a lookup by primary key;
  * at most a few per message are tried, so a message stuffed with token-shaped words cannot make
- * us do much work.
+ * us do much work; the same holds for (Message-ID, address) pairs.
  */
 import { normaliseAddress } from '../domain/address.js';
-import { messageIdFor } from '../domain/message-id.js';
+import { messageIdFor, newsletterIdOfMessageId } from '../domain/message-id.js';
 import {
   type ParsedReturnPathToken,
   type ReturnPathPurpose,
@@ -29,6 +31,11 @@ import type { IncomingReport } from './report.js';
 
 /** Tokens tried per message. */
 const MAX_TOKENS = 6;
+/**
+ * (Message-ID, address) pairs looked up per message. Each of our messages has one recipient, so
+ * a report of one names one or two addresses (Final- and Original-Recipient) and one Message-ID.
+ */
+const MAX_MESSAGE_ID_LOOKUPS = 8;
 
 export interface Authenticated {
   purpose: ReturnPathPurpose;
@@ -38,7 +45,7 @@ export interface Authenticated {
 }
 
 export async function authenticate(
-  store: Pick<ReportStore, 'deliveryById' | 'deliveriesByMessageId'>,
+  store: Pick<ReportStore, 'deliveryById' | 'deliveryTo'>,
   report: IncomingReport,
   keys: readonly string[],
   envelopeRecipients: readonly string[],
@@ -71,10 +78,15 @@ export async function authenticate(
   if (sender) return sender;
 
   const named = reportedAddresses(report);
-  if (named.size === 0) return null;
+  let lookups = 0;
   for (const messageId of report.returnedMessageIds) {
-    for (const delivery of await store.deliveriesByMessageId(messageId)) {
-      if (named.has(delivery.address) && isKeyed(keys, delivery))
+    const newsletterId = newsletterIdOfMessageId(messageId);
+    if (newsletterId === null) continue;
+    for (const address of named) {
+      if (lookups >= MAX_MESSAGE_ID_LOOKUPS) return null;
+      lookups += 1;
+      const delivery = await store.deliveryTo(newsletterId, address);
+      if (delivery && delivery.messageId === messageId && isKeyed(keys, delivery))
         return { purpose: 'bounce', delivery, via: 'message-id' };
     }
   }

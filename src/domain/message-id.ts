@@ -27,6 +27,15 @@ export function messageIdFor(
   return `<n${newsletterId}.${mac}@${fromDomain}>`;
 }
 
+/**
+ * The newsletter a Message-ID of ours names (`<nNEWSLETTER.…`), or null for any other. Only a
+ * pointer: the ledger row it leads to must carry that very Message-ID, keyed under our secret.
+ */
+export function newsletterIdOfMessageId(messageId: string): number | null {
+  const match = /^<n([1-9][0-9]{0,14})\./.exec(messageId);
+  return match ? Number(match[1]) : null;
+}
+
 /** What a newsletter's Message-IDs are made from: the secret and the From: address's domain. */
 export interface MessageIdKey {
   secret: string | null;

@@ -75,7 +75,7 @@ export const DIALECT_METHODS = [
   'listSuppressions',
   'recordBounce',
   'deliveryById',
-  'deliveriesByMessageId',
+  'deliveryTo',
   'recordReport',
   'reportCounts',
 ] as const satisfies readonly (keyof Store)[];

@@ -52,8 +52,12 @@ export interface ReportCounts {
 export interface ReportStore {
   /** The ledger row with this id, or null (pruned, never there). */
   deliveryById(deliveryId: number): Promise<ReportDelivery | null>;
-  /** The ledger rows with this Message-ID (one, unless a resend wrote it twice), by id. */
-  deliveriesByMessageId(messageId: string): Promise<ReportDelivery[]>;
+  /**
+   * The ledger row of this newsletter to this address (its UNIQUE key), or null. How a report
+   * without a token finds the delivery its Message-ID names (src/bounces/authenticate.ts): the
+   * ledger keeps no index on Message-IDs, which every claim would pay for.
+   */
+  deliveryTo(newsletterId: number, address: string): Promise<ReportDelivery | null>;
   /**
    * Records one authenticated report, once per (delivery, kind): a hard bounce or a complaint
    * suppresses the address (source `bounce` or `complaint`, with the report's Message-ID); soft

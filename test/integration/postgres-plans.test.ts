@@ -127,26 +127,35 @@ describePostgres('PostgreSQL: the outcome write reads its batch, not the ledger'
         }
       }
 
-      // A DSN or an ARF report finds its delivery by Message-ID through deliveries_by_message_id
-      // (a hash index since migration 012, issue 17, session 7), never by reading the ledger.
-      const [sent] = (await client.query<{ message_id: string }>('SELECT message_id FROM deliveries LIMIT 1'))
-        .rows;
-      const byMessageId = planOf(
+      // A DSN or an ARF report without a token finds its delivery by the newsletter its Message-ID
+      // names and the address it reports (src/bounces/authenticate.ts): through the ledger's
+      // UNIQUE (newsletter_id, address) key, never by reading the ledger. The ledger keeps no
+      // Message-ID index since migration 014 (issue 17, session 8).
+      const [sent] = (
+        await client.query<{ newsletter_id: number; address: string; message_id: string }>(
+          "SELECT newsletter_id, address, message_id FROM deliveries WHERE state = 'sent' LIMIT 1",
+        )
+      ).rows;
+      const byAddress = planOf(
         (
           await client.query(
-            `EXPLAIN (FORMAT JSON) SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = $1 ORDER BY id LIMIT 10`,
-            [sent?.message_id],
+            `EXPLAIN (FORMAT JSON) SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE newsletter_id = $1 AND address = $2`,
+            [sent?.newsletter_id, sent?.address],
           )
         ).rows,
       );
-      const ledgerReads = nodes(byMessageId).filter(
+      const ledgerReads = nodes(byAddress).filter(
         (node) => node['Relation Name'] === 'deliveries' || node['Index Name']?.startsWith('deliveries'),
       );
       expect(ledgerReads.map((node) => node['Node Type'])).not.toContain('Seq Scan');
-      expect(ledgerReads.map((node) => node['Index Name'])).toContain('deliveries_by_message_id');
-      expect(await store.deliveriesByMessageId(sent?.message_id ?? '')).toEqual([
+      expect(ledgerReads.map((node) => node['Index Name'])).toContain('deliveries_newsletter_id_address_key');
+      const indexes = await client.query<{ indexname: string }>(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'deliveries'",
+      );
+      expect(indexes.rows.map((row) => row.indexname)).not.toContain('deliveries_by_message_id');
+      expect(await store.deliveryTo(sent?.newsletter_id ?? 0, sent?.address ?? '')).toEqual(
         expect.objectContaining({ messageId: sent?.message_id }),
-      ]);
+      );
     } finally {
       await client.end().catch(() => undefined);
       await store.close();

@@ -37,14 +37,15 @@ async function suppressionOf(store: Store, address: string) {
 }
 
 export function reportContract(current: () => { store: Store; handle: StoreHandle }): void {
-  it('finds a ledger row by id and by Message-ID, with its newsletter, subscriber and address', async () => {
+  it('finds a ledger row by id and by newsletter and address, with its Message-ID, subscriber and address', async () => {
     const { store } = current();
     const rows = await sent(store, ['ann@example.org', 'bob@example.org']);
     const ann = rows.get('ann@example.org') as ReportDelivery;
     expect(ann).toMatchObject({ address: 'ann@example.org', newsletterId: expect.any(Number) });
     expect(ann.subscriberId).toEqual((await store.getSubscriber('ann@example.org'))?.id);
-    expect(await store.deliveriesByMessageId(ann.messageId)).toEqual([ann]);
-    expect(await store.deliveriesByMessageId('<nobody@example.org>')).toEqual([]);
+    expect(await store.deliveryTo(ann.newsletterId, 'ann@example.org')).toEqual(ann);
+    expect(await store.deliveryTo(ann.newsletterId, 'nobody@example.org')).toBeNull();
+    expect(await store.deliveryTo(ann.newsletterId + 1, 'ann@example.org')).toBeNull();
     expect(await store.deliveryById(ann.deliveryId + 1000)).toBeNull();
   });
 

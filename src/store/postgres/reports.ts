@@ -28,12 +28,16 @@ export async function deliveryById(pg: PgDb, deliveryId: number): Promise<Report
   return row ? toReportDelivery(row) : null;
 }
 
-export async function deliveriesByMessageId(pg: PgDb, messageId: string): Promise<ReportDelivery[]> {
-  const rows = await pg.rows<ReportDeliveryRow>(
-    `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = $1 ORDER BY id LIMIT 10`,
-    [messageId],
+export async function deliveryTo(
+  pg: PgDb,
+  newsletterId: number,
+  address: string,
+): Promise<ReportDelivery | null> {
+  const [row] = await pg.rows<ReportDeliveryRow>(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE newsletter_id = $1 AND address = $2`,
+    [newsletterId, address],
   );
-  return rows.map(toReportDelivery);
+  return row ? toReportDelivery(row) : null;
 }
 
 export function recordReport(

@@ -28,11 +28,11 @@ export function deliveryById(c: SqliteDb, deliveryId: number): ReportDelivery | 
   return row ? toReportDelivery(row) : null;
 }
 
-export function deliveriesByMessageId(c: SqliteDb, messageId: string): ReportDelivery[] {
-  const rows = c
-    .sql(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY id LIMIT 10`)
-    .all(messageId) as ReportDeliveryRow[];
-  return rows.map(toReportDelivery);
+export function deliveryTo(c: SqliteDb, newsletterId: number, address: string): ReportDelivery | null {
+  const row = c
+    .sql(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE newsletter_id = ? AND address = ?`)
+    .get(newsletterId, address) as ReportDeliveryRow | undefined;
+  return row ? toReportDelivery(row) : null;
 }
 
 export function recordReport(
