@@ -81,8 +81,11 @@ export interface Config {
   lockDir: string | null;
   /** When a run lock whose owner cannot be checked counts as abandoned. */
   lockStaleMs: number;
-  /** Recipients claimed per transaction: also the most that can end `unknown` after a crash. */
-  batchSize: number;
+  /**
+   * NEWSLETTER_BATCH: recipients claimed per transaction, half the most that can end `unknown`
+   * after a crash; null when unset: sized by the rate a run reaches (src/engine/batch-size.ts).
+   */
+  batchSize: number | null;
   /** SMTP connections kept open at once. */
   connections: number;
   smtpTimeoutMs: number;
@@ -115,7 +118,6 @@ const DEFAULTS = {
   rate: 10,
   retryAfter: '1m,5m,30m,2h,6h',
   lease: '60s',
-  batchSize: 20,
   connections: 3,
   smtpTimeout: '60s',
   busyTimeout: '5s',
@@ -225,12 +227,8 @@ export function loadConfig(options: LoadConfigOptions): Config {
     'NEWSLETTER_BUSY_TIMEOUT',
     problems,
   );
-  const batchSize = positiveInteger(
-    get('NEWSLETTER_BATCH'),
-    DEFAULTS.batchSize,
-    'NEWSLETTER_BATCH',
-    problems,
-  );
+  const batchValue = get('NEWSLETTER_BATCH');
+  const batchSize = batchValue === null ? null : positiveInteger(batchValue, 1, 'NEWSLETTER_BATCH', problems);
   const connections = positiveInteger(
     get('NEWSLETTER_SMTP_CONNECTIONS'),
     DEFAULTS.connections,

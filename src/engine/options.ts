@@ -32,8 +32,11 @@ export interface MessageOptions {
 export interface SendDueOptions extends MessageOptions {
   /** NEWSLETTER_RATE: messages per second, for the whole run. */
   rate: number;
-  /** NEWSLETTER_BATCH: recipients per claim, also the most that can end `unknown` after a crash. */
-  batchSize: number;
+  /**
+   * NEWSLETTER_BATCH: recipients per claim, half the most that can end `unknown` after a crash;
+   * null (unset): sized by the rate reached (batch-size.ts).
+   */
+  batchSize: number | null;
   /** SMTP connections: messages in flight when the transport does not say how many it takes. */
   connections: number;
   /** NEWSLETTER_LEASE: how long the run's claims last without renewal. */

@@ -6,8 +6,8 @@
  * Two batches overlap. Batch k+1 is claimed as soon as batch k-1 is recorded, while batch k is
  * still being handed over, and starts once every message of k is handed over, while k's last
  * messages are still on the wire: the connections never wait for a claim or its commit. So at
- * most two batches are claimed and not recorded at any moment (2 × NEWSLETTER_BATCH `unknown`
- * after a crash, at most). A budget or a used-up quota found by the claim of k+1 still lets k go
+ * most two batches are claimed and not recorded at any moment (2 × the batch size `unknown`
+ * after a crash, at most; the size: batch-size.ts). A budget or a used-up quota found by the claim of k+1 still lets k go
  * out in full (it was counted against them); any other stop puts back what is not handed over.
  * The first batch of each newsletter in a run goes alone, recorded before the second is claimed:
  * a server that refuses the first messages costs one batch put back, as it always did. Before the
@@ -23,6 +23,7 @@
 import { domainOf } from '../domain/message-id.js';
 import type { Millis, Newsletter } from '../domain/types.js';
 import type { RenderModule, SendDueDeps } from './deps.js';
+import { BatchSizer } from './batch-size.js';
 import { claimWithinQuota } from './quota.js';
 import type { NewsletterReport } from './result.js';
 import { type BatchContext, type BatchInFlight, type NewsletterSending, startBatch } from './send-batch.js';
@@ -61,9 +62,10 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     slots: new SendSlots(run.transport.maxInFlight ?? options.connections),
     serverSaidStop: new AbortController(),
   };
+  const sizer = new BatchSizer(options.batchSize);
   // The batch whose messages are on the wire, and the one before it, until they are recorded.
-  let older: BatchInFlight | null = null;
-  let newer: BatchInFlight | null = null;
+  let older: SizedBatch | null = null;
+  let newer: SizedBatch | null = null;
   const settleAll = async (): Promise<void> => {
     const pending = [older?.settled, newer?.settled].filter((p) => p !== undefined);
     older = newer = null;
@@ -81,11 +83,12 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
       // Batch k (`newer`) may still be handing over: the claim (and its fsync) overlaps it.
       if (older) {
         await older.settled;
+        sizer.recordedBatch(older.size);
         older = null;
       }
       if (!(await lease.renewIfDue())) break;
-      const limit =
-        budget.messages === null ? options.batchSize : Math.min(options.batchSize, budget.messages);
+      const size = sizer.next(deps.now());
+      const limit = budget.messages === null ? size : Math.min(size, budget.messages);
       // Reserves from the hourly quota first, when one is set; used up → stop 'quota', claim nothing.
       const claim = await claimWithinQuota(
         { store, stop: deps.stop, events: deps.events, now: deps.now, quota: options.quota },
@@ -124,7 +127,8 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
       if (budget.messages !== null) budget.messages -= claim.claimed.length;
       // Messages leave in claim order: this batch starts once the one before is all handed over.
       if (newer) await newer.handedOver;
-      const batch = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
+      const started = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
+      const batch = { ...started, size: claim.claimed.length };
       // A failure surfaces where it is awaited (settleAll, or the next claim's wait); until then
       // it must not count as unhandled.
       batch.settled.catch(() => undefined);
@@ -135,6 +139,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
         // claimed ahead (a server that refuses, throttles or cannot be reached leaves one batch
         // to put back, not two). From the second on, batches overlap.
         await batch.settled;
+        sizer.recordedBatch(batch.size);
         newer = null;
         overlapping = true;
       }
@@ -147,6 +152,9 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     throw error;
   }
 }
+
+/** A batch in flight and how many recipients it holds. */
+type SizedBatch = BatchInFlight & { size: number };
 
 function checkBudget(deps: SendDueDeps, budget: Budget): void {
   if (budget.messages !== null && budget.messages <= 0) deps.stop.stop('budget', 'reached --max-messages');
