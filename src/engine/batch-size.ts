@@ -2,8 +2,8 @@
  * How many recipients a run claims at a time (issue 17, session 8).
  *
  * NEWSLETTER_BATCH, when set, is the size of every batch. Unset, a batch holds about
- * ADAPTIVE_BATCH.sendingMs of sending at the rate this run has recorded this newsletter at so far,
- * from ADAPTIVE_BATCH.minimum to ADAPTIVE_BATCH.maximum recipients. Each claim costs a commit on
+ * ADAPTIVE_BATCH.sendingMs of sending at the rate the last recorded batch went out at, from
+ * ADAPTIVE_BATCH.minimum to ADAPTIVE_BATCH.maximum recipients. Each claim costs a commit on
  * disk (fsynced: promise 1) and a round of bookkeeping, whatever its size: at thousands of
  * messages a second a batch of 20 paid that every 5 ms, and larger batches sent 20–30 % faster
  * with a quarter less CPU per message (bench/NOTES.md). At the default NEWSLETTER_RATE of 10 a
@@ -20,25 +20,30 @@ import type { Millis } from '../domain/types.js';
 export const ADAPTIVE_BATCH = { minimum: 20, maximum: 200, sendingMs: 100 } as const;
 
 export class BatchSizer {
-  private recorded = 0;
-  private firstClaimAt: Millis | null = null;
+  /** Messages per millisecond, as the last recorded batch showed; null until two are recorded. */
+  private rate: number | null = null;
+  private lastRecordedAt: Millis | null = null;
 
   /** `fixed`: NEWSLETTER_BATCH, or null to size batches by the rate reached. */
   constructor(private readonly fixed: number | null) {}
 
-  /** The size of the claim about to be made at `now`. */
-  next(now: Millis): number {
+  /** The size of the claim about to be made. */
+  next(): number {
     if (this.fixed !== null) return this.fixed;
-    if (this.firstClaimAt === null) this.firstClaimAt = now;
-    const elapsed = now - this.firstClaimAt;
-    // The first batch, and any before an outcome is recorded, go at the minimum: nothing is known.
-    if (this.recorded === 0 || elapsed <= 0) return ADAPTIVE_BATCH.minimum;
-    const size = Math.round((this.recorded / elapsed) * ADAPTIVE_BATCH.sendingMs);
+    // Until a rate is known (the first batches), the minimum: nothing is known yet.
+    if (this.rate === null) return ADAPTIVE_BATCH.minimum;
+    const size = Math.round(this.rate * ADAPTIVE_BATCH.sendingMs);
     return Math.min(ADAPTIVE_BATCH.maximum, Math.max(ADAPTIVE_BATCH.minimum, size));
   }
 
-  /** A batch of `size` recipients has every outcome recorded. */
-  recordedBatch(size: number): void {
-    this.recorded += size;
+  /**
+   * A batch of `size` recipients has every outcome recorded, at `now`. Batches are recorded in
+   * the order they were claimed, so the time since the one before is what this one took to go
+   * out once the one before had: the recent rate, which a batch of the minimum size already shows
+   * (a rate over the whole run would carry the start, and small batches, for thousands more).
+   */
+  recordedBatch(size: number, now: Millis): void {
+    if (this.lastRecordedAt !== null) this.rate = size / Math.max(1, now - this.lastRecordedAt);
+    this.lastRecordedAt = now;
   }
 }

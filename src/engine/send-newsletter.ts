@@ -83,11 +83,11 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
       // Batch k (`newer`) may still be handing over: the claim (and its fsync) overlaps it.
       if (older) {
         await older.settled;
-        sizer.recordedBatch(older.size);
+        sizer.recordedBatch(older.size, deps.now());
         older = null;
       }
       if (!(await lease.renewIfDue())) break;
-      const size = sizer.next(deps.now());
+      const size = sizer.next();
       const limit = budget.messages === null ? size : Math.min(size, budget.messages);
       // Reserves from the hourly quota first, when one is set; used up → stop 'quota', claim nothing.
       const claim = await claimWithinQuota(
@@ -139,7 +139,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
         // claimed ahead (a server that refuses, throttles or cannot be reached leaves one batch
         // to put back, not two). From the second on, batches overlap.
         await batch.settled;
-        sizer.recordedBatch(batch.size);
+        sizer.recordedBatch(batch.size, deps.now());
         newer = null;
         overlapping = true;
       }
