@@ -5,7 +5,8 @@
  * - 0 duplicates: no address ever reaches the SMTP server twice.
  * - Nothing silently skipped: every recipient the server never got is `unknown` (the crashed
  *   run had claimed it; nobody can know whether it went out), never quietly dropped.
- * - The `unknown` window is small: at most two batches (2 × NEWSLETTER_BATCH) per crash. A run
+ * - The `unknown` window is small: at most two batches (2 × NEWSLETTER_BATCH, or 2 × 200 when it
+ *   is unset and batches follow the rate: src/engine/batch-size.ts) per crash. A run
  *   sends its first batch alone; from the second on, batch k+1 is claimed while batch k is still
  *   on the wire (src/engine/send-newsletter.ts), so a crash can find two batches unrecorded. A
  *   crash in the first batch leaves at most one.
@@ -188,4 +189,33 @@ describe('promise 1 and 2 across crashes: SIGKILL, then run again until sent', (
     const lost = (await ws.runs()).filter((run) => run.outcome === 'lost');
     expect(lost).toHaveLength(kills);
   });
+
+  it('NEWSLETTER_BATCH unset, a fast run killed mid-send: at most 2 × 200 unknown, 0 duplicates', async () => {
+    const audience = 4000;
+    const server = await resources.sink();
+    const ws = await resources.workspace({
+      recipients: audience,
+      transport: server.url,
+      // Unset: batches sized by the rate reached (src/engine/batch-size.ts), up to 200.
+      env: { NEWSLETTER_BATCH: undefined, NEWSLETTER_RATE: '1000000' } as unknown as Record<string, string>,
+    });
+    const run = ws.start(['send-due']);
+    await waitUntil(
+      'the server has 1500 messages or the run ended',
+      () => server.messages.length >= 1500 || !run.running(),
+      60_000,
+      2,
+    );
+    if (!run.running())
+      throw new Error(`the run ended before it could be killed: ${(await run.exited).stderr}`);
+    await kill(run);
+    // What the killed run held: claimed, not recorded. Two batches of at most 200.
+    const held = ws.ledger().filter((row) => row.state === 'claimed').length;
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThanOrEqual(2 * 200);
+
+    await sendUntilSent(ws);
+    const counts = await expectNoDuplicatesNoneSkipped(ws, server, 2 * 200);
+    expect(counts.unknown).toBeLessThanOrEqual(held);
+  }, 120_000);
 });
