@@ -68,6 +68,9 @@ export async function sendDue(deps: SendDueDeps): Promise<SendDueResult> {
     throw error;
   }
   result.runId = run.id;
+  // Something is due or sending: a ledger thread starts on the other core while this one expires
+  // dead runs, loads the renderer and the transport, and builds.
+  store.prepareToClaim();
   deps.events({ type: 'run-started', runId: run.id, hostId: deps.hostId, pid: deps.pid });
   if (run.clockSkewMs !== undefined) deps.events({ type: 'clock-skew', skewMs: run.clockSkewMs });
   const lease = new LeaseKeeper({

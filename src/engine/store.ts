@@ -196,6 +196,15 @@ export interface SendStore {
    */
   claimBatch(request: ClaimRequest): Promise<ClaimResult>;
 
+  /**
+   * Claims will follow: a store that claims on a thread of its own starts that thread now, so
+   * that its start overlaps the run's own work before the first claim (SQLite's ledger thread,
+   * src/store/sqlite/ledger-thread.ts; issue 17, session 8). Does nothing on PostgreSQL, or when
+   * the store claims on its own connection. Never waits and never fails: a thread that cannot
+   * start is found out, and done without, at the first claim.
+   */
+  prepareToClaim(): void;
+
   // ---- the fence: src/store/sqlite/fence.ts, src/store/postgres/fence.ts ----------------------
 
   /**

@@ -138,6 +138,37 @@ describe('the ledger thread', () => {
     expect(claimed.claimed).toHaveLength(2);
   });
 
+  it('prepareToClaim starts the thread before any claim; a process that prepares and never claims still exits', async () => {
+    const store = await threadedStore();
+    expect(await store.ledgerSettings()).toBeNull();
+    store.prepareToClaim();
+    expect(await store.ledgerSettings()).toEqual({ journalMode: 'wal', synchronous: FULL });
+    // Without the thread asked for (a run at the default rate), it does nothing.
+    const plain = (await builtStoreClass()).open(handle!.location, {
+      create: false,
+      readonly: false,
+      busyTimeoutMs: 5000,
+    });
+    opened.push(plain);
+    plain.prepareToClaim();
+    expect(await plain.ledgerSettings()).toBeNull();
+
+    const script = `
+      const { SqliteStore } = await import(process.argv[2]);
+      const store = SqliteStore.open(process.argv[3], { create: false, readonly: false, busyTimeoutMs: 5000, ledgerThread: true });
+      store.prepareToClaim();
+      console.log('prepared');
+    `;
+    const scriptFile = join(dirname(handle!.location), 'prepares-and-leaves.mjs');
+    await writeFile(scriptFile, script);
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [scriptFile, pathToFileURL(BUILT_STORE).href, handle!.location],
+      { cwd: ROOT, timeout: 30_000 },
+    );
+    expect(stdout.trim()).toBe('prepared');
+  });
+
   it('never keeps a process alive: a script that claims and forgets to close its store still exits', async () => {
     handle = await sqliteFactory().open();
     const { newsletter, starter } = await sendingNewsletter(handle.store, {

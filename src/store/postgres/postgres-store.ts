@@ -149,6 +149,8 @@ export class PostgresStore extends dialectStore(POSTGRES_FUNCTIONS) implements S
   async claimBatch(request: ClaimRequest) {
     return claim.claimBatch(this.pg, request);
   }
+  /** Claims go over the pool's connections: nothing to start. */
+  prepareToClaim(): void {}
   async recordOutcomes(runId: number, writes: OutcomeWrite[], now: Millis) {
     return fence.recordOutcomes(this.pg, runId, writes, now);
   }

@@ -142,10 +142,23 @@ export class SqliteStore extends dialectStore(SQLITE_FUNCTIONS) implements Store
     return this.ledger ? this.ledger.settings() : null;
   }
 
+  prepareToClaim(): void {
+    // Through started(), which lets go of the process once the thread is up: a worker unref'd
+    // before it is online would keep a run that never claims alive (sqlite-ledger-thread.test.ts).
+    void this.ledgerThread()?.started();
+  }
+
+  /** The ledger thread when the store claims on one, started on first use; else null. */
+  private ledgerThread(): LedgerThread | null {
+    if (!this.options.ledgerThread || this.options.readonly || this.ledgerUnavailable) return null;
+    this.ledger ??= new LedgerThread({ file: this.file, busyTimeoutMs: this.options.busyTimeoutMs });
+    return this.ledger;
+  }
+
   async claimBatch(request: ClaimRequest) {
-    if (this.options.ledgerThread && !this.options.readonly && !this.ledgerUnavailable) {
-      this.ledger ??= new LedgerThread({ file: this.file, busyTimeoutMs: this.options.busyTimeoutMs });
-      if (await this.ledger.started()) return this.ledger.claimBatch(request);
+    const thread = this.ledgerThread();
+    if (thread) {
+      if (await thread.started()) return thread.claimBatch(request);
       // It could not start, so nothing reached it: the thread is a speed-up, not a requirement.
       this.ledger = null;
       this.ledgerUnavailable = true;
