@@ -7,8 +7,9 @@
  * still being handed over, and starts once every message of k is handed over, while k's last
  * messages are still on the wire: the connections never wait for a claim or its commit. So at
  * most two batches are claimed and not recorded at any moment (2 × the batch size `unknown`
- * after a crash, at most; the size: batch-size.ts). A budget or a used-up quota found by the claim of k+1 still lets k go
- * out in full (it was counted against them); any other stop puts back what is not handed over.
+ * after a crash, at most; the size: batch-size.ts). A budget or a used-up quota found by the
+ * claim of k+1 still lets k go out in full (it was counted against them); any other stop puts
+ * back what is not handed over.
  * The first batch of each newsletter in a run goes alone, recorded before the second is claimed:
  * a server that refuses the first messages costs one batch put back, as it always did. Before the
  * loop ends, for whatever reason (nobody left, cancelled, stopped, an error), every batch in
