@@ -104,8 +104,9 @@ export function renderDoc({ after, before }) {
   renderGoals17(lines, a);
   lines.push(
     '',
-    'MJML is compiled exactly once per newsletter per run: test/unit/compile-once.test.ts counts the',
-    'compiles at mjml itself, through the real build, engine and store.',
+    'MJML is compiled at most once per newsletter per run (test/unit/compile-once.test.ts counts the',
+    'compiles at mjml itself, through the real build, engine and store), and not at all when `create`',
+    'kept the HTML it compiled (src/render/compiled-template.ts; test/e2e/cron-quiet.test.ts).',
     '',
   );
 
@@ -340,6 +341,11 @@ function renderGoals17(lines, a) {
         `${r3.ofYardstick} of the yardstick; send-due at the defaults reached ${r3.defaultsRatio} of that.`,
     );
   }
+  lines.push(
+    '',
+    "One run's figures: on this shared 2-core machine the throughput ratios move by ±0.1 from one hour, " +
+      'or one minute, to the next; bench/NOTES.md (below) gives several runs of the same code side by side.',
+  );
 }
 
 /** A run's batch setting: NEWSLETTER_BATCH, or unset (null, or absent in older results: 20 then). */
