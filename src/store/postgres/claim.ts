@@ -58,8 +58,17 @@ import { rows } from './selects.js';
  *
  * A batch whose every candidate was taken by a claim that committed after our snapshot comes back
  * empty, and an empty claim tells the engine that nothing is left; a new transaction sees those
- * rows, so it tries again (the transaction that collided changed nothing).
+ * rows, so it tries again (the transaction that collided changed nothing), from past them.
  */
+
+/**
+ * Each collided attempt means other hosts committed claims meanwhile, so the tries end: with rows,
+ * or with nobody left. The cap only bounds a pathological chase. It was 3: with three hosts sending
+ * fast, claiming up to 200 at a time, one host in three collided three times in a row after about
+ * 1,400 messages, took the empty claim for "nothing left" and ended its run, leaving the rest of a
+ * 20,000-recipient newsletter to the other two (bench/NOTES.md, issue 17, session 8).
+ */
+const MAX_COLLIDED_ATTEMPTS = 20;
 export async function claimBatch(pg: PgDb, request: ClaimRequest): Promise<ClaimResult> {
   let afterSubscriberId = request.afterSubscriberId;
   for (let attempt = 1; ; attempt++) {
@@ -71,7 +80,7 @@ export async function claimBatch(pg: PgDb, request: ClaimRequest): Promise<Claim
         pg.prepares && pg.serverVersion >= PLAN_CACHE_MODE_SINCE,
       ),
     );
-    if (!collided || attempt >= 3) return result;
+    if (!collided || attempt >= MAX_COLLIDED_ATTEMPTS) return result;
     afterSubscriberId = result.lastSubscriberId;
   }
 }
