@@ -52,6 +52,8 @@ export interface NewsletterSending {
 }
 
 export interface BatchInFlight {
+  /** Recipients claimed in it: what the batch size (batch-size.ts) learns from once it settles. */
+  size: number;
   /** Every message handed over or set aside. Never rejects. */
   handedOver: Promise<void>;
   /** Every outcome recorded (or, if that failed, left in `unsettled` for endRun). */
@@ -73,7 +75,7 @@ export function startBatch(
     if (failure) throw failure.error;
     await record(context, sending.newsletterId, writes, notSent, previous);
   });
-  return { handedOver: handedOver.then(() => undefined), settled };
+  return { size: deliveries.length, handedOver: handedOver.then(() => undefined), settled };
 }
 
 interface BatchState {

@@ -65,8 +65,8 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
   };
   const sizer = new BatchSizer(options.batchSize);
   // The batch whose messages are on the wire, and the one before it, until they are recorded.
-  let older: SizedBatch | null = null;
-  let newer: SizedBatch | null = null;
+  let older: BatchInFlight | null = null;
+  let newer: BatchInFlight | null = null;
   const settleAll = async (): Promise<void> => {
     const pending = [older?.settled, newer?.settled].filter((p) => p !== undefined);
     older = newer = null;
@@ -128,8 +128,7 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
       if (budget.messages !== null) budget.messages -= claim.claimed.length;
       // Messages leave in claim order: this batch starts once the one before is all handed over.
       if (newer) await newer.handedOver;
-      const started = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
-      const batch = { ...started, size: claim.claimed.length };
+      const batch = startBatch(run, sending, claim.claimed, newer?.settled ?? Promise.resolve());
       // A failure surfaces where it is awaited (settleAll, or the next claim's wait); until then
       // it must not count as unhandled.
       batch.settled.catch(() => undefined);
@@ -153,9 +152,6 @@ export async function sendNewsletter(run: SendingRun, newsletter: Newsletter): P
     throw error;
   }
 }
-
-/** A batch in flight and how many recipients it holds. */
-type SizedBatch = BatchInFlight & { size: number };
 
 function checkBudget(deps: SendDueDeps, budget: Budget): void {
   if (budget.messages !== null && budget.messages <= 0) deps.stop.stop('budget', 'reached --max-messages');

@@ -11,10 +11,12 @@ import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { type StoredTemplate, storedTemplate } from '../../src/domain/stored-template.js';
 import type { VerifiedBody } from '../../src/domain/types.js';
+import { buildBody } from '../../src/render/build.js';
 import { compileKey, keptHtml, withCompiledHtml } from '../../src/render/compiled-template.js';
 import { MJML_OPTIONS } from '../../src/render/mjml.js';
 import { compileStoredTemplate, snapshotTemplate } from '../../src/render/stored-template.js';
 import { TEMPLATES } from '../helpers/cli.js';
+import { newsletterFixture } from '../helpers/store-fixtures.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'newsletter-kept-'));
 cpSync(TEMPLATES, root, { recursive: true });
@@ -81,4 +83,27 @@ it('keeps nothing for a body built from other files, or for no body', async () =
   // The welcome template really has an include: the key covers more than one file.
   expect(template.files.length).toBeGreaterThan(1);
   expect(readFileSync(path.join(root, 'welcome.mjml'), 'utf8')).toBe(template.files[0]!.content);
+});
+
+it('a build from kept HTML is checked as a compile is (promise 3): no unsubscribe link, no body', async () => {
+  const template = await welcome();
+  const context = {
+    templatesRoot: root,
+    knownFields: ['email', 'name'],
+    defaultFrom: 'News <news@example.org>',
+  };
+  const key = compileKey(template.sha256);
+  const withHtml = (html: string) =>
+    newsletterFixture({ template: { ...template, compiled: { key, html } } });
+  // Kept HTML with a link and text: it is the body, exactly.
+  const good = '<p>Hi {{name}}</p><a href="{{unsubscribe_url}}">Unsubscribe</a>';
+  expect((await buildBody(withHtml(good), context)).html).toBe(good);
+  // Without the link, or empty: refused, as the same HTML from MJML would be.
+  await expect(buildBody(withHtml('<p>Hi {{name}}</p>'), context)).rejects.toMatchObject({
+    name: 'BuildError',
+    details: expect.arrayContaining([expect.stringContaining('no unsubscribe link')]),
+  });
+  await expect(buildBody(withHtml('   '), context)).rejects.toMatchObject({
+    details: expect.arrayContaining(['the HTML part is empty']),
+  });
 });
